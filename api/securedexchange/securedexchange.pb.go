@@ -900,9 +900,12 @@ type RunModelPayload struct {
 	InputHash     []byte                 `protobuf:"bytes,1,opt,name=input_hash,json=inputHash,proto3" json:"input_hash,omitempty"`
 	ModelId       string                 `protobuf:"bytes,2,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
 	OutputTensors []*TensorData          `protobuf:"bytes,3,rep,name=output_tensors,json=outputTensors,proto3" json:"output_tensors,omitempty"`
-	InferenceTime uint64                 `protobuf:"varint,4,opt,name=inference_time,json=inferenceTime,proto3" json:"inference_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Time spent in the engine, in milliseconds.
+	InferenceTime uint64 `protobuf:"varint,4,opt,name=inference_time,json=inferenceTime,proto3" json:"inference_time,omitempty"`
+	// Blindfold extension: the same time in nanoseconds.
+	InferenceTimeNs uint64 `protobuf:"varint,100,opt,name=inference_time_ns,json=inferenceTimeNs,proto3" json:"inference_time_ns,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RunModelPayload) Reset() {
@@ -959,6 +962,13 @@ func (x *RunModelPayload) GetOutputTensors() []*TensorData {
 func (x *RunModelPayload) GetInferenceTime() uint64 {
 	if x != nil {
 		return x.InferenceTime
+	}
+	return 0
+}
+
+func (x *RunModelPayload) GetInferenceTimeNs() uint64 {
+	if x != nil {
+		return x.InferenceTimeNs
 	}
 	return 0
 }
@@ -1033,13 +1043,14 @@ const file_securedexchange_securedexchange_proto_rawDesc = "" +
 	"model_hash\x18\x01 \x01(\fR\tmodelHash\x12@\n" +
 	"\rtensor_inputs\x18\x02 \x03(\v2\x1b.securedexchange.TensorInfoR\ftensorInputs\x12B\n" +
 	"\x0etensor_outputs\x18\x03 \x03(\v2\x1b.securedexchange.TensorInfoR\rtensorOutputs\x12\x19\n" +
-	"\bmodel_id\x18\x04 \x01(\tR\amodelId\"\xb6\x01\n" +
+	"\bmodel_id\x18\x04 \x01(\tR\amodelId\"\xe2\x01\n" +
 	"\x0fRunModelPayload\x12\x1d\n" +
 	"\n" +
 	"input_hash\x18\x01 \x01(\fR\tinputHash\x12\x19\n" +
 	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12B\n" +
 	"\x0eoutput_tensors\x18\x03 \x03(\v2\x1b.securedexchange.TensorDataR\routputTensors\x12%\n" +
-	"\x0einference_time\x18\x04 \x01(\x04R\rinferenceTime*\x9a\x01\n" +
+	"\x0einference_time\x18\x04 \x01(\x04R\rinferenceTime\x12*\n" +
+	"\x11inference_time_ns\x18d \x01(\x04R\x0finferenceTimeNs*\x9a\x01\n" +
 	"\rDatumTypeEnum\x12\a\n" +
 	"\x03F32\x10\x00\x12\a\n" +
 	"\x03F64\x10\x01\x12\a\n" +

@@ -1,0 +1,386 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole server configuration. It is read from one TOML file,
+// then overridden by BLINDFOLD_* environment variables, then by flags; see
+// Settings for every key.
+type Config struct {
+	// Simulation runs without a TEE. It protects nothing and must be chosen
+	// explicitly.
+	Simulation bool `toml:"simulation"`
+
+	// UntrustedAddr is the listen address of the untrusted (attestation) port.
+	UntrustedAddr string `toml:"untrusted_addr"`
+	// AttestedAddr is the listen address of the attested (inference) port.
+	AttestedAddr string `toml:"attested_addr"`
+	// StateDir holds the generated operator certificate and, later, sealed
+	// models.
+	StateDir string `toml:"state_dir"`
+	// HostCert and HostKey are the operator's PEM certificate and key for the
+	// untrusted port. Empty: use (and if needed generate) the pair in StateDir.
+	HostCert string `toml:"host_cert"`
+	HostKey  string `toml:"host_key"`
+
+	// OnnxRuntimeLib is the path of libonnxruntime.so.1. Empty: search the
+	// usual places (see engine.FindLibrary).
+	OnnxRuntimeLib string `toml:"onnxruntime_lib"`
+	// IntraOpThreads is ONNX Runtime's intra-op thread count (0: its default).
+	IntraOpThreads int `toml:"intra_op_threads"`
+	// InterOpThreads is ONNX Runtime's inter-op thread count (0: its default).
+	InterOpThreads int `toml:"inter_op_threads"`
+
+	// MaxModelBytes caps one model, counted on the bytes that arrive.
+	MaxModelBytes ByteSize `toml:"max_model_bytes"`
+	// MaxModels caps how many models are loaded at once.
+	MaxModels int `toml:"max_models"`
+	// MaxTotalModelBytes caps the bytes of all loaded models together,
+	// uploads in progress included.
+	MaxTotalModelBytes ByteSize `toml:"max_total_model_bytes"`
+	// MaxInputBytes caps the input bytes of one RunModel call.
+	MaxInputBytes ByteSize `toml:"max_input_bytes"`
+	// MaxReplyBytes caps the output bytes of one RunModel reply.
+	MaxReplyBytes ByteSize `toml:"max_reply_bytes"`
+	// MaxMessageBytes caps one gRPC message (one chunk).
+	MaxMessageBytes ByteSize `toml:"max_message_bytes"`
+	// MaxConcurrentStreams caps the concurrent RPCs of one connection.
+	MaxConcurrentStreams int `toml:"max_concurrent_streams"`
+	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log_level"`
+	// LogFormat is text or json.
+	LogFormat string `toml:"log_format"`
+}
+
+// DefaultConfig returns the defaults documented in docs/configuration.md.
+func DefaultConfig() Config {
+	return Config{
+		UntrustedAddr:        "127.0.0.1:50052",
+		AttestedAddr:         "127.0.0.1:50051",
+		StateDir:             defaultStateDir(),
+		MaxModelBytes:        1 << 30,
+		MaxModels:            32,
+		MaxTotalModelBytes:   4 << 30,
+		MaxInputBytes:        256 << 20,
+		MaxReplyBytes:        64 << 20,
+		MaxMessageBytes:      16 << 20,
+		MaxConcurrentStreams: 256,
+		ShutdownTimeout:      Duration(30 * time.Second),
+		LogLevel:             "info",
+		LogFormat:            "text",
+	}
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "blindfold")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "blindfold")
+	}
+	return "blindfold-state"
+}
+
+// Validate checks that every value is usable and says which is not.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.UntrustedAddr == "" {
+		bad("untrusted_addr", "must not be empty")
+	}
+	if c.AttestedAddr == "" {
+		bad("attested_addr", "must not be empty")
+	}
+	if c.StateDir == "" {
+		bad("state_dir", "must not be empty")
+	}
+	if (c.HostCert == "") != (c.HostKey == "") {
+		bad("host_cert", "host_cert and host_key must be set together")
+	}
+	for _, p := range []struct {
+		key string
+		v   int64
+	}{
+		{"max_model_bytes", int64(c.MaxModelBytes)}, {"max_models", int64(c.MaxModels)},
+		{"max_total_model_bytes", int64(c.MaxTotalModelBytes)}, {"max_input_bytes", int64(c.MaxInputBytes)},
+		{"max_reply_bytes", int64(c.MaxReplyBytes)}, {"max_message_bytes", int64(c.MaxMessageBytes)},
+		{"max_concurrent_streams", int64(c.MaxConcurrentStreams)},
+	} {
+		if p.v <= 0 {
+			bad(p.key, "must be positive, got %d", p.v)
+		}
+	}
+	if c.MaxMessageBytes > 1<<30 {
+		bad("max_message_bytes", "must be at most 1GiB, got %s", c.MaxMessageBytes)
+	}
+	if c.MaxReplyBytes > 2<<30-1<<20 {
+		bad("max_reply_bytes", "must be below 2GiB (gRPC's message limit), got %s", c.MaxReplyBytes)
+	}
+	if c.MaxTotalModelBytes < c.MaxModelBytes {
+		bad("max_total_model_bytes", "(%s) must be at least max_model_bytes (%s)", c.MaxTotalModelBytes, c.MaxModelBytes)
+	}
+	if c.IntraOpThreads < 0 || c.InterOpThreads < 0 {
+		bad("intra_op_threads", "thread counts must be 0 (default) or positive")
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("shutdown_timeout", "must not be negative")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log_format", "%q is not one of text, json", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// Setting describes one configuration key: its TOML key, environment
+// variable and flag.
+type Setting struct {
+	Key   string // TOML key, e.g. "max_model_bytes"
+	Env   string // environment variable, e.g. "BLINDFOLD_MAX_MODEL_BYTES"
+	Flag  string // flag name, e.g. "max-model-bytes"
+	Usage string // one line of help
+}
+
+var settingUsage = map[string]string{
+	"simulation":             "run WITHOUT a TEE (INSECURE: protects nothing; for development only)",
+	"untrusted_addr":         "listen address of the untrusted (attestation) port",
+	"attested_addr":          "listen address of the attested (inference) port",
+	"state_dir":              "folder for the generated operator certificate and server state",
+	"host_cert":              "operator TLS certificate (PEM) for the untrusted port",
+	"host_key":               "operator TLS key (PEM) for the untrusted port",
+	"onnxruntime_lib":        "path of libonnxruntime.so.1 (default: search the usual places)",
+	"intra_op_threads":       "ONNX Runtime intra-op threads (0: its default)",
+	"inter_op_threads":       "ONNX Runtime inter-op threads (0: its default)",
+	"max_model_bytes":        "largest model accepted, counted on bytes received (e.g. 1GiB)",
+	"max_models":             "most models loaded at once",
+	"max_total_model_bytes":  "most bytes of all loaded models together",
+	"max_input_bytes":        "most input bytes of one RunModel call",
+	"max_reply_bytes":        "most output bytes of one RunModel reply",
+	"max_message_bytes":      "largest single gRPC message (one chunk)",
+	"max_concurrent_streams": "most concurrent RPCs on one connection",
+	"shutdown_timeout":       "how long in-flight requests may finish after SIGTERM (e.g. 30s)",
+	"log_level":              "log level: debug, info, warn, error",
+	"log_format":             "log format: text or json",
+}
+
+// fields returns the settable fields of c by TOML key.
+func (c *Config) fields() map[string]reflect.Value {
+	out := map[string]reflect.Value{}
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if key := t.Field(i).Tag.Get("toml"); key != "" {
+			out[key] = v.Field(i)
+		}
+	}
+	return out
+}
+
+// Settings lists every configuration key with its environment variable and
+// flag, sorted by key.
+func Settings() []Setting {
+	var c Config
+	var out []Setting
+	for key := range c.fields() {
+		out = append(out, Setting{
+			Key:   key,
+			Env:   "BLINDFOLD_" + strings.ToUpper(key),
+			Flag:  strings.ReplaceAll(key, "_", "-"),
+			Usage: settingUsage[key],
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// setField parses s into the field for key.
+func setField(f reflect.Value, s string) error {
+	switch p := f.Addr().Interface().(type) {
+	case *string:
+		*p = s
+	case *bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean (true or false)", s)
+		}
+		*p = b
+	case *int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		*p = n
+	case *ByteSize:
+		return p.UnmarshalText([]byte(s))
+	case *Duration:
+		return p.UnmarshalText([]byte(s))
+	default:
+		return fmt.Errorf("unsupported setting type %s", f.Type())
+	}
+	return nil
+}
+
+// LoadConfig returns the defaults, overridden by the TOML file at path (if
+// path is not empty), then by environment variables read through getenv
+// (os.LookupEnv in production). Unknown TOML keys are an error.
+func LoadConfig(path string, getenv func(string) (string, bool)) (Config, error) {
+	c := DefaultConfig()
+	if path != "" {
+		md, err := toml.DecodeFile(path, &c)
+		if err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			keys := make([]string, len(und))
+			for i, k := range und {
+				keys[i] = k.String()
+			}
+			return Config{}, fmt.Errorf("config file %s: unknown keys %s (see blindfold-server --help for the allowed keys)", path, strings.Join(keys, ", "))
+		}
+	}
+	if getenv != nil {
+		fields := c.fields()
+		for _, s := range Settings() {
+			if v, ok := getenv(s.Env); ok {
+				if err := setField(fields[s.Key], v); err != nil {
+					return Config{}, fmt.Errorf("environment %s: %w", s.Env, err)
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+// RegisterFlags defines one flag per setting on fs. After fs.Parse, call
+// ApplyFlags to copy the flags that were given into a Config.
+func RegisterFlags(fs *flag.FlagSet) {
+	for _, s := range Settings() {
+		if s.Key == "simulation" {
+			fs.Bool(s.Flag, false, s.Usage)
+			continue
+		}
+		fs.String(s.Flag, "", s.Usage+" [env "+s.Env+"]")
+	}
+}
+
+// ApplyFlags copies the flags set on fs (see RegisterFlags) into c.
+func ApplyFlags(fs *flag.FlagSet, c *Config) error {
+	fields := c.fields()
+	byFlag := map[string]string{}
+	for _, s := range Settings() {
+		byFlag[s.Flag] = s.Key
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		key, ok := byFlag[f.Name]
+		if !ok || err != nil {
+			return
+		}
+		if e := setField(fields[key], f.Value.String()); e != nil {
+			err = fmt.Errorf("flag --%s: %w", f.Name, e)
+		}
+	})
+	return err
+}
+
+// ByteSize is a number of bytes. In TOML, environment and flags it is a
+// whole number of bytes or a number with a unit: B, KiB, MiB, GiB, TiB
+// (also KB, MB, GB as decimal units).
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12}, {"b", 1},
+}
+
+// UnmarshalText parses "1048576", "512MiB", "1GiB" and the like.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	s := strings.ToLower(strings.TrimSpace(string(text)))
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a size (use bytes or a unit: KiB, MiB, GiB)", string(text))
+	}
+	if n > (1<<62)/mult {
+		return fmt.Errorf("%q is too large", string(text))
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// UnmarshalTOML accepts a TOML integer (bytes) or string ("1GiB").
+func (b *ByteSize) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		if x < 0 {
+			return fmt.Errorf("size %d is negative", x)
+		}
+		*b = ByteSize(x)
+		return nil
+	case string:
+		return b.UnmarshalText([]byte(x))
+	default:
+		return fmt.Errorf("size must be an integer or a string like \"1GiB\", got %T", v)
+	}
+}
+
+// String formats b with the largest binary unit that divides it.
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.m == 0 {
+			return fmt.Sprintf("%d%s", int64(b)/u.m, u.s)
+		}
+	}
+	return fmt.Sprintf("%dB", int64(b))
+}
+
+// Duration is a time.Duration written as "30s", "2m" and the like.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(strings.TrimSpace(string(text)))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 30s, 2m)", string(text))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// String formats d as a Go duration.
+func (d Duration) String() string { return time.Duration(d).String() }

@@ -1,0 +1,233 @@
+// Package store keeps the models a server has loaded: it owns their engine
+// sessions, enforces the caps on their count and total bytes (uploads in
+// progress included), and keeps a model alive while requests use it.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/blindfold-ai/blindfold/engine"
+)
+
+// Errors returned by Store. They are wrapped with details.
+var (
+	// ErrExists means a model with that id is loaded already.
+	ErrExists = errors.New("model id already in use")
+	// ErrNotFound means no model has that id.
+	ErrNotFound = errors.New("model not found")
+	// ErrTooManyModels means the cap on loaded models is reached.
+	ErrTooManyModels = errors.New("too many models loaded")
+	// ErrNoSpace means the cap on total model bytes would be exceeded.
+	ErrNoSpace = errors.New("model memory cap reached")
+)
+
+// Model is a loaded model. Its fields do not change after Add.
+type Model struct {
+	ID      string
+	Hash    [32]byte // SHA-256 of the model bytes
+	Size    int64    // model size in bytes
+	Session *engine.Session
+	Loaded  time.Time
+
+	refs    int  // guarded by Store.mu
+	deleted bool // guarded by Store.mu
+}
+
+// Store holds loaded models. Safe for concurrent use.
+type Store struct {
+	maxModels int
+	maxBytes  int64
+
+	mu       sync.Mutex
+	models   map[string]*Model
+	used     int64 // bytes of loaded models plus reservations
+	closeErr func(error)
+}
+
+// New returns an empty store that holds at most maxModels models and
+// maxBytes bytes of models and reservations together. onCloseErr, if not
+// nil, receives errors from closing sessions of deleted models.
+func New(maxModels int, maxBytes int64, onCloseErr func(error)) *Store {
+	return &Store{maxModels: maxModels, maxBytes: maxBytes, models: map[string]*Model{}, closeErr: onCloseErr}
+}
+
+// Reservation is room taken against the total-bytes cap while a model's
+// bytes arrive, before the model exists.
+type Reservation struct {
+	s    *Store
+	mu   sync.Mutex
+	size int64
+}
+
+// Reserve returns an empty reservation.
+func (s *Store) Reserve() *Reservation { return &Reservation{s: s} }
+
+// Grow takes n more bytes. It fails with ErrNoSpace, taking nothing, when
+// the cap would be exceeded.
+func (r *Reservation) Grow(n int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if n < 0 || r.s.used+n > r.s.maxBytes {
+		return fmt.Errorf("%w: %d bytes in use or arriving, cap %d", ErrNoSpace, r.s.used, r.s.maxBytes)
+	}
+	r.s.used += n
+	r.size += n
+	return nil
+}
+
+// Size returns the bytes reserved.
+func (r *Reservation) Size() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.size
+}
+
+// Release gives the reserved bytes back. Safe to call more than once and
+// after the reservation was consumed by Add.
+func (r *Reservation) Release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.s.mu.Lock()
+	r.s.used -= r.size
+	r.s.mu.Unlock()
+	r.size = 0
+}
+
+// Has reports whether a model with id is loaded.
+func (s *Store) Has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.models[id]
+	return ok
+}
+
+// Add stores m, converting res (which must hold at least m.Size bytes) into
+// the model's share of the cap. On error nothing changes and the caller
+// still owns m.Session and res.
+func (s *Store) Add(m *Model, res *Reservation) error {
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.models[m.ID]; ok {
+		return fmt.Errorf("%w: %q", ErrExists, m.ID)
+	}
+	if len(s.models) >= s.maxModels {
+		return fmt.Errorf("%w: %d of %d", ErrTooManyModels, len(s.models), s.maxModels)
+	}
+	if res.size < m.Size {
+		extra := m.Size - res.size
+		if s.used+extra > s.maxBytes {
+			return fmt.Errorf("%w: %d bytes in use, cap %d", ErrNoSpace, s.used, s.maxBytes)
+		}
+		s.used += extra
+	} else {
+		s.used -= res.size - m.Size
+	}
+	res.size = 0
+	m.refs, m.deleted = 0, false
+	s.models[m.ID] = m
+	return nil
+}
+
+// Acquire returns the model with id and a release function that must be
+// called when the caller no longer uses it. A model deleted meanwhile stays
+// usable until released.
+func (s *Store) Acquire(id string) (*Model, func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.models[id]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	m.refs++
+	var once sync.Once
+	return m, func() { once.Do(func() { s.release(m) }) }, nil
+}
+
+func (s *Store) release(m *Model) {
+	s.mu.Lock()
+	m.refs--
+	closeNow := m.deleted && m.refs == 0
+	s.mu.Unlock()
+	if closeNow {
+		s.closeSession(m)
+	}
+}
+
+func (s *Store) closeSession(m *Model) {
+	if m.Session == nil {
+		return
+	}
+	if err := m.Session.Close(); err != nil && s.closeErr != nil {
+		s.closeErr(fmt.Errorf("closing model %q: %w", m.ID, err))
+	}
+}
+
+// Delete removes the model with id. Its session closes once the last
+// request using it is done; its bytes leave the cap at once.
+func (s *Store) Delete(id string) error {
+	s.mu.Lock()
+	m, ok := s.models[id]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	delete(s.models, id)
+	s.used -= m.Size
+	m.deleted = true
+	closeNow := m.refs == 0
+	s.mu.Unlock()
+	if closeNow {
+		s.closeSession(m)
+	}
+	return nil
+}
+
+// Info is a summary of a loaded model.
+type Info struct {
+	ID     string
+	Hash   [32]byte
+	Size   int64
+	Loaded time.Time
+}
+
+// List returns the loaded models sorted by id.
+func (s *Store) List() []Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Info, 0, len(s.models))
+	for _, m := range s.models {
+		out = append(out, Info{ID: m.ID, Hash: m.Hash, Size: m.Size, Loaded: m.Loaded})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Usage returns the number of models and the bytes in use (models and
+// reservations).
+func (s *Store) Usage() (models int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.models), s.used
+}
+
+// Close deletes every model and closes every session (waiting for requests
+// that still use them only through their release).
+func (s *Store) Close() {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.models))
+	for id := range s.models {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		_ = s.Delete(id)
+	}
+}
