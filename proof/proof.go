@@ -1,0 +1,410 @@
+// Package proof computes the hashes that Blindfold signs, checks signed
+// replies, and reads, writes and verifies proof files.
+//
+// # Signed replies
+//
+// When a client asks for a signature, the server signs the exact bytes of a
+// serialized securedexchange.Payload with an Ed25519 key made inside the
+// TEE. The public key is the raw value of extension 1.3.6.1.3.2 of the
+// attested port's certificate, and the TEE's evidence binds that
+// certificate (its SHA-256 is in the report data). A send payload carries
+// ModelHash (SHA-256 of the model bytes) and the model id; a run payload
+// carries InputHash (SHA-256 over the concatenated bytes_data of every input
+// TensorData, in the order sent), the model id and the outputs.
+//
+// # What issued_at proves
+//
+// The payload header's issued_at is read from the server machine's clock,
+// which the host operator controls. A verified signature proves that the
+// TEE produced the payload, but not when: treat issued_at as a claim of the
+// untrusted host, useful for ordering one's own records, never as evidence
+// of time.
+//
+// # Proof files
+//
+// A proof file is a binary protobuf proof_files.ResponseProof, the format
+// of BlindAI 0.5: the attestation evidence (an untrusted
+// GetSgxQuoteWithCollateralReply), the payload and the signature.
+//
+// BlindAI's format has no place for the attested certificate of a
+// simulation-mode server, whose signing key a verifier needs. Blindfold's
+// convention: a simulation proof carries an attestation with an EMPTY quote,
+// no collateral, and enclave_held_data set to the DER of the attested
+// certificate the client saw (see NewSimulation). A proof with no quote,
+// whether its attestation is absent or holds only enclave_held_data, is a
+// simulation proof. Simulation protects nothing: such a proof shows only
+// that whoever held the certificate's key signed the payload, and Verify
+// refuses it (ErrSimulationProof) unless VerifyOptions.AllowSimulation is
+// set. A proof whose attestation carries a quote is a hardware proof; its
+// evidence verification is not available yet, and Verify refuses it with
+// ErrHardwareVerificationUnavailable.
+package proof
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/blindfold-ai/blindfold/api/prooffiles"
+	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/identity"
+)
+
+// maxProofFile bounds the size of a proof file that ReadFile accepts. A
+// proof holds the outputs of one run; the protocol's replies are at most
+// 8 MiB, and evidence adds a few tens of KiB.
+const maxProofFile = 64 << 20
+
+// ModelHash returns the SHA-256 of the model bytes, as a send payload's
+// model_hash.
+func ModelHash(model []byte) []byte {
+	s := sha256.Sum256(model)
+	return s[:]
+}
+
+// InputHasher computes a run payload's input_hash incrementally: write the
+// bytes_data of every input TensorData, in the order sent, then call Sum.
+// It is not safe for concurrent use.
+type InputHasher struct {
+	h hash.Hash
+}
+
+// NewInputHasher returns an empty InputHasher.
+func NewInputHasher() *InputHasher { return &InputHasher{h: sha256.New()} }
+
+// Write adds the bytes_data of one TensorData (or chunk). It never fails.
+func (h *InputHasher) Write(p []byte) (int, error) { return h.h.Write(p) }
+
+// Sum returns the input hash of everything written so far.
+func (h *InputHasher) Sum() []byte { return h.h.Sum(nil) }
+
+// InputHash returns SHA-256 over the concatenated bytes_data of inputs, in
+// order: the input_hash a server signs for a run request made of exactly
+// these TensorData messages.
+func InputHash(inputs []*securedexchange.TensorData) []byte {
+	h := NewInputHasher()
+	for _, in := range inputs {
+		h.Write(in.GetBytesData())
+	}
+	return h.Sum()
+}
+
+// ErrBadSignature means a signature did not verify with the signing key.
+var ErrBadSignature = errors.New("proof: signature does not verify with the server's signing key")
+
+// VerifySignature checks an Ed25519 signature over payload. It returns an
+// error wrapping ErrBadSignature when the signature is wrong, missing or of
+// the wrong length, and a descriptive error for a malformed key.
+func VerifySignature(pub ed25519.PublicKey, payload, sig []byte) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("proof: signing key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+	}
+	if len(sig) == 0 {
+		return fmt.Errorf("%w: the reply is not signed (was signing requested?)", ErrBadSignature)
+	}
+	if len(sig) != ed25519.SignatureSize {
+		return fmt.Errorf("%w: signature is %d bytes, want %d", ErrBadSignature, len(sig), ed25519.SignatureSize)
+	}
+	if !ed25519.Verify(pub, payload, sig) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// ErrMalformedPayload means payload bytes are not a valid serialized
+// Payload with a send or run body.
+var ErrMalformedPayload = errors.New("proof: malformed payload")
+
+// DecodePayload parses a serialized securedexchange.Payload. It requires a
+// send or run body.
+func DecodePayload(b []byte) (*securedexchange.Payload, error) {
+	p := new(securedexchange.Payload)
+	if err := proto.Unmarshal(b, p); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, err)
+	}
+	if p.GetSendModelPayload() == nil && p.GetRunModelPayload() == nil {
+		return nil, fmt.Errorf("%w: neither send_model_payload nor run_model_payload is set", ErrMalformedPayload)
+	}
+	return p, nil
+}
+
+// New returns a proof of a signed reply with hardware evidence.
+func New(attestation *untrusted.GetSgxQuoteWithCollateralReply, payload, signature []byte) *prooffiles.ResponseProof {
+	return &prooffiles.ResponseProof{Attestation: attestation, Payload: payload, Signature: signature}
+}
+
+// NewSimulation returns a simulation-mode proof of a signed reply: no quote,
+// and the attested certificate's DER in the attestation's enclave_held_data
+// (Blindfold's convention; see the package documentation).
+func NewSimulation(certDER, payload, signature []byte) *prooffiles.ResponseProof {
+	return &prooffiles.ResponseProof{
+		Attestation: &untrusted.GetSgxQuoteWithCollateralReply{EnclaveHeldData: certDER},
+		Payload:     payload,
+		Signature:   signature,
+	}
+}
+
+// Marshal encodes a proof as binary protobuf (the proof file format).
+func Marshal(p *prooffiles.ResponseProof) ([]byte, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("proof: encoding: %w", err)
+	}
+	return b, nil
+}
+
+// Unmarshal decodes a binary protobuf proof. It checks only the encoding;
+// use Verify to check the proof.
+func Unmarshal(b []byte) (*prooffiles.ResponseProof, error) {
+	p := new(prooffiles.ResponseProof)
+	if err := proto.Unmarshal(b, p); err != nil {
+		return nil, fmt.Errorf("proof: not a proof file (binary ResponseProof): %w", err)
+	}
+	if len(p.GetPayload()) == 0 {
+		return nil, errors.New("proof: proof file has no payload")
+	}
+	return p, nil
+}
+
+// WriteFile writes a proof file at path, replacing it atomically (through a
+// temporary file in the same directory) with mode 0644.
+func WriteFile(path string, p *prooffiles.ResponseProof) error {
+	b, err := Marshal(p)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".proof-*")
+	if err != nil {
+		return fmt.Errorf("proof: writing %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("proof: writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadFile reads a proof file written by WriteFile or by a BlindAI 0.5
+// client.
+func ReadFile(path string) (*prooffiles.ResponseProof, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("proof: %w", err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(f, maxProofFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("proof: reading %s: %w", path, err)
+	}
+	if n > maxProofFile {
+		return nil, fmt.Errorf("proof: %s is larger than %d bytes; not a proof file", path, maxProofFile)
+	}
+	p, err := Unmarshal(buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// Kind is what a payload records.
+type Kind int
+
+// The payload kinds.
+const (
+	// KindSendModel is a model upload (send_model_payload).
+	KindSendModel Kind = iota + 1
+	// KindRunModel is an inference (run_model_payload).
+	KindRunModel
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindSendModel:
+		return "send_model"
+	case KindRunModel:
+		return "run_model"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Errors returned by Verify. Use errors.Is; a field mismatch is a
+// *MismatchError.
+var (
+	// ErrSimulationProof means the proof comes from a simulation-mode
+	// server (no quote) and the caller did not allow simulation.
+	ErrSimulationProof = errors.New("proof: simulation-mode proof (no hardware evidence; it protects nothing); refused unless simulation is explicitly allowed")
+	// ErrHardwareVerificationUnavailable means the proof carries hardware
+	// evidence (a quote), whose verification is not available yet.
+	ErrHardwareVerificationUnavailable = errors.New("proof: proof carries hardware evidence (a quote), but hardware evidence verification not available yet; refusing it")
+	// ErrNoCertificate means a simulation proof cannot be checked because
+	// neither the proof nor the options hold the attested certificate.
+	ErrNoCertificate = errors.New("proof: simulation proof holds no attested certificate (enclave_held_data) and none was given in VerifyOptions.SimulationCertificate")
+	// ErrCertificateMismatch means the certificate in a simulation proof
+	// differs from VerifyOptions.SimulationCertificate.
+	ErrCertificateMismatch = errors.New("proof: the proof's attested certificate differs from the expected one")
+)
+
+// MismatchError reports a payload field that differs from what the caller
+// expected.
+type MismatchError struct {
+	// Field is the payload field: "model_id", "model_hash" or "input_hash".
+	Field string
+	// Want is the expected value, Got the proof's (hex for hashes).
+	Want, Got string
+}
+
+func (e *MismatchError) Error() string {
+	if e.Got == "" {
+		return fmt.Sprintf("proof: %s mismatch: expected %q, the proof carries none", e.Field, e.Want)
+	}
+	return fmt.Sprintf("proof: %s mismatch: expected %q, the proof has %q", e.Field, e.Want, e.Got)
+}
+
+// VerifyOptions say what Verify accepts and what it compares.
+type VerifyOptions struct {
+	// AllowSimulation accepts simulation-mode proofs. They protect nothing:
+	// anyone holding the certificate's key could have made them.
+	AllowSimulation bool
+	// SimulationCertificate is the DER of the attested certificate that the
+	// client saw, for a simulation proof. When the proof embeds one too,
+	// both must be equal. Unused for hardware proofs.
+	SimulationCertificate []byte
+	// ModelHash, when set, must equal a send payload's model_hash (a run
+	// payload carries none, so setting it for a run proof fails).
+	ModelHash []byte
+	// InputHash, when set, must equal a run payload's input_hash (a send
+	// payload carries none, so setting it for a send proof fails).
+	InputHash []byte
+	// ModelID, when set, must equal the payload's model_id.
+	ModelID string
+}
+
+// Result is what a verified proof says.
+type Result struct {
+	// Payload is the decoded, verified payload.
+	Payload *securedexchange.Payload
+	// Kind is KindSendModel or KindRunModel.
+	Kind Kind
+	// ModelID is the payload's model_id.
+	ModelID string
+	// ModelHash is a send payload's model_hash (nil for a run).
+	ModelHash []byte
+	// InputHash is a run payload's input_hash (nil for a send).
+	InputHash []byte
+	// IssuedAt is the payload's timestamp (zero when absent). It comes from
+	// the untrusted host's clock: see the package documentation.
+	IssuedAt time.Time
+	// Simulation is true for a simulation-mode proof.
+	Simulation bool
+	// Certificate is the DER of the attested certificate whose key signed.
+	Certificate []byte
+	// SigningKey is the Ed25519 key that verified the signature.
+	SigningKey ed25519.PublicKey
+}
+
+// IsSimulation reports whether p is a simulation-mode proof: it has no
+// attestation, or an attestation with an empty quote.
+func IsSimulation(p *prooffiles.ResponseProof) bool {
+	return len(p.GetAttestation().GetQuote()) == 0
+}
+
+// Verify checks a proof: its kind of evidence, the signature over the
+// payload with the key of the attested certificate, and the payload fields
+// the options name. It returns the decoded payload on success.
+func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
+	if p == nil {
+		return nil, errors.New("proof: nil proof")
+	}
+	if !IsSimulation(p) {
+		return nil, ErrHardwareVerificationUnavailable
+	}
+	if !opts.AllowSimulation {
+		return nil, ErrSimulationProof
+	}
+	certDER := p.GetAttestation().GetEnclaveHeldData()
+	switch {
+	case len(certDER) == 0 && len(opts.SimulationCertificate) == 0:
+		return nil, ErrNoCertificate
+	case len(certDER) == 0:
+		certDER = opts.SimulationCertificate
+	case len(opts.SimulationCertificate) != 0 && !bytes.Equal(certDER, opts.SimulationCertificate):
+		return nil, fmt.Errorf("%w: proof has %s, expected %s", ErrCertificateMismatch,
+			identity.Fingerprint(certDER), identity.Fingerprint(opts.SimulationCertificate))
+	}
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil, fmt.Errorf("proof: parsing the attested certificate: %w", err)
+	}
+	pub, err := identity.SigningKeyFromCertificate(cert)
+	if err != nil {
+		return nil, fmt.Errorf("proof: %w", err)
+	}
+	if err := VerifySignature(pub, p.GetPayload(), p.GetSignature()); err != nil {
+		return nil, err
+	}
+	payload, err := DecodePayload(p.GetPayload())
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{
+		Payload:     payload,
+		Simulation:  true,
+		Certificate: append([]byte(nil), certDER...),
+		SigningKey:  pub,
+	}
+	if ts := payload.GetHeader().GetIssuedAt(); ts != nil {
+		res.IssuedAt = ts.AsTime()
+	}
+	if s := payload.GetSendModelPayload(); s != nil {
+		res.Kind, res.ModelID, res.ModelHash = KindSendModel, s.GetModelId(), s.GetModelHash()
+	} else {
+		r := payload.GetRunModelPayload()
+		res.Kind, res.ModelID, res.InputHash = KindRunModel, r.GetModelId(), r.GetInputHash()
+	}
+	if err := res.check(opts); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// check compares the fields the options name.
+func (r *Result) check(opts VerifyOptions) error {
+	if opts.ModelID != "" && opts.ModelID != r.ModelID {
+		return &MismatchError{Field: "model_id", Want: opts.ModelID, Got: r.ModelID}
+	}
+	if len(opts.ModelHash) != 0 && !bytes.Equal(opts.ModelHash, r.ModelHash) {
+		return &MismatchError{Field: "model_hash", Want: hex.EncodeToString(opts.ModelHash), Got: hex.EncodeToString(r.ModelHash)}
+	}
+	if len(opts.InputHash) != 0 && !bytes.Equal(opts.InputHash, r.InputHash) {
+		return &MismatchError{Field: "input_hash", Want: hex.EncodeToString(opts.InputHash), Got: hex.EncodeToString(r.InputHash)}
+	}
+	return nil
+}
