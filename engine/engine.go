@@ -1,0 +1,580 @@
+// Package engine runs ONNX models with ONNX Runtime. It is the only part of
+// Blindfold that uses cgo: the ONNX Runtime shared library is loaded at run
+// time (see FindLibrary), models are loaded from memory and never written to
+// disk, and tensors cross the boundary as tensor.Tensor values.
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/blindfold-ai/blindfold/tensor"
+)
+
+// Errors returned by the engine. Test them with errors.Is.
+var (
+	// ErrInvalidModel is wrapped by Load when ONNX Runtime cannot parse or
+	// load the model; the message includes ONNX Runtime's reason.
+	ErrInvalidModel = errors.New("engine: invalid model")
+	// ErrNoInputs is returned by Load for a model without inputs, which
+	// the binding cannot run.
+	ErrNoInputs = errors.New("engine: model has no inputs")
+	// ErrUnsupportedType is wrapped by Load when an input or output is not
+	// a tensor of one of the 13 tensor.DType element types (strings,
+	// sequences, maps, ...). The message names the input or output.
+	ErrUnsupportedType = errors.New("engine: unsupported input or output type")
+	// ErrUnsupportedModel is wrapped by Load when a model uses a tensor
+	// type in a way the engine cannot serve: a float16/bfloat16 rank-0
+	// input or output, or a float16/bfloat16 output with a dynamic
+	// dimension that is not named (dim_param) after an input dimension.
+	ErrUnsupportedModel = errors.New("engine: unsupported model")
+	// ErrInvalidInput is wrapped by every *InputError.
+	ErrInvalidInput = errors.New("engine: invalid input")
+	// ErrRun wraps ONNX Runtime failures during Run (for example shapes
+	// that do not broadcast).
+	ErrRun = errors.New("engine: run failed")
+	// ErrClosed is returned by Run on a closed Session.
+	ErrClosed = errors.New("engine: session closed")
+)
+
+// InputError says why an input does not fit the model. It wraps
+// ErrInvalidInput.
+type InputError struct {
+	// Input is the model's name for the input ("" when the error is about
+	// the input count as a whole).
+	Input string
+	// Reason says what was expected and what was given.
+	Reason string
+}
+
+// Error returns `input "x": <reason>`.
+func (e *InputError) Error() string {
+	if e.Input == "" {
+		return "inputs: " + e.Reason
+	}
+	return fmt.Sprintf("input %q: %s", e.Input, e.Reason)
+}
+
+// Unwrap returns ErrInvalidInput.
+func (e *InputError) Unwrap() error { return ErrInvalidInput }
+
+// Options configure Open.
+type Options struct {
+	// LibraryPath is the path to libonnxruntime.so.1; "" means
+	// FindLibrary("").
+	LibraryPath string
+	// IntraOpThreads is the number of threads each session uses within an
+	// operator; 0 means ONNX Runtime's default.
+	IntraOpThreads int
+	// InterOpThreads is the number of threads each session uses across
+	// operators; 0 means ONNX Runtime's default.
+	InterOpThreads int
+}
+
+// Runtime is a handle on the process-wide ONNX Runtime environment, from
+// which models are loaded. It is safe for concurrent use.
+type Runtime struct {
+	path  string
+	intra int
+	inter int
+}
+
+// The binding keeps one global ONNX Runtime environment, so the engine does
+// too: the first Open initialises it and it lives until the process exits.
+var env struct {
+	sync.Mutex
+	path string
+}
+
+// Open initialises ONNX Runtime from the library that opts (or FindLibrary)
+// selects. The environment is shared by the whole process: a second Open
+// with the same library path shares it, and one with a different path
+// fails.
+func Open(opts Options) (*Runtime, error) {
+	if opts.IntraOpThreads < 0 || opts.InterOpThreads < 0 {
+		return nil, fmt.Errorf("engine: thread counts must not be negative (intra-op %d, inter-op %d)", opts.IntraOpThreads, opts.InterOpThreads)
+	}
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		return nil, errors.New("engine: tensors are little-endian and this host is not; it is not supported")
+	}
+	path, err := FindLibrary(opts.LibraryPath)
+	if err != nil {
+		return nil, err
+	}
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		path = p
+	}
+	env.Lock()
+	defer env.Unlock()
+	switch {
+	case env.path == path:
+	case env.path != "":
+		return nil, fmt.Errorf("engine: ONNX Runtime is already initialised from %s in this process; cannot also use %s", env.path, path)
+	case ort.IsInitialized():
+		return nil, errors.New("engine: ONNX Runtime was initialised outside the engine")
+	default:
+		ort.SetSharedLibraryPath(path)
+		if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+			return nil, fmt.Errorf("engine: initialising ONNX Runtime from %s: %w", path, err)
+		}
+		env.path = path
+	}
+	return &Runtime{path: path, intra: opts.IntraOpThreads, inter: opts.InterOpThreads}, nil
+}
+
+// LibraryPath returns the path of the loaded ONNX Runtime library.
+func (r *Runtime) LibraryPath() string { return r.path }
+
+// Version returns the ONNX Runtime version string, such as "1.30.0".
+func (r *Runtime) Version() string { return ort.GetVersion() }
+
+// TensorSpec describes one model input or output. A negative dimension is
+// dynamic; an empty Shape is a scalar (rank 0).
+type TensorSpec struct {
+	Name  string
+	DType tensor.DType
+	Shape []int64
+}
+
+// String returns, for example, `x float32[?,4]`.
+func (t TensorSpec) String() string {
+	dims := make([]string, len(t.Shape))
+	for i, d := range t.Shape {
+		if d < 0 {
+			dims[i] = "?"
+		} else {
+			dims[i] = fmt.Sprint(d)
+		}
+	}
+	return fmt.Sprintf("%s %s[%s]", t.Name, t.DType, strings.Join(dims, ","))
+}
+
+func (t TensorSpec) clone() TensorSpec {
+	t.Shape = append([]int64{}, t.Shape...)
+	return t
+}
+
+func (t TensorSpec) static() bool {
+	for _, d := range t.Shape {
+		if d < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// outputKind says who allocates an output's memory.
+type outputKind int
+
+const (
+	// outAuto: ONNX Runtime allocates; the binding copies into Go memory.
+	outAuto outputKind = iota
+	// outBuffer: the engine allocates a byte buffer (float16/bfloat16,
+	// which the binding copies wrongly); its shape is static or follows
+	// input dimensions (outDims).
+	outBuffer
+	// outScalar: the engine allocates a typed rank-0 value (the binding
+	// cannot wrap rank-0 outputs it did not allocate).
+	outScalar
+)
+
+// dimSource says which input dimension gives the size of a dynamic output
+// dimension: dimension dim of input in.
+type dimSource struct{ in, dim int }
+
+// dimSources finds, for each dynamic dimension of a float16/bfloat16 output,
+// an input dimension with the same dim_param name. ONNX Runtime cannot hand
+// such outputs back through the binding, so the engine allocates them and
+// must know their shape before the run.
+func (s *Session) dimSources(out TensorSpec, declIn map[string][]string, declOut []string) ([]dimSource, error) {
+	src := make([]dimSource, len(out.Shape))
+	for j, d := range out.Shape {
+		src[j] = dimSource{in: -1}
+		if d >= 0 {
+			continue
+		}
+		name := ""
+		if j < len(declOut) && len(declOut) == len(out.Shape) {
+			name = declOut[j]
+		}
+	search:
+		for k, in := range s.inputs {
+			names := declIn[in.Name]
+			if name == "" || len(names) != len(in.Shape) {
+				continue
+			}
+			for l, n := range names {
+				if n == name && in.Shape[l] < 0 {
+					src[j] = dimSource{in: k, dim: l}
+					break search
+				}
+			}
+		}
+		if src[j].in < 0 {
+			return nil, fmt.Errorf("%w: output %q is %s with dynamic dimension %d, which no input dimension determines; %s outputs need a static shape or dimensions named (dim_param) like an input's",
+				ErrUnsupportedModel, out.Name, out.DType, j, out.DType)
+		}
+	}
+	return src, nil
+}
+
+// Session is a loaded model. It is safe for concurrent use: many Run calls
+// may proceed at once.
+type Session struct {
+	inputs   []TensorSpec
+	outputs  []TensorSpec
+	outKinds []outputKind
+	outDims  [][]dimSource // for outBuffer outputs with dynamic dimensions
+
+	mu     sync.RWMutex // held for reading by each Run, for writing by Close
+	closed bool
+	sess   *ort.DynamicAdvancedSession
+}
+
+// Load loads a model from its bytes in memory. The bytes are not written to
+// disk and not retained. Load fails with ErrInvalidModel when ONNX Runtime
+// rejects the model, ErrNoInputs when it has no inputs, ErrUnsupportedType
+// or ErrUnsupportedModel when an input or output cannot be served.
+func (r *Runtime) Load(model []byte) (*Session, error) {
+	if len(model) == 0 {
+		return nil, fmt.Errorf("%w: the model is empty", ErrInvalidModel)
+	}
+	// The binding needs the input and output names to create a session, so
+	// the model is parsed once to read them and once more for the session.
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(model)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidModel, err)
+	}
+	if len(ins) == 0 {
+		return nil, ErrNoInputs
+	}
+	s := &Session{}
+	if s.inputs, err = specs("input", ins); err != nil {
+		return nil, err
+	}
+	if s.outputs, err = specs("output", outs); err != nil {
+		return nil, err
+	}
+	for _, in := range s.inputs {
+		if len(in.Shape) == 0 && dtypes[in.DType].newScalar == nil {
+			return nil, fmt.Errorf("%w: input %q is a %s scalar (rank 0), which the engine cannot pass to ONNX Runtime", ErrUnsupportedModel, in.Name, in.DType)
+		}
+	}
+	s.outKinds = make([]outputKind, len(s.outputs))
+	s.outDims = make([][]dimSource, len(s.outputs))
+	var declIn, declOut map[string][]string // read on demand
+	for i, out := range s.outputs {
+		half := out.DType == tensor.F16 || out.DType == tensor.BF16
+		switch {
+		case half && len(out.Shape) == 0:
+			return nil, fmt.Errorf("%w: output %q is a %s scalar (rank 0), which the engine cannot receive from ONNX Runtime", ErrUnsupportedModel, out.Name, out.DType)
+		case half:
+			s.outKinds[i] = outBuffer
+			if out.static() {
+				break
+			}
+			if declIn == nil {
+				declIn, declOut, _ = declaredDims(model)
+			}
+			if s.outDims[i], err = s.dimSources(out, declIn, declOut[out.Name]); err != nil {
+				return nil, err
+			}
+		case len(out.Shape) == 0:
+			s.outKinds[i] = outScalar
+		}
+	}
+
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("engine: creating session options: %w", err)
+	}
+	defer so.Destroy()
+	if r.intra > 0 {
+		if err := so.SetIntraOpNumThreads(r.intra); err != nil {
+			return nil, fmt.Errorf("engine: setting intra-op threads to %d: %w", r.intra, err)
+		}
+	}
+	if r.inter > 0 {
+		if err := so.SetInterOpNumThreads(r.inter); err != nil {
+			return nil, fmt.Errorf("engine: setting inter-op threads to %d: %w", r.inter, err)
+		}
+	}
+	inNames := make([]string, len(s.inputs))
+	for i, in := range s.inputs {
+		inNames[i] = in.Name
+	}
+	outNames := make([]string, len(s.outputs))
+	for i, out := range s.outputs {
+		outNames[i] = out.Name
+	}
+	s.sess, err = ort.NewDynamicAdvancedSessionWithONNXData(model, inNames, outNames, so)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidModel, err)
+	}
+	return s, nil
+}
+
+// specs converts the binding's descriptions of inputs or outputs.
+func specs(kind string, infos []ort.InputOutputInfo) ([]TensorSpec, error) {
+	out := make([]TensorSpec, len(infos))
+	for i, info := range infos {
+		if info.OrtValueType != ort.ONNXTypeTensor {
+			return nil, fmt.Errorf("%w: %s %q is %s, not a dense tensor", ErrUnsupportedType, kind, info.Name, valueKind(info.OrtValueType))
+		}
+		d, ok := fromORT(info.DataType)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s %q has element type %s", ErrUnsupportedType, kind, info.Name, ortTypeName(info.DataType))
+		}
+		shape := make([]int64, len(info.Dimensions))
+		for j, dim := range info.Dimensions {
+			if dim < 0 {
+				dim = -1
+			}
+			shape[j] = dim
+		}
+		out[i] = TensorSpec{Name: info.Name, DType: d, Shape: shape}
+	}
+	return out, nil
+}
+
+func valueKind(t ort.ONNXType) string {
+	switch t {
+	case ort.ONNXTypeSequence:
+		return "a sequence"
+	case ort.ONNXTypeMap:
+		return "a map"
+	case ort.ONNXTypeOptional:
+		return "an optional"
+	case ort.ONNXTypeSparseTensor:
+		return "a sparse tensor"
+	case ort.ONNXTypeOpaque:
+		return "an opaque value"
+	}
+	return "of an unknown kind"
+}
+
+// Inputs returns the model's inputs in the model's order.
+func (s *Session) Inputs() []TensorSpec { return cloneSpecs(s.inputs) }
+
+// Outputs returns the model's outputs in the model's order.
+func (s *Session) Outputs() []TensorSpec { return cloneSpecs(s.outputs) }
+
+func cloneSpecs(in []TensorSpec) []TensorSpec {
+	out := make([]TensorSpec, len(in))
+	for i, t := range in {
+		out[i] = t.clone()
+	}
+	return out
+}
+
+// CheckInputs checks inputs, given in the model's order, against the model:
+// their count, names (when set), element types, ranks, static dimensions
+// and data lengths. It returns an *InputError for the first problem.
+// Tensors with a zero-sized dimension are refused.
+func (s *Session) CheckInputs(inputs []tensor.Tensor) error {
+	if len(inputs) < len(s.inputs) {
+		return &InputError{Input: s.inputs[len(inputs)].Name, Reason: fmt.Sprintf("missing (expected %d inputs, got %d)", len(s.inputs), len(inputs))}
+	}
+	if len(inputs) > len(s.inputs) {
+		return &InputError{Reason: fmt.Sprintf("expected %d inputs, got %d", len(s.inputs), len(inputs))}
+	}
+	for i, spec := range s.inputs {
+		if err := checkInput(i, spec, inputs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkInput(i int, spec TensorSpec, in tensor.Tensor) error {
+	bad := func(format string, args ...any) error {
+		return &InputError{Input: spec.Name, Reason: fmt.Sprintf(format, args...)}
+	}
+	if in.Name != "" && in.Name != spec.Name {
+		return bad("input %d is named %q; inputs must be given in the model's order", i, in.Name)
+	}
+	if in.DType != spec.DType {
+		return bad("expected %s, got %s", spec.DType, in.DType)
+	}
+	if len(in.Shape) != len(spec.Shape) {
+		return bad("expected rank %d, got %d (shape %v)", len(spec.Shape), len(in.Shape), in.Shape)
+	}
+	for j, d := range in.Shape {
+		switch {
+		case d < 0:
+			return bad("dimension %d is negative (%d)", j, d)
+		case spec.Shape[j] >= 0 && d != spec.Shape[j]:
+			return bad("dimension %d must be %d, got %d", j, spec.Shape[j], d)
+		case d == 0:
+			return bad("dimension %d is 0; empty tensors are not supported", j)
+		}
+	}
+	want, err := tensor.ByteSize(in.DType, in.Shape)
+	if err != nil {
+		return bad("shape %v: %v", in.Shape, err)
+	}
+	if int64(len(in.Data)) != want {
+		return bad("%s%v needs %d bytes of data, got %d", in.DType, in.Shape, want, len(in.Data))
+	}
+	return nil
+}
+
+// Run runs the model on inputs, given in the model's order (see
+// CheckInputs, which Run applies first). Input data is read in place and
+// not retained after Run returns. The outputs come in the model's order,
+// each with its own Data. Run returns ctx.Err() (wrapped) when ctx is done
+// before or during the run: a running inference is asked to stop through
+// ONNX Runtime's terminate flag. ONNX Runtime failures wrap ErrRun.
+func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor) ([]tensor.Tensor, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("engine: run not started: %w", err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if err := s.CheckInputs(inputs); err != nil {
+		return nil, err
+	}
+
+	ins := make([]ort.Value, len(inputs))
+	outs := make([]ort.Value, len(s.outputs))
+	defer func() {
+		for _, v := range ins {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+		for _, v := range outs {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	for i, in := range inputs {
+		var err error
+		if len(in.Shape) == 0 {
+			ins[i], err = dtypes[in.DType].newScalar(in.Data)
+		} else {
+			ins[i], err = ort.NewCustomDataTensor(ort.Shape(in.Shape), in.Data, dtypes[in.DType].ort)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("engine: input %q: creating ONNX Runtime tensor: %w", s.inputs[i].Name, err)
+		}
+	}
+	buffers := make([][]byte, len(s.outputs))
+	shapes := make([][]int64, len(s.outputs))
+	for i, out := range s.outputs {
+		var err error
+		switch s.outKinds[i] {
+		case outBuffer:
+			shapes[i] = append([]int64{}, out.Shape...)
+			for j, src := range s.outDims[i] {
+				if src.in >= 0 {
+					shapes[i][j] = inputs[src.in].Shape[src.dim]
+				}
+			}
+			n, serr := tensor.ByteSize(out.DType, shapes[i])
+			if serr != nil {
+				return nil, fmt.Errorf("engine: output %q: shape %v: %w", out.Name, shapes[i], serr)
+			}
+			buffers[i] = make([]byte, n)
+			outs[i], err = ort.NewCustomDataTensor(ort.Shape(shapes[i]), buffers[i], dtypes[out.DType].ort)
+		case outScalar:
+			outs[i], err = dtypes[out.DType].emptyScalar()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("engine: output %q: allocating: %w", out.Name, err)
+		}
+	}
+
+	if err := s.run(ctx, ins, outs); err != nil {
+		return nil, err
+	}
+
+	result := make([]tensor.Tensor, len(s.outputs))
+	for i, spec := range s.outputs {
+		v := outs[i]
+		t := tensor.Tensor{Name: spec.Name, DType: spec.DType}
+		var ok bool
+		switch s.outKinds[i] {
+		case outBuffer:
+			t.Shape, t.Data, ok = shapes[i], buffers[i], true
+		case outScalar:
+			t.Shape = []int64{}
+			t.Data, ok = dtypes[spec.DType].scalarBytes(v)
+		case outAuto:
+			t.Shape = append([]int64{}, v.GetShape()...)
+			if ops := dtypes[spec.DType]; ops.tensorBytes != nil {
+				t.Data, ok = ops.tensorBytes(v)
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: output %q: ONNX Runtime returned an unexpected value type %T", ErrRun, spec.Name, v)
+		}
+		if err := t.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: output %q: %v", ErrRun, spec.Name, err)
+		}
+		result[i] = t
+	}
+	return result, nil
+}
+
+// run calls ONNX Runtime, stopping it through a RunOptions terminate flag
+// if ctx ends meanwhile.
+func (s *Session) run(ctx context.Context, ins, outs []ort.Value) error {
+	var opts *ort.RunOptions
+	if ctx.Done() != nil {
+		var err error
+		if opts, err = ort.NewRunOptions(); err != nil {
+			return fmt.Errorf("engine: creating run options: %w", err)
+		}
+		var mu sync.Mutex // orders Terminate before Destroy
+		stop := context.AfterFunc(ctx, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if opts != nil {
+				opts.Terminate()
+			}
+		})
+		defer func() {
+			stop()
+			mu.Lock()
+			defer mu.Unlock()
+			opts.Destroy()
+			opts = nil
+		}()
+	}
+	err := s.sess.RunWithOptions(ins, outs, opts)
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("engine: run stopped: %w", cerr)
+	}
+	return fmt.Errorf("%w: %v", ErrRun, err)
+}
+
+// Close releases the session, after waiting for in-flight runs. It is
+// idempotent; later Run calls return ErrClosed.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.sess.Destroy(); err != nil {
+		return fmt.Errorf("engine: closing session: %w", err)
+	}
+	s.sess = nil
+	return nil
+}
