@@ -1,0 +1,38 @@
+# Blindfold: build, test and demo targets. See README.md.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/blindfold-ai/blindfold/server.Version=$(VERSION)
+
+.PHONY: all build onnxruntime test demo lint fmt generate clean
+
+all: build
+
+## onnxruntime: fetch and verify libonnxruntime.so.1 into .cache/onnxruntime
+onnxruntime:
+	scripts/setup-onnxruntime.sh
+
+## build: the server (cgo) and the CLI (pure Go) into bin/
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/blindfold-server ./cmd/blindfold-server
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/blindfold ./cmd/blindfold
+
+## test: the whole test suite (installs what it needs first)
+test:
+	scripts/test.sh
+
+## demo: start a simulation server, upload, run and delete a model, stop
+demo: onnxruntime build
+	scripts/demo.sh
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	scripts/test.sh lint
+
+## generate: regenerate protobuf code and test models
+generate:
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" $(GO) generate ./...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,125 @@
+// Command blindfold-server serves ONNX models over Blindfold's attested gRPC
+// protocol (BlindAI 0.5 compatible). See docs/server.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/blindfold-ai/blindfold/engine"
+	"github.com/blindfold-ai/blindfold/server"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const banner = `
+################################################################################
+#  SIMULATION MODE - NO TEE, NO ATTESTATION, NO CONFIDENTIALITY                 #
+#  The host, its operator and anyone with access to this machine can read       #
+#  every model and every input. Use it for development only. Never send real   #
+#  data to this server.                                                         #
+################################################################################
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("blindfold-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "TOML configuration file [env BLINDFOLD_CONFIG]")
+	version := fs.Bool("version", false, "print the version and exit")
+	server.RegisterFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: blindfold-server [--config FILE] [flags]
+
+Serves ONNX models to BlindAI 0.5 and Blindfold clients on two ports: the
+untrusted port (attestation material) and the attested port (inference).
+Settings come from the TOML file, then BLINDFOLD_* environment variables,
+then flags (flags win).
+
+Without a TEE the server runs only with --simulation, which protects nothing.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "blindfold-server: unexpected arguments %q (see --help)\n", fs.Args())
+		return 2
+	}
+	if *version {
+		fmt.Fprintf(stdout, "blindfold-server %s (protocol %s)\n", server.Version, server.ProtocolVersion)
+		return 0
+	}
+	if *configPath == "" {
+		*configPath = os.Getenv("BLINDFOLD_CONFIG")
+	}
+	cfg, err := server.LoadConfig(*configPath, os.LookupEnv)
+	if err == nil {
+		err = server.ApplyFlags(fs, &cfg)
+	}
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "blindfold-server: %v\n", err)
+		return 2
+	}
+	log := newLogger(stderr, cfg)
+	if cfg.Simulation {
+		fmt.Fprint(stderr, banner)
+	}
+	rt, err := engine.Open(engine.Options{LibraryPath: cfg.OnnxRuntimeLib, IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: cfg.InterOpThreads})
+	if err != nil {
+		log.Error("cannot start the engine", "err", err)
+		return 1
+	}
+	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := srv.Start(); err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Wait(ctx); err != nil {
+		log.Error("serving failed", "err", err)
+		return 1
+	}
+	log.Info("shutting down: no new requests; waiting for in-flight ones", "deadline", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown cut in-flight requests", "err", err)
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func newLogger(w io.Writer, cfg server.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel)))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,109 @@
+// Package testserver starts a real Blindfold server in-process for tests:
+// the real engine, real gRPC over real TLS on loopback, simulation mode.
+package testserver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/blindfold-ai/blindfold/engine"
+	"github.com/blindfold-ai/blindfold/server"
+)
+
+// Server is a running test server.
+type Server struct {
+	*server.Server
+	// Config is the configuration it runs with.
+	Config server.Config
+	// UntrustedAddr and AttestedAddr are the loopback addresses of the ports.
+	UntrustedAddr, AttestedAddr string
+	// HostCertPEM is the path of the untrusted port's certificate.
+	HostCertPEM string
+	// Runtime is the engine runtime the server uses; tests may load the
+	// same models directly to compare outputs.
+	Runtime *engine.Runtime
+}
+
+// Option changes the configuration before the server starts.
+type Option func(*server.Config)
+
+// Runtime opens the engine, or skips the test saying what is missing.
+func Runtime(t testing.TB) *engine.Runtime {
+	t.Helper()
+	if _, err := engine.FindLibrary(""); err != nil {
+		t.Skipf("ONNX Runtime library not found (run scripts/setup-onnxruntime.sh or set %s): %v", engine.LibraryEnv, err)
+	}
+	rt, err := engine.Open(engine.Options{})
+	if err != nil {
+		t.Fatalf("opening ONNX Runtime: %v", err)
+	}
+	return rt
+}
+
+// Start starts a simulation-mode server on loopback and stops it when the
+// test ends. Logs go to the test log when -v is given.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	rt := Runtime(t)
+	cfg := server.DefaultConfig()
+	cfg.Simulation = true
+	cfg.UntrustedAddr = "127.0.0.1:0"
+	cfg.AttestedAddr = "127.0.0.1:0"
+	cfg.StateDir = t.TempDir()
+	cfg.ShutdownTimeout = server.Duration(5 * time.Second)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log})
+	if err != nil {
+		t.Fatalf("starting test server: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatalf("starting test server: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("test server shutdown: %v", err)
+		}
+	})
+	return &Server{
+		Server:        srv,
+		Config:        cfg,
+		UntrustedAddr: srv.UntrustedAddr(),
+		AttestedAddr:  srv.AttestedAddr(),
+		HostCertPEM:   filepath.Join(cfg.StateDir, "host_server.pem"),
+		Runtime:       rt,
+	}
+}
+
+// Model returns the bytes of testdata/models/NAME from the repository root.
+func Model(t testing.TB, name string) []byte {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p := filepath.Join(dir, "testdata", "models", name)
+		if b, err := os.ReadFile(p); err == nil {
+			return b
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("testdata/models/%s not found above the test's folder", name)
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` runs it (and CI through .ci/run).
+# Installs what it needs: npm (Debian package, when missing and run as root),
+# the pinned ONNX Runtime library, staticcheck (Go module proxy).
+# Usage: scripts/test.sh [lint]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATICCHECK_VERSION=v0.8.2
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing npm (needed to fetch ONNX Runtime)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  else
+    echo "npm is missing: install it (Debian: sudo apt-get install npm), then run again" >&2
+    exit 1
+  fi
+fi
+
+step "ONNX Runtime library"
+scripts/setup-onnxruntime.sh
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '\.pb\.go$') 2>/dev/null || true)
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-formatted:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+
+step "client packages build without cgo"
+CGO_ENABLED=0 go build ./client/... ./proof/... ./tensor/... ./identity/... ./api/... ./cmd/blindfold/...
+
+[ "${1:-}" = lint ] && exit 0
+
+step "go test -race"
+go test -race -count=1 -timeout 12m ./...

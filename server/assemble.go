@@ -1,0 +1,177 @@
+package server
+
+import (
+	"fmt"
+	"hash"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/engine"
+	"github.com/blindfold-ai/blindfold/tensor"
+)
+
+// assembler joins the input tensors of one RunModel stream: chunks with the
+// same index, or the same index_name, are concatenated in the order they
+// arrive. It counts every byte against a limit as it arrives, allocates each
+// tensor once from its declared type and shape (or keeps a tensor that
+// arrives whole in one chunk without copying), and feeds the input hash when
+// a signature is asked for.
+type assembler struct {
+	specs []engine.TensorSpec
+	limit int64
+	total int64
+	parts []*part
+	hash  hash.Hash // nil when the reply is not signed
+}
+
+type part struct {
+	dtype tensor.DType
+	shape []int64
+	want  int64
+	data  []byte
+	whole bool // data is the received buffer of a single chunk
+}
+
+func newAssembler(specs []engine.TensorSpec, limit int64, h hash.Hash) *assembler {
+	return &assembler{specs: specs, limit: limit, parts: make([]*part, len(specs)), hash: h}
+}
+
+// position finds the model input a chunk belongs to.
+func (a *assembler) position(info *securedexchange.TensorInfo) (int, error) {
+	if info.GetIndexName() != "" {
+		for i, s := range a.specs {
+			if s.Name == info.IndexName {
+				return i, nil
+			}
+		}
+		return 0, errorf(codes.InvalidArgument, "unknown input name %q; the model's inputs are %s", info.IndexName, describeSpecs(a.specs))
+	}
+	idx := info.GetIndex()
+	if idx < 0 || int(idx) >= len(a.specs) {
+		return 0, errorf(codes.InvalidArgument, "input index %d is out of range: the model has %d input(s): %s", idx, len(a.specs), describeSpecs(a.specs))
+	}
+	return int(idx), nil
+}
+
+// add takes one TensorData chunk.
+func (a *assembler) add(td *securedexchange.TensorData) error {
+	info := td.GetInfo()
+	if info == nil {
+		return errorf(codes.InvalidArgument, "a tensor chunk has no info: every TensorData must say which input it belongs to (index or index_name)")
+	}
+	pos, err := a.position(info)
+	if err != nil {
+		return err
+	}
+	spec := a.specs[pos]
+	data := td.GetBytesData()
+	a.total += int64(len(data))
+	if a.total > a.limit {
+		return errorf(codes.ResourceExhausted, "inputs exceed the server's limit of %d bytes (max_input_bytes)", a.limit)
+	}
+	p := a.parts[pos]
+	if p == nil {
+		dtype := tensor.DType(info.GetDatumType())
+		if !dtype.Valid() {
+			return errorf(codes.InvalidArgument, "input %q: unknown datum_type %d", spec.Name, info.GetDatumType())
+		}
+		if dtype != spec.DType {
+			return errorf(codes.InvalidArgument, "input %q: expected %s, got %s", spec.Name, spec.DType, dtype)
+		}
+		shape := make([]int64, len(info.GetDims()))
+		for i, d := range info.GetDims() {
+			shape[i] = int64(d)
+		}
+		want, err := tensor.ByteSize(dtype, shape)
+		if err != nil {
+			return errorf(codes.InvalidArgument, "input %q: bad dims %v: %v", spec.Name, shape, err)
+		}
+		if want > a.limit {
+			return errorf(codes.ResourceExhausted, "input %q: %s%v is %d bytes, over the server's limit of %d bytes (max_input_bytes)", spec.Name, dtype, shape, want, a.limit)
+		}
+		p = &part{dtype: dtype, shape: shape, want: want}
+		a.parts[pos] = p
+		if int64(len(data)) == want {
+			p.data, p.whole = data, true // arrived whole: use the received buffer as is
+			if a.hash != nil {
+				a.hash.Write(data)
+			}
+			return nil
+		}
+		p.data = make([]byte, 0, want)
+	} else if len(info.GetDims()) > 0 || info.GetDatumType() != 0 {
+		if tensor.DType(info.GetDatumType()) != p.dtype || !sameDims(info.GetDims(), p.shape) {
+			return errorf(codes.InvalidArgument, "input %q: a later chunk declares %s%v, the first declared %s%v", spec.Name, tensor.DType(info.GetDatumType()), info.GetDims(), p.dtype, p.shape)
+		}
+	}
+	if len(data) > 0 {
+		if p.whole || int64(len(p.data)+len(data)) > p.want {
+			return errorf(codes.InvalidArgument, "input %q: more bytes than %s%v holds (%d)", spec.Name, p.dtype, p.shape, p.want)
+		}
+		p.data = append(p.data, data...)
+	}
+	if a.hash != nil {
+		a.hash.Write(data)
+	}
+	return nil
+}
+
+func sameDims(dims []int32, shape []int64) bool {
+	if len(dims) != len(shape) {
+		return false
+	}
+	for i := range dims {
+		if int64(dims[i]) != shape[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// finish returns the inputs in the model's order, or says which is missing
+// or incomplete.
+func (a *assembler) finish() ([]tensor.Tensor, error) {
+	out := make([]tensor.Tensor, len(a.specs))
+	for i, spec := range a.specs {
+		p := a.parts[i]
+		if p == nil {
+			return nil, errorf(codes.InvalidArgument, "missing input %q (%s); the model's inputs are %s", spec.Name, describeSpec(spec), describeSpecs(a.specs))
+		}
+		if int64(len(p.data)) != p.want {
+			return nil, errorf(codes.InvalidArgument, "the stream ended mid-tensor: input %q has %d of the %d bytes that %s%v needs", spec.Name, len(p.data), p.want, p.dtype, p.shape)
+		}
+		out[i] = tensor.Tensor{Name: spec.Name, DType: p.dtype, Shape: p.shape, Data: p.data}
+	}
+	return out, nil
+}
+
+// wipe zeroes the assembled input bytes.
+func (a *assembler) wipe() {
+	for _, p := range a.parts {
+		if p != nil {
+			clear(p.data[:cap(p.data)])
+		}
+	}
+}
+
+func describeSpec(s engine.TensorSpec) string {
+	dims := make([]string, len(s.Shape))
+	for i, d := range s.Shape {
+		if d < 0 {
+			dims[i] = "?"
+		} else {
+			dims[i] = fmt.Sprint(d)
+		}
+	}
+	return fmt.Sprintf("%s[%s]", s.DType, strings.Join(dims, ","))
+}
+
+func describeSpecs(specs []engine.TensorSpec) string {
+	parts := make([]string, len(specs))
+	for i, s := range specs {
+		parts[i] = fmt.Sprintf("%d:%s %s", i, s.Name, describeSpec(s))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,425 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/engine"
+	"github.com/blindfold-ai/blindfold/store"
+	"github.com/blindfold-ai/blindfold/tensor"
+)
+
+// MaxModelIDBytes is the longest model id accepted.
+const MaxModelIDBytes = 256
+
+// exchangeService implements securedexchange.Exchange on the attested port.
+type exchangeService struct {
+	securedexchange.UnimplementedExchangeServer
+	s *Server
+}
+
+// recvErr maps an error from a stream's Recv to a status.
+func recvErr(err error) error {
+	if st := contextStatus(err); st != nil {
+		return st
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return errorf(codes.Internal, "receiving the stream: %v", err)
+}
+
+// modelID picks the id of an upload (model_id, else model_name, else a new
+// UUIDv4) and checks it: 1 to MaxModelIDBytes bytes of UTF-8 text without
+// control characters or surrounding spaces.
+func modelID(req *securedexchange.SendModelRequest) (string, error) {
+	id := req.GetModelId()
+	if id == "" {
+		id = req.GetModelName()
+	}
+	if id == "" {
+		return uuid.NewString(), nil
+	}
+	if err := checkModelID(id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func checkModelID(id string) error {
+	switch {
+	case id == "":
+		return errorf(codes.InvalidArgument, "model id is empty")
+	case len(id) > MaxModelIDBytes:
+		return errorf(codes.InvalidArgument, "model id is %d bytes long; at most %d are allowed", len(id), MaxModelIDBytes)
+	case !utf8.ValidString(id):
+		return errorf(codes.InvalidArgument, "model id is not valid UTF-8")
+	case unicode.IsSpace(rune(id[0])) || unicode.IsSpace(rune(id[len(id)-1])):
+		return errorf(codes.InvalidArgument, "model id %q starts or ends with a space", id)
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return errorf(codes.InvalidArgument, "model id %q holds a control character (U+%04X); use printable text", id, r)
+		}
+	}
+	return nil
+}
+
+func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelServer) error {
+	s := e.s
+	first, err := stream.Recv()
+	if err == io.EOF {
+		return errorf(codes.InvalidArgument, "empty upload: the stream ended before any chunk arrived")
+	}
+	if err != nil {
+		return recvErr(err)
+	}
+	id, err := modelID(first)
+	if err != nil {
+		return err
+	}
+	if s.models.Has(id) {
+		return errorf(codes.AlreadyExists, "a model with id %q is already loaded; delete it first or choose another id", id)
+	}
+	limit := int64(s.cfg.MaxModelBytes)
+	declared := first.GetLength()
+	if declared > uint64(limit) {
+		return errorf(codes.ResourceExhausted, "the upload declares %d bytes, over the server's model size limit of %d bytes (max_model_bytes)", declared, limit)
+	}
+	res := s.models.Reserve()
+	defer res.Release()
+	if err := res.Grow(int64(declared)); err != nil {
+		return errorf(codes.ResourceExhausted, "no room for a %d-byte model: %v (max_total_model_bytes)", declared, err)
+	}
+	// The declared length only sizes the buffer; the limit is enforced on
+	// the bytes that arrive.
+	buf := make([]byte, 0, declared)
+	defer func() { clear(buf[:cap(buf)]) }()
+	for msg := first; ; {
+		if mid := msg.GetModelId(); mid != "" && mid != first.GetModelId() {
+			return errorf(codes.InvalidArgument, "a later chunk names model id %q, the first named %q", mid, first.GetModelId())
+		}
+		data := msg.GetData()
+		n := int64(len(buf)) + int64(len(data))
+		if n > limit {
+			return errorf(codes.ResourceExhausted, "the model is larger than the server's limit of %d bytes (max_model_bytes), counted on the bytes received", limit)
+		}
+		if extra := n - res.Size(); extra > 0 {
+			if err := res.Grow(extra); err != nil {
+				return errorf(codes.ResourceExhausted, "no room for more model bytes: %v (max_total_model_bytes)", err)
+			}
+		}
+		buf = append(buf, data...)
+		msg, err = stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return recvErr(err)
+		}
+	}
+	if len(buf) == 0 {
+		return errorf(codes.InvalidArgument, "empty upload: no model bytes arrived")
+	}
+	if declared != 0 && uint64(len(buf)) != declared {
+		return errorf(codes.InvalidArgument, "the upload declared %d bytes but %d arrived; refusing a truncated or padded model", declared, len(buf))
+	}
+	hash := sha256.Sum256(buf)
+	sess, err := s.rt.Load(buf)
+	if err != nil {
+		return loadStatus(err)
+	}
+	if err := checkDeclaredSpecs("input", first.GetTensorInputs(), sess.Inputs()); err != nil {
+		sess.Close()
+		return err
+	}
+	if err := checkDeclaredSpecs("output", first.GetTensorOutputs(), sess.Outputs()); err != nil {
+		sess.Close()
+		return err
+	}
+	m := &store.Model{ID: id, Hash: hash, Size: int64(len(buf)), Session: sess, Loaded: time.Now()}
+	if err := s.models.Add(m, res); err != nil {
+		sess.Close()
+		switch {
+		case errors.Is(err, store.ErrExists):
+			return errorf(codes.AlreadyExists, "a model with id %q is already loaded; delete it first or choose another id", id)
+		case errors.Is(err, store.ErrTooManyModels):
+			return errorf(codes.ResourceExhausted, "the server holds its maximum number of models (%d, max_models); delete one first", s.cfg.MaxModels)
+		default:
+			return errorf(codes.ResourceExhausted, "no room for this model: %v (max_total_model_bytes)", err)
+		}
+	}
+	s.log.Info("model loaded", "model_id", id, "bytes", len(buf), "sha256", fmt.Sprintf("%x", hash), "inputs", len(sess.Inputs()), "outputs", len(sess.Outputs()))
+	payload := &securedexchange.Payload{
+		Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
+		Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: &securedexchange.SendModelPayload{
+			ModelHash:     hash[:],
+			TensorInputs:  specInfos(sess.Inputs()),
+			TensorOutputs: specInfos(sess.Outputs()),
+			ModelId:       id,
+		}},
+	}
+	reply, err := s.signedReply(payload, first.GetSign())
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(&securedexchange.SendModelReply{Payload: reply.payload, Signature: reply.signature})
+}
+
+// loadStatus maps an engine Load error to a status.
+func loadStatus(err error) error {
+	switch {
+	case errors.Is(err, engine.ErrNoInputs):
+		return errorf(codes.InvalidArgument, "the model has no inputs; Blindfold serves models that take at least one input")
+	case errors.Is(err, engine.ErrUnsupportedType):
+		return errorf(codes.InvalidArgument, "the model uses a type Blindfold cannot serve: %v (allowed element types: %s)", err, dtypeNames())
+	case errors.Is(err, engine.ErrInvalidModel):
+		return errorf(codes.InvalidArgument, "the upload is not a valid ONNX model: %v", err)
+	default:
+		return errorf(codes.Internal, "loading the model: %v", err)
+	}
+}
+
+func dtypeNames() string {
+	var out string
+	for i, d := range tensor.DTypes() {
+		if i > 0 {
+			out += ", "
+		}
+		out += d.String()
+	}
+	return out
+}
+
+// specInfos describes a model's tensors in wire form (dynamic dimensions
+// are -1).
+func specInfos(specs []engine.TensorSpec) []*securedexchange.TensorInfo {
+	out := make([]*securedexchange.TensorInfo, len(specs))
+	for i, sp := range specs {
+		dims := make([]int32, len(sp.Shape))
+		for j, d := range sp.Shape {
+			if d < 0 || d > math.MaxInt32 {
+				d = -1
+			}
+			dims[j] = int32(d)
+		}
+		out[i] = &securedexchange.TensorInfo{Dims: dims, DatumType: securedexchange.DatumTypeEnum(sp.DType), Index: int32(i), IndexName: sp.Name}
+	}
+	return out
+}
+
+// checkDeclaredSpecs compares the tensor specs a client declared at upload
+// with the model's own. Declaring none is fine; a declared dimension of 0 or
+// less matches anything.
+func checkDeclaredSpecs(kind string, given []*securedexchange.TensorInfo, model []engine.TensorSpec) error {
+	if len(given) == 0 {
+		return nil
+	}
+	if len(given) != len(model) {
+		return errorf(codes.InvalidArgument, "the upload declares %d %s(s), the model has %d: %s", len(given), kind, len(model), describeSpecs(model))
+	}
+	for i, g := range given {
+		pos := i
+		if g.GetIndexName() != "" {
+			pos = -1
+			for j, m := range model {
+				if m.Name == g.IndexName {
+					pos = j
+				}
+			}
+			if pos < 0 {
+				return errorf(codes.InvalidArgument, "the upload declares %s %q, which the model lacks; the model's %ss are %s", kind, g.IndexName, kind, describeSpecs(model))
+			}
+		} else if idx := int(g.GetIndex()); idx >= 0 && idx < len(model) {
+			pos = idx
+		}
+		m := model[pos]
+		if tensor.DType(g.GetDatumType()) != m.DType {
+			return errorf(codes.InvalidArgument, "%s %q: the upload declares %s, the model has %s", kind, m.Name, tensor.DType(g.GetDatumType()), m.DType)
+		}
+		if len(g.GetDims()) == 0 {
+			continue
+		}
+		if len(g.Dims) != len(m.Shape) {
+			return errorf(codes.InvalidArgument, "%s %q: the upload declares rank %d, the model has %s", kind, m.Name, len(g.Dims), describeSpec(m))
+		}
+		for j, d := range g.Dims {
+			if d > 0 && m.Shape[j] >= 0 && int64(d) != m.Shape[j] {
+				return errorf(codes.InvalidArgument, "%s %q: the upload declares dimension %d = %d, the model has %s", kind, m.Name, j, d, describeSpec(m))
+			}
+		}
+	}
+	return nil
+}
+
+type reply struct{ payload, signature []byte }
+
+// signedReply serializes payload and, if asked, signs the exact bytes.
+func (s *Server) signedReply(p *securedexchange.Payload, sign bool) (reply, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(p)
+	if err != nil {
+		return reply{}, errorf(codes.Internal, "encoding the reply: %v", err)
+	}
+	if int64(len(b)) > int64(s.cfg.MaxReplyBytes)+1<<20 {
+		return reply{}, errorf(codes.ResourceExhausted, "the reply is %d bytes, over the server's limit of %d bytes (max_reply_bytes)", len(b), s.cfg.MaxReplyBytes)
+	}
+	r := reply{payload: b}
+	if sign {
+		r.signature = s.id.Sign(b)
+	}
+	return r, nil
+}
+
+func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServer) error {
+	s := e.s
+	first, err := stream.Recv()
+	if err == io.EOF {
+		return errorf(codes.InvalidArgument, "empty request: the stream ended before any chunk arrived")
+	}
+	if err != nil {
+		return recvErr(err)
+	}
+	id := first.GetModelId()
+	if id == "" {
+		return errorf(codes.InvalidArgument, "model_id is empty; name the model to run")
+	}
+	m, release, err := s.models.Acquire(id)
+	if err != nil {
+		return errorf(codes.NotFound, "no model with id %q is loaded", id)
+	}
+	defer release()
+	sign := first.GetSign()
+	var h = sha256.New()
+	if !sign {
+		h = nil
+	}
+	asm := newAssembler(m.Session.Inputs(), int64(s.cfg.MaxInputBytes), h)
+	defer asm.wipe()
+	for msg := first; ; {
+		if mid := msg.GetModelId(); mid != "" && mid != id {
+			return errorf(codes.InvalidArgument, "a later chunk names model id %q, the first named %q", mid, id)
+		}
+		for _, td := range msg.GetInputTensors() {
+			if err := asm.add(td); err != nil {
+				return err
+			}
+		}
+		msg, err = stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return recvErr(err)
+		}
+	}
+	inputs, err := asm.finish()
+	if err != nil {
+		return err
+	}
+	if err := m.Session.CheckInputs(inputs); err != nil {
+		return errorf(codes.InvalidArgument, "%v", err)
+	}
+	ctx := stream.Context()
+	start := time.Now()
+	outputs, err := m.Session.Run(ctx, inputs)
+	elapsed := time.Since(start)
+	if err != nil {
+		return runStatus(ctx, err)
+	}
+	out, err := s.outputTensors(outputs)
+	if err != nil {
+		return err
+	}
+	rp := &securedexchange.RunModelPayload{
+		ModelId:         id,
+		OutputTensors:   out,
+		InferenceTime:   uint64(elapsed.Milliseconds()),
+		InferenceTimeNs: uint64(elapsed.Nanoseconds()),
+	}
+	if h != nil {
+		rp.InputHash = h.Sum(nil)
+	}
+	payload := &securedexchange.Payload{
+		Header:  &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
+		Payload: &securedexchange.Payload_RunModelPayload{RunModelPayload: rp},
+	}
+	r, err := s.signedReply(payload, sign)
+	for _, t := range outputs {
+		clear(t.Data)
+	}
+	if err != nil {
+		return err
+	}
+	err = stream.SendAndClose(&securedexchange.RunModelReply{Payload: r.payload, Signature: r.signature})
+	clear(r.payload)
+	return err
+}
+
+// runStatus maps an engine Run error to a status.
+func runStatus(ctx context.Context, err error) error {
+	if st := contextStatus(ctx.Err()); st != nil {
+		return st
+	}
+	if st := contextStatus(err); st != nil {
+		return st
+	}
+	var ie *engine.InputError
+	switch {
+	case errors.As(err, &ie):
+		return errorf(codes.InvalidArgument, "%v", err)
+	case errors.Is(err, engine.ErrRun):
+		return errorf(codes.InvalidArgument, "the model failed on these inputs: %v", err)
+	default:
+		return errorf(codes.Internal, "running the model: %v", err)
+	}
+}
+
+// outputTensors puts outputs in wire form, checking the reply limit.
+func (s *Server) outputTensors(outputs []tensor.Tensor) ([]*securedexchange.TensorData, error) {
+	var total int64
+	out := make([]*securedexchange.TensorData, len(outputs))
+	for i, t := range outputs {
+		total += int64(len(t.Data))
+		if total > int64(s.cfg.MaxReplyBytes) {
+			return nil, errorf(codes.ResourceExhausted, "the model's outputs exceed the server's reply limit of %d bytes (max_reply_bytes)", s.cfg.MaxReplyBytes)
+		}
+		dims := make([]int32, len(t.Shape))
+		for j, d := range t.Shape {
+			if d > math.MaxInt32 {
+				return nil, errorf(codes.OutOfRange, "output %q has dimension %d = %d, more than the protocol's int32 dims can carry", t.Name, j, d)
+			}
+			dims[j] = int32(d)
+		}
+		out[i] = &securedexchange.TensorData{
+			Info:      &securedexchange.TensorInfo{Dims: dims, DatumType: securedexchange.DatumTypeEnum(t.DType), Index: int32(i), IndexName: t.Name},
+			BytesData: t.Data,
+		}
+	}
+	return out, nil
+}
+
+func (e *exchangeService) DeleteModel(_ context.Context, req *securedexchange.DeleteModelRequest) (*securedexchange.DeleteModelReply, error) {
+	id := req.GetModelId()
+	if id == "" {
+		return nil, errorf(codes.InvalidArgument, "model_id is empty; name the model to delete")
+	}
+	if err := e.s.models.Delete(id); err != nil {
+		return nil, errorf(codes.NotFound, "no model with id %q is loaded", id)
+	}
+	e.s.log.Info("model deleted", "model_id", id)
+	return &securedexchange.DeleteModelReply{}, nil
+}

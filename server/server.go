@@ -1,0 +1,291 @@
+// Package server runs Blindfold's two gRPC ports: the untrusted port
+// (service untrusted.Attestation, TLS with the operator's certificate) and
+// the attested port (service securedexchange.Exchange, TLS with a key made
+// in memory at every start). It owns request limits and the lifecycle.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/stats"
+
+	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/engine"
+	"github.com/blindfold-ai/blindfold/identity"
+	"github.com/blindfold-ai/blindfold/store"
+)
+
+// ProtocolVersion is the wire-protocol version GetServerInfo reports. It is
+// the version of the BlindAI protocol spoken, not of this server: BlindAI
+// 0.5 clients accept any 0.5.x.
+const ProtocolVersion = "0.5.0"
+
+// Version is Blindfold's own version, reported in GetServerInfo's
+// server_version field. Release builds set it with -ldflags -X.
+var Version = "0.1.0-dev"
+
+// SimulationWarning is logged at start and on every connection in
+// simulation mode.
+const SimulationWarning = "SIMULATION MODE: no TEE, no attestation. The host can read every model and input. Do NOT send real data."
+
+// Options configure a Server.
+type Options struct {
+	// Config is the validated server configuration.
+	Config Config
+	// Runtime is the ONNX Runtime that loads models.
+	Runtime *engine.Runtime
+	// Logger receives the server's logs (slog.Default() if nil). Logs never
+	// hold model bytes, inputs, outputs or keys.
+	Logger *slog.Logger
+}
+
+// Server is a running (or ready to run) Blindfold server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	rt      *engine.Runtime
+	id      *identity.Attested
+	hostTLS tls.Certificate
+	hostDER []byte
+	models  *store.Store
+
+	untrusted *grpc.Server
+	attested  *grpc.Server
+
+	mu        sync.Mutex
+	untrLis   net.Listener
+	attLis    net.Listener
+	serveErrs chan error
+	stopped   bool
+}
+
+// New prepares a server: it makes the attested identity and loads (or
+// generates) the operator certificate. It refuses to run without a TEE
+// unless the configuration asks for simulation.
+func New(opts Options) (*Server, error) {
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Runtime == nil {
+		return nil, errors.New("server: no engine runtime given")
+	}
+	if !cfg.Simulation {
+		return nil, errors.New("server: no TEE evidence provider is available in this build, so the server cannot run in hardware mode; " +
+			"to run WITHOUT any protection for development, pass --simulation (or simulation = true)")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: log, rt: opts.Runtime}
+	s.models = store.New(cfg.MaxModels, int64(cfg.MaxTotalModelBytes), func(err error) {
+		log.Error("model session close failed", "err", err)
+	})
+	var err error
+	if s.id, err = identity.NewAttested(); err != nil {
+		return nil, err
+	}
+	if err := s.loadHostCertificate(); err != nil {
+		return nil, err
+	}
+	s.untrusted = s.newGRPCServer(&tls.Config{
+		Certificates: []tls.Certificate{s.hostTLS},
+		MinVersion:   tls.VersionTLS12,
+	}, "untrusted")
+	untrusted.RegisterAttestationServer(s.untrusted, &attestationService{s: s})
+	s.attested = s.newGRPCServer(&tls.Config{
+		Certificates: []tls.Certificate{s.id.Certificate},
+		MinVersion:   tls.VersionTLS13,
+	}, "attested")
+	securedexchange.RegisterExchangeServer(s.attested, &exchangeService{s: s})
+	return s, nil
+}
+
+func (s *Server) loadHostCertificate() error {
+	certPath, keyPath := s.cfg.HostCert, s.cfg.HostKey
+	if certPath == "" {
+		if err := os.MkdirAll(s.cfg.StateDir, 0o700); err != nil {
+			return fmt.Errorf("server: state folder: %w", err)
+		}
+		certPath = filepath.Join(s.cfg.StateDir, "host_server.pem")
+		keyPath = filepath.Join(s.cfg.StateDir, "host_server.key")
+		_, errC := os.Stat(certPath)
+		_, errK := os.Stat(keyPath)
+		switch {
+		case errors.Is(errC, os.ErrNotExist) && errors.Is(errK, os.ErrNotExist):
+			if _, err := identity.GenerateHostCertificate(certPath, keyPath); err != nil {
+				return fmt.Errorf("server: generating the untrusted port's certificate: %w", err)
+			}
+			s.log.Warn("no operator certificate configured (host_cert/host_key): generated a self-signed one for the untrusted port; clients must be given this certificate or use trust-on-first-use",
+				"cert", certPath, "key", keyPath)
+		case errC != nil || errK != nil:
+			return fmt.Errorf("server: %s and %s must both exist or both be absent", certPath, keyPath)
+		}
+	}
+	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		return fmt.Errorf("server: loading the untrusted port's certificate %s and key %s: %w", certPath, keyPath, err)
+	}
+	s.hostTLS = pair
+	s.hostDER = pair.Certificate[0]
+	s.log.Info("untrusted port certificate", "path", certPath, "sha256", identity.Fingerprint(s.hostDER))
+	return nil
+}
+
+func (s *Server) newGRPCServer(tlsCfg *tls.Config, port string) *grpc.Server {
+	cfg := s.cfg
+	return grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.MaxRecvMsgSize(int(cfg.MaxMessageBytes)),
+		grpc.MaxSendMsgSize(int(cfg.MaxReplyBytes)+1<<20),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
+		grpc.InitialWindowSize(4<<20),
+		grpc.InitialConnWindowSize(16<<20),
+		grpc.ReadBufferSize(256<<10),
+		grpc.WriteBufferSize(256<<10),
+		grpc.ConnectionTimeout(10*time.Second),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.StatsHandler(&connLogger{s: s, port: port}),
+		grpc.ChainUnaryInterceptor(s.recoverUnary),
+		grpc.ChainStreamInterceptor(s.recoverStream),
+	)
+}
+
+// Start listens on both ports and serves in the background. Use
+// UntrustedAddr and AttestedAddr to learn the bound addresses (":0" picks a
+// free port).
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.untrLis != nil || s.stopped {
+		return errors.New("server: already started")
+	}
+	ul, err := net.Listen("tcp", s.cfg.UntrustedAddr)
+	if err != nil {
+		return fmt.Errorf("server: untrusted port: %w", err)
+	}
+	al, err := net.Listen("tcp", s.cfg.AttestedAddr)
+	if err != nil {
+		ul.Close()
+		return fmt.Errorf("server: attested port: %w", err)
+	}
+	s.untrLis, s.attLis = ul, al
+	s.serveErrs = make(chan error, 2)
+	go func() { s.serveErrs <- s.untrusted.Serve(ul) }()
+	go func() { s.serveErrs <- s.attested.Serve(al) }()
+	if s.cfg.Simulation {
+		s.log.Warn(SimulationWarning)
+	}
+	s.log.Info("serving", "untrusted", ul.Addr().String(), "attested", al.Addr().String(),
+		"protocol_version", ProtocolVersion, "server_version", Version, "onnxruntime", s.rt.Version(),
+		"attested_cert_sha256", identity.Fingerprint(s.id.DER))
+	return nil
+}
+
+// Wait blocks until a port stops serving on its own (an error) or ctx ends.
+func (s *Server) Wait(ctx context.Context) error {
+	select {
+	case err := <-s.serveErrs:
+		if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("server: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// UntrustedAddr returns the untrusted port's bound address.
+func (s *Server) UntrustedAddr() string { return s.untrLis.Addr().String() }
+
+// AttestedAddr returns the attested port's bound address.
+func (s *Server) AttestedAddr() string { return s.attLis.Addr().String() }
+
+// AttestedCertificateDER returns the DER of the attested port's certificate.
+func (s *Server) AttestedCertificateDER() []byte { return s.id.DER }
+
+// HostCertificateDER returns the DER of the untrusted port's certificate.
+func (s *Server) HostCertificateDER() []byte { return s.hostDER }
+
+// Shutdown stops accepting connections and RPCs, lets in-flight requests
+// finish until ctx ends, then cuts the rest, and unloads every model.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); s.untrusted.GracefulStop() }()
+		go func() { defer wg.Done(); s.attested.GracefulStop() }()
+		wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("shutdown deadline reached; cutting in-flight requests")
+		s.untrusted.Stop()
+		s.attested.Stop()
+		<-done
+		err = ctx.Err()
+	}
+	s.models.Close()
+	return err
+}
+
+// connLogger logs connections; in simulation mode it repeats the warning on
+// every one.
+type connLogger struct {
+	s    *Server
+	port string
+}
+
+func (c *connLogger) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (c *connLogger) HandleRPC(context.Context, stats.RPCStats)                       {}
+func (c *connLogger) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	return context.WithValue(ctx, connKey{}, info.RemoteAddr)
+}
+
+type connKey struct{}
+
+func (c *connLogger) HandleConn(ctx context.Context, st stats.ConnStats) {
+	if _, ok := st.(*stats.ConnBegin); !ok {
+		return
+	}
+	remote, _ := ctx.Value(connKey{}).(net.Addr)
+	addr := ""
+	if remote != nil {
+		addr = remote.String()
+	}
+	if c.s.cfg.Simulation {
+		c.s.log.Warn(SimulationWarning, "port", c.port, "remote", addr)
+		return
+	}
+	c.s.log.Debug("connection", "port", c.port, "remote", addr)
+}
+
+// Usage returns how many models are loaded and the bytes they (and uploads
+// in progress) take against max_total_model_bytes.
+func (s *Server) Usage() (models int, bytes int64) { return s.models.Usage() }

@@ -1,0 +1,102 @@
+package store
+
+import (
+	"errors"
+	"sync"
+	"testing"
+)
+
+func TestCaps(t *testing.T) {
+	s := New(2, 100, nil)
+	r := s.Reserve()
+	if err := r.Grow(60); err != nil {
+		t.Fatal(err)
+	}
+	r2 := s.Reserve()
+	if err := r2.Grow(50); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("reservations together over the cap: %v, want ErrNoSpace", err)
+	}
+	if err := s.Add(&Model{ID: "a", Size: 40}, r); err != nil {
+		t.Fatal(err)
+	}
+	if n, used := s.Usage(); n != 1 || used != 40 {
+		t.Fatalf("usage after add = %d models, %d bytes; want 1, 40 (unused reservation returned)", n, used)
+	}
+	if err := s.Add(&Model{ID: "a", Size: 1}, s.Reserve()); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if err := s.Add(&Model{ID: "b", Size: 70}, s.Reserve()); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("over bytes: %v", err)
+	}
+	if err := s.Add(&Model{ID: "b", Size: 10}, s.Reserve()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(&Model{ID: "c", Size: 1}, s.Reserve()); !errors.Is(err, ErrTooManyModels) {
+		t.Fatalf("over count: %v", err)
+	}
+	if err := s.Delete("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete("a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	if n, used := s.Usage(); n != 1 || used != 10 {
+		t.Fatalf("usage after delete = %d, %d; want 1, 10", n, used)
+	}
+	r.Release()
+	r2.Release()
+	if _, used := s.Usage(); used != 10 {
+		t.Fatalf("releasing consumed reservations changed usage to %d", used)
+	}
+}
+
+func TestAcquireKeepsDeletedModel(t *testing.T) {
+	s := New(4, 1000, nil)
+	if err := s.Add(&Model{ID: "m", Size: 1}, s.Reserve()); err != nil {
+		t.Fatal(err)
+	}
+	m, release, err := s.Acquire("m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete("m"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Acquire("m"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("acquire after delete: %v", err)
+	}
+	if m.ID != "m" {
+		t.Fatal("held model changed")
+	}
+	release()
+	release() // idempotent
+	s.mu.Lock()
+	refs := m.refs
+	s.mu.Unlock()
+	if refs != 0 {
+		t.Fatalf("refs = %d after release", refs)
+	}
+}
+
+func TestConcurrentReservations(t *testing.T) {
+	s := New(1000, 1000, nil)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	granted := 0
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := s.Reserve()
+			if r.Grow(100) == nil {
+				mu.Lock()
+				granted++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if granted != 10 {
+		t.Fatalf("granted %d reservations of 100 under a 1000 cap, want 10", granted)
+	}
+}
