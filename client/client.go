@@ -1,0 +1,528 @@
+// Package client is the Go client of a Blindfold server. It speaks the
+// BlindAI 0.5 wire protocol, so it also talks to BlindAI 0.5 servers.
+//
+// Connect follows the protocol's sequence: it reaches the untrusted port
+// over TLS (trusting the operator's certificate, or, explicitly and loudly,
+// whatever certificate it sees first), reads the server information and
+// checks the protocol version, obtains the attestation material, and opens
+// the attested port with the attested certificate as the only trusted root.
+// Requests to upload, run and delete models then go over the attested
+// channel; replies may be signed by the TEE's key and turned into proof
+// files (package proof).
+//
+// Hardware evidence verification is not available yet: Connect refuses a
+// server that offers an SGX quote (ErrHardwareNotSupported), and accepts a
+// simulation-mode server only with WithSimulation. Simulation protects
+// nothing: the server is not in a TEE and its operator sees everything.
+//
+// Errors from the server keep their gRPC status: use status.Code(err).
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/identity"
+)
+
+// Version is the version of this client library, sent to servers as
+// telemetry (ClientInfo.user_agent_version).
+const Version = "0.1.0"
+
+// UserAgent is the user agent sent to servers (ClientInfo.user_agent).
+const UserAgent = "blindfold-go"
+
+// Protocol defaults.
+const (
+	// DefaultUntrustedPort is the untrusted (attestation) port.
+	DefaultUntrustedPort = 50052
+	// DefaultAttestedPort is the attested (model exchange) port.
+	DefaultAttestedPort = 50051
+	// DefaultMaxReceiveBytes is the largest reply accepted: 8 MiB, as the
+	// protocol's reference client.
+	DefaultMaxReceiveBytes = 8 << 20
+	// DefaultChunkSize is the size of the pieces that models and inputs are
+	// sent in: 32 KiB.
+	DefaultChunkSize = 32 << 10
+)
+
+// Errors of Connect. Use errors.Is.
+var (
+	// ErrSimulationServer means the server runs in simulation mode and
+	// the caller did not pass WithSimulation.
+	ErrSimulationServer = errors.New("client: server runs in simulation mode; pass WithSimulation to accept it (it protects nothing)")
+	// ErrHardwareNotSupported means the server offers hardware evidence
+	// (an SGX quote), which this client cannot verify yet.
+	ErrHardwareNotSupported = errors.New("client: the server offers hardware evidence (an SGX quote), but hardware evidence verification is not available yet in this client; refusing to trust it")
+	// ErrNoTrust means no way to trust the untrusted port was given.
+	ErrNoTrust = errors.New("client: no trust for the untrusted port: pass WithHostCertificate/WithHostCertificateFile (the operator's host_server.pem), or WithInsecureTrustOnFirstUse")
+	// ErrIncompatibleVersion means the server's protocol version is not
+	// 0.5.x.
+	ErrIncompatibleVersion = errors.New("client: incompatible server protocol version")
+	// ErrTrust means a certificate could not be trusted: the untrusted
+	// port's certificate changed after first use, or the attested
+	// certificate is malformed or lacks the signing key.
+	ErrTrust = errors.New("client: trust check failed")
+	// ErrVerification means a signed reply did not verify: bad signature,
+	// or a hash or model id that differs from what was sent.
+	ErrVerification = errors.New("client: signed reply verification failed")
+)
+
+// ConnectError is returned by Connect when a step of the connection fails.
+// It wraps the cause, so status.Code and errors.Is see through it.
+type ConnectError struct {
+	// Step names what failed ("GetServerInfo", "attested port", ...).
+	Step string
+	// Addr is the address it was talking to.
+	Addr string
+	// Err is the cause.
+	Err error
+}
+
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("client: connecting to %s: %s: %v", e.Addr, e.Step, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// Option configures Connect.
+type Option func(*config)
+
+type config struct {
+	hostCert     []byte
+	hostCertPath string
+	tofu         bool
+	simulation   bool
+	attestedPort int
+	maxRecv      int
+	logger       *slog.Logger
+}
+
+// WithHostCertificate trusts the given operator certificate (host_server.pem
+// contents, as PEM or DER) for the untrusted port.
+func WithHostCertificate(pemOrDER []byte) Option {
+	return func(c *config) { c.hostCert = append([]byte(nil), pemOrDER...) }
+}
+
+// WithHostCertificateFile trusts the operator certificate in the PEM (or
+// DER) file at path for the untrusted port. Connect reads the file.
+func WithHostCertificateFile(path string) Option {
+	return func(c *config) { c.hostCertPath = path }
+}
+
+// WithInsecureTrustOnFirstUse accepts whatever certificate the untrusted
+// port presents first, logs a warning with its fingerprint, and refuses a
+// different one later in the Client's life. The untrusted port carries no
+// secrets, but without the operator's certificate a network attacker can
+// answer in the server's place until hardware attestation is verified.
+func WithInsecureTrustOnFirstUse() Option { return func(c *config) { c.tofu = true } }
+
+// WithSimulation accepts a simulation-mode server. Simulation protects
+// nothing: there is no TEE, the operator can read models and inputs, and
+// signed replies prove nothing about where they were computed. Without this
+// option Connect refuses such a server with ErrSimulationServer.
+func WithSimulation() Option { return func(c *config) { c.simulation = true } }
+
+// WithAttestedPort sets the attested port (default 50051).
+func WithAttestedPort(port int) Option { return func(c *config) { c.attestedPort = port } }
+
+// WithMaxReceiveBytes sets the largest reply accepted (default 8 MiB).
+func WithMaxReceiveBytes(n int) Option { return func(c *config) { c.maxRecv = n } }
+
+// WithLogger sets the logger for warnings (simulation, trust on first use)
+// and debug messages. The default is slog.Default(). Nothing secret, no
+// model and no input is ever logged.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// ServerInfo is what the server says about itself.
+type ServerInfo struct {
+	// ProtocolVersion is the wire protocol version ("0.5.0").
+	ProtocolVersion string
+	// ServerVersion is the server software's version (Blindfold servers
+	// only; empty for BlindAI).
+	ServerVersion string
+	// Simulation is the server's own claim that it runs without a TEE
+	// (Blindfold servers only).
+	Simulation bool
+	// EvidenceType is the kind of evidence the server claims to produce
+	// ("simulation", "sgx-dcap", ...; Blindfold servers only).
+	EvidenceType string
+}
+
+// Client is a connection to a Blindfold server. It is safe for concurrent
+// use.
+type Client struct {
+	conn       *grpc.ClientConn
+	exchange   securedexchange.ExchangeClient
+	info       ServerInfo
+	simulation bool
+	certDER    []byte
+	signingKey ed25519.PublicKey
+	hostFP     *pinnedFingerprint
+	untrusted  string
+	attested   string
+	log        *slog.Logger
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// pinnedFingerprint records the untrusted port's certificate and refuses a
+// different one afterwards.
+type pinnedFingerprint struct {
+	mu  sync.Mutex
+	der []byte
+}
+
+func (p *pinnedFingerprint) check(der []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.der == nil {
+		p.der = append([]byte(nil), der...)
+		return nil
+	}
+	if !bytes.Equal(p.der, der) {
+		return fmt.Errorf("%w: the untrusted port's certificate changed from %s to %s", ErrTrust, identity.Fingerprint(p.der), identity.Fingerprint(der))
+	}
+	return nil
+}
+
+func (p *pinnedFingerprint) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.der
+}
+
+// SplitAddr splits a server address into its host and untrusted port. addr is "host" (port 50052) or
+// "host:port"; IPv6 literals may be bracketed.
+func SplitAddr(addr string) (host string, port int, err error) {
+	if addr == "" {
+		return "", 0, errors.New("client: empty server address (want host or host:port)")
+	}
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		// No port: the whole string is the host (an IPv6 literal may have
+		// brackets).
+		h = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+		if strings.ContainsAny(h, "[]/ ") || h == "" {
+			return "", 0, fmt.Errorf("client: server address %q is not host or host:port", addr)
+		}
+		return h, DefaultUntrustedPort, nil
+	}
+	n, perr := strconv.Atoi(p)
+	if perr != nil || n < 1 || n > 65535 || h == "" {
+		return "", 0, fmt.Errorf("client: server address %q: want host:port with a port from 1 to 65535", addr)
+	}
+	return h, n, nil
+}
+
+// Connect connects to the server at addr ("host" or "host:port" of the
+// untrusted port, default port 50052) and opens the attested channel. See
+// the package documentation for the steps, and the Option functions for
+// what can be configured. The context bounds the whole connection.
+func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) {
+	cfg := config{attestedPort: DefaultAttestedPort, maxRecv: DefaultMaxReceiveBytes}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	log := cfg.logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.attestedPort < 1 || cfg.attestedPort > 65535 {
+		return nil, fmt.Errorf("client: attested port %d is out of range (1 to 65535)", cfg.attestedPort)
+	}
+	if cfg.maxRecv < 1 {
+		return nil, fmt.Errorf("client: max receive size %d must be positive", cfg.maxRecv)
+	}
+	host, port, err := SplitAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	untrustedAddr := net.JoinHostPort(host, strconv.Itoa(port))
+	attestedAddr := net.JoinHostPort(host, strconv.Itoa(cfg.attestedPort))
+
+	pin := &pinnedFingerprint{}
+	utls, err := untrustedTLS(&cfg, pin, log, untrustedAddr)
+	if err != nil {
+		return nil, err
+	}
+	uconn, err := grpc.NewClient(untrustedAddr, grpc.WithTransportCredentials(credentials.NewTLS(utls)), grpc.WithUserAgent(UserAgent+"/"+Version))
+	if err != nil {
+		return nil, &ConnectError{Step: "untrusted port", Addr: untrustedAddr, Err: err}
+	}
+	defer uconn.Close()
+	att := untrusted.NewAttestationClient(uconn)
+
+	reply, err := att.GetServerInfo(ctx, &untrusted.GetServerInfoRequest{})
+	if err != nil {
+		return nil, &ConnectError{Step: "GetServerInfo on the untrusted port", Addr: untrustedAddr, Err: err}
+	}
+	info := ServerInfo{
+		ProtocolVersion: reply.GetVersion(),
+		ServerVersion:   reply.GetServerVersion(),
+		Simulation:      reply.GetSimulation(),
+		EvidenceType:    reply.GetEvidenceType(),
+	}
+	if err := CheckVersion(info.ProtocolVersion); err != nil {
+		return nil, &ConnectError{Step: "version check", Addr: untrustedAddr, Err: err}
+	}
+	if cfg.tofu {
+		log.Warn("INSECURE: trusting the untrusted port's certificate on first use, without the operator's certificate; compare this fingerprint with the operator's host_server.pem",
+			"addr", untrustedAddr, "sha256_fingerprint", identity.Fingerprint(pin.get()))
+	}
+
+	if !cfg.simulation {
+		_, err := att.GetSgxQuoteWithCollateral(ctx, &untrusted.GetSgxQuoteWithCollateralRequest{})
+		switch {
+		case status.Code(err) == codes.FailedPrecondition:
+			return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: ErrSimulationServer}
+		case err == nil:
+			return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: ErrHardwareNotSupported}
+		default:
+			return nil, &ConnectError{Step: "GetSgxQuoteWithCollateral", Addr: untrustedAddr, Err: err}
+		}
+	}
+	log.Warn("SIMULATION MODE: this connection protects nothing; there is no TEE and no attestation, and the server's operator can read every model and input sent",
+		"addr", untrustedAddr, "server_claims_simulation", info.Simulation)
+
+	certReply, err := att.GetCertificate(ctx, &untrusted.GetCertificateRequest{})
+	if err != nil {
+		return nil, &ConnectError{Step: "GetCertificate on the untrusted port", Addr: untrustedAddr, Err: err}
+	}
+	certDER := certReply.GetEnclaveTlsCertificate()
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil, &ConnectError{Step: "attested certificate", Addr: untrustedAddr, Err: fmt.Errorf("%w: parsing it: %v", ErrTrust, err)}
+	}
+	signingKey, err := identity.SigningKeyFromCertificate(cert)
+	if err != nil {
+		return nil, &ConnectError{Step: "attested certificate", Addr: untrustedAddr, Err: fmt.Errorf("%w: %v", ErrTrust, err)}
+	}
+	atls := attestedTLS(cert, certDER)
+	conn, err := grpc.NewClient(attestedAddr,
+		grpc.WithTransportCredentials(credentials.NewTLS(atls)),
+		grpc.WithUserAgent(UserAgent+"/"+Version),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.maxRecv)))
+	if err != nil {
+		return nil, &ConnectError{Step: "attested port", Addr: attestedAddr, Err: err}
+	}
+	if err := waitReady(ctx, conn, attestedAddr, atls); err != nil {
+		conn.Close()
+		return nil, &ConnectError{Step: "attested port", Addr: attestedAddr, Err: err}
+	}
+	log.Debug("connected", "untrusted", untrustedAddr, "attested", attestedAddr,
+		"attested_certificate", identity.Fingerprint(certDER), "protocol", info.ProtocolVersion)
+	return &Client{
+		conn:       conn,
+		exchange:   securedexchange.NewExchangeClient(conn),
+		info:       info,
+		simulation: true,
+		certDER:    certDER,
+		signingKey: signingKey,
+		hostFP:     pin,
+		untrusted:  untrustedAddr,
+		attested:   attestedAddr,
+		log:        log,
+	}, nil
+}
+
+// untrustedTLS builds the TLS configuration of the untrusted port.
+func untrustedTLS(cfg *config, pin *pinnedFingerprint, log *slog.Logger, addr string) (*tls.Config, error) {
+	tc := &tls.Config{ServerName: identity.ServerName, MinVersion: tls.VersionTLS12}
+	hostCert := cfg.hostCert
+	if cfg.hostCertPath != "" {
+		b, err := os.ReadFile(cfg.hostCertPath)
+		if err != nil {
+			return nil, fmt.Errorf("client: reading the host certificate: %w", err)
+		}
+		hostCert = b
+	}
+	switch {
+	case hostCert != nil:
+		cert, err := parseCertificate(hostCert)
+		if err != nil {
+			return nil, fmt.Errorf("client: host certificate: %w", err)
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(cert)
+		tc.RootCAs = pool
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return fmt.Errorf("%w: the untrusted port presented no certificate", ErrTrust)
+			}
+			return pin.check(cs.PeerCertificates[0].Raw)
+		}
+	case cfg.tofu:
+		tc.InsecureSkipVerify = true
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return fmt.Errorf("%w: the untrusted port presented no certificate", ErrTrust)
+			}
+			return pin.check(cs.PeerCertificates[0].Raw)
+		}
+	default:
+		return nil, ErrNoTrust
+	}
+	return tc, nil
+}
+
+// attestedTLS trusts exactly the attested certificate: it is the only root,
+// and the server must present that very certificate.
+func attestedTLS(cert *x509.Certificate, der []byte) *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{
+		ServerName: identity.ServerName,
+		RootCAs:    pool,
+		MinVersion: tls.VersionTLS12,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, der) {
+				return fmt.Errorf("%w: the attested port presented a certificate other than the attested one (%s)", ErrTrust, identity.Fingerprint(der))
+			}
+			return nil
+		},
+	}
+}
+
+// parseCertificate accepts PEM (first CERTIFICATE block) or DER.
+func parseCertificate(b []byte) (*x509.Certificate, error) {
+	if bytes.Contains(b, []byte("-----BEGIN")) {
+		return identity.ParseCertificatePEM(b)
+	}
+	c, err := x509.ParseCertificate(b)
+	if err != nil {
+		return nil, fmt.Errorf("not a PEM or DER certificate: %w", err)
+	}
+	return c, nil
+}
+
+// waitReady connects conn and waits until it is ready. When the connection
+// fails it makes one direct TLS handshake with the same configuration, to
+// report why (gRPC keeps the reason to itself until a call is made).
+func waitReady(ctx context.Context, conn *grpc.ClientConn, addr string, tc *tls.Config) error {
+	conn.Connect()
+	for {
+		s := conn.GetState()
+		switch s {
+		case connectivity.Ready:
+			return nil
+		case connectivity.TransientFailure, connectivity.Shutdown:
+			return probe(ctx, addr, tc)
+		}
+		if !conn.WaitForStateChange(ctx, s) {
+			return fmt.Errorf("not ready before the deadline: %w", ctx.Err())
+		}
+	}
+}
+
+func probe(ctx context.Context, addr string, tc *tls.Config) error {
+	c := tc.Clone()
+	c.NextProtos = []string{"h2"}
+	d := tls.Dialer{Config: c}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("connection or TLS handshake failed: %w", err)
+	}
+	conn.Close()
+	return errors.New("the gRPC connection failed although a TLS handshake succeeds; is this a Blindfold attested port?")
+}
+
+// CheckVersion accepts protocol versions 0.5.x, compared component by
+// component as BlindAI 0.5 clients do ("0.5.0" to "0.5.9" and later patch
+// releases pass; "0.6.0" and "1.5.0" do not).
+func CheckVersion(v string) error {
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("%w: %q is not MAJOR.MINOR.PATCH (allowed: 0.5.x)", ErrIncompatibleVersion, v)
+	}
+	nums := make([]int, 3)
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || p == "" || (len(p) > 1 && p[0] == '0') {
+			return fmt.Errorf("%w: %q is not MAJOR.MINOR.PATCH (allowed: 0.5.x)", ErrIncompatibleVersion, v)
+		}
+		nums[i] = n
+	}
+	if nums[0] != 0 || nums[1] != 5 {
+		return fmt.Errorf("%w: server speaks %s, this client speaks 0.5.x", ErrIncompatibleVersion, v)
+	}
+	return nil
+}
+
+// ServerInfo returns what the server said about itself at Connect.
+func (c *Client) ServerInfo() ServerInfo { return c.info }
+
+// Simulation reports whether the connection runs in simulation mode (no
+// evidence verified; it protects nothing).
+func (c *Client) Simulation() bool { return c.simulation }
+
+// AttestedCertificate returns the DER of the attested port's certificate.
+func (c *Client) AttestedCertificate() []byte { return append([]byte(nil), c.certDER...) }
+
+// AttestedCertificateFingerprint returns the SHA-256 fingerprint of the
+// attested certificate (colon-separated hex).
+func (c *Client) AttestedCertificateFingerprint() string { return identity.Fingerprint(c.certDER) }
+
+// HostCertificateFingerprint returns the SHA-256 fingerprint of the
+// certificate the untrusted port presented (the one trusted on first use,
+// with WithInsecureTrustOnFirstUse).
+func (c *Client) HostCertificateFingerprint() string {
+	if der := c.hostFP.get(); der != nil {
+		return identity.Fingerprint(der)
+	}
+	return ""
+}
+
+// SigningKey returns the server's Ed25519 reply-signing key, read from the
+// attested certificate.
+func (c *Client) SigningKey() ed25519.PublicKey {
+	return append(ed25519.PublicKey(nil), c.signingKey...)
+}
+
+// UntrustedAddr returns the address of the untrusted port.
+func (c *Client) UntrustedAddr() string { return c.untrusted }
+
+// AttestedAddr returns the address of the attested port.
+func (c *Client) AttestedAddr() string { return c.attested }
+
+// Close closes the attested connection. Calls in flight fail; Close may be
+// called more than once.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.conn.Close() })
+	return c.closeErr
+}
+
+// DeleteModel unloads the model id from the server.
+func (c *Client) DeleteModel(ctx context.Context, id string) error {
+	if id == "" {
+		return errors.New("client: DeleteModel needs a model id")
+	}
+	if _, err := c.exchange.DeleteModel(ctx, &securedexchange.DeleteModelRequest{ModelId: id}); err != nil {
+		return fmt.Errorf("client: deleting model %q: %w", id, err)
+	}
+	return nil
+}
+
+func clientInfo() *securedexchange.ClientInfo {
+	return &securedexchange.ClientInfo{UserAgent: UserAgent, UserAgentVersion: Version}
+}
