@@ -136,15 +136,20 @@ func (r *Runtime) LibraryPath() string { return r.path }
 func (r *Runtime) Version() string { return ort.GetVersion() }
 
 // TensorSpec describes one model input or output. A negative dimension is
-// dynamic; an empty Shape is a scalar (rank 0).
+// dynamic; an empty, non-nil Shape is a scalar (rank 0); a nil Shape means
+// the model does not declare the rank, so any rank is accepted.
 type TensorSpec struct {
 	Name  string
 	DType tensor.DType
 	Shape []int64
 }
 
-// String returns, for example, `x float32[?,4]`.
+// String returns, for example, `x float32[?,4]` (or `x float32[...]` when
+// the rank is unknown).
 func (t TensorSpec) String() string {
+	if t.Shape == nil {
+		return fmt.Sprintf("%s %s[...]", t.Name, t.DType)
+	}
 	dims := make([]string, len(t.Shape))
 	for i, d := range t.Shape {
 		if d < 0 {
@@ -157,7 +162,9 @@ func (t TensorSpec) String() string {
 }
 
 func (t TensorSpec) clone() TensorSpec {
-	t.Shape = append([]int64{}, t.Shape...)
+	if t.Shape != nil {
+		t.Shape = append([]int64{}, t.Shape...)
+	}
 	return t
 }
 
@@ -262,17 +269,21 @@ func (r *Runtime) Load(model []byte) (*Session, error) {
 	if s.outputs, err = specs("output", outs); err != nil {
 		return nil, err
 	}
+	declIn, declOut, _ := declaredDims(model)
+	unknownRank(s.inputs, declIn)
+	unknownRank(s.outputs, declOut)
 	for _, in := range s.inputs {
-		if len(in.Shape) == 0 && dtypes[in.DType].newScalar == nil {
+		if in.Shape != nil && len(in.Shape) == 0 && dtypes[in.DType].newScalar == nil {
 			return nil, fmt.Errorf("%w: input %q is a %s scalar (rank 0), which the engine cannot pass to ONNX Runtime", ErrUnsupportedModel, in.Name, in.DType)
 		}
 	}
 	s.outKinds = make([]outputKind, len(s.outputs))
 	s.outDims = make([][]dimSource, len(s.outputs))
-	var declIn, declOut map[string][]string // read on demand
 	for i, out := range s.outputs {
 		half := out.DType == tensor.F16 || out.DType == tensor.BF16
 		switch {
+		case half && out.Shape == nil:
+			return nil, fmt.Errorf("%w: output %q is %s with no declared shape; %s outputs need a static shape or dimensions named (dim_param) like an input's", ErrUnsupportedModel, out.Name, out.DType, out.DType)
 		case half && len(out.Shape) == 0:
 			return nil, fmt.Errorf("%w: output %q is a %s scalar (rank 0), which the engine cannot receive from ONNX Runtime", ErrUnsupportedModel, out.Name, out.DType)
 		case half:
@@ -280,12 +291,11 @@ func (r *Runtime) Load(model []byte) (*Session, error) {
 			if out.static() {
 				break
 			}
-			if declIn == nil {
-				declIn, declOut, _ = declaredDims(model)
-			}
 			if s.outDims[i], err = s.dimSources(out, declIn, declOut[out.Name]); err != nil {
 				return nil, err
 			}
+		case out.Shape == nil:
+			s.outKinds[i] = outAuto
 		case len(out.Shape) == 0:
 			s.outKinds[i] = outScalar
 		}
@@ -319,6 +329,16 @@ func (r *Runtime) Load(model []byte) (*Session, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidModel, err)
 	}
 	return s, nil
+}
+
+// unknownRank sets Shape to nil for each spec that ONNX Runtime reports
+// as rank 0 but whose declaration has no shape at all.
+func unknownRank(specs []TensorSpec, declared map[string][]string) {
+	for i, t := range specs {
+		if d, ok := declared[t.Name]; ok && d == nil && len(t.Shape) == 0 {
+			specs[i].Shape = nil
+		}
+	}
 }
 
 // specs converts the binding's descriptions of inputs or outputs.
@@ -403,14 +423,17 @@ func checkInput(i int, spec TensorSpec, in tensor.Tensor) error {
 	if in.DType != spec.DType {
 		return bad("expected %s, got %s", spec.DType, in.DType)
 	}
-	if len(in.Shape) != len(spec.Shape) {
+	if spec.Shape == nil && len(in.Shape) == 0 && dtypes[in.DType].newScalar == nil {
+		return bad("%s scalars (rank 0) are not supported", in.DType)
+	}
+	if spec.Shape != nil && len(in.Shape) != len(spec.Shape) {
 		return bad("expected rank %d, got %d (shape %v)", len(spec.Shape), len(in.Shape), in.Shape)
 	}
 	for j, d := range in.Shape {
 		switch {
 		case d < 0:
 			return bad("dimension %d is negative (%d)", j, d)
-		case spec.Shape[j] >= 0 && d != spec.Shape[j]:
+		case spec.Shape != nil && spec.Shape[j] >= 0 && d != spec.Shape[j]:
 			return bad("dimension %d must be %d, got %d", j, spec.Shape[j], d)
 		case d == 0:
 			return bad("dimension %d is 0; empty tensors are not supported", j)

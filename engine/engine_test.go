@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/blindfold-ai/blindfold/internal/onnxgen"
+	"github.com/blindfold-ai/blindfold/internal/onnxgen/onnxpb"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 
@@ -665,4 +668,57 @@ func BenchmarkRunMLPParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestUnknownRank(t *testing.T) {
+	g := onnxgen.NewGraph("unranked")
+	g.InputUnranked("x", tensor.F32)
+	g.OutputUnranked("y", tensor.F32)
+	g.Node("Relu", []string{"x"}, []string{"y"})
+	model, err := g.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := runtimeOrSkip(t).Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if in := s.Inputs(); in[0].Shape != nil || in[0].String() != "x float32[...]" {
+		t.Errorf("input spec %v (shape %#v)", in[0], in[0].Shape)
+	}
+	if out := s.Outputs(); out[0].Shape != nil {
+		t.Errorf("output spec %v", out[0])
+	}
+	for _, shape := range [][]int64{{2, 2}, {4}, {1, 1, 1, 4}} {
+		out, err := s.Run(context.Background(), []tensor.Tensor{mustTensor(t, "x", shape, []float32{-1, 2, -3, 4})})
+		if err != nil {
+			t.Fatalf("shape %v: %v", shape, err)
+		}
+		if !reflect.DeepEqual(out[0].Shape, shape) || !reflect.DeepEqual(values[float32](t, out[0]), []float32{0, 2, 0, 4}) {
+			t.Errorf("shape %v: got %v %v", shape, out[0].Shape, values[float32](t, out[0]))
+		}
+	}
+}
+
+func TestUnsupportedElementType(t *testing.T) {
+	g := onnxgen.NewGraph("strings")
+	g.Input("words", tensor.F32, onnxgen.Dims(2)...)
+	g.Output("same", tensor.F32, onnxgen.Dims(2)...)
+	g.Node("Identity", []string{"words"}, []string{"same"})
+	m, err := g.Proto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, vi := range append(m.Graph.Input, m.Graph.Output...) {
+		*vi.Type.GetTensorType().ElemType = int32(onnxpb.TensorProto_STRING)
+	}
+	model, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = runtimeOrSkip(t).Load(model)
+	if !errors.Is(err, ErrUnsupportedType) || !strings.Contains(err.Error(), `"words"`) || !strings.Contains(err.Error(), "string") {
+		t.Fatalf("Load of a string-tensor model: %v", err)
+	}
 }

@@ -15,7 +15,9 @@ const (
 )
 
 // declaredDims returns, for each graph input and output of an ONNX model,
-// the dim_param name of every dimension ("" for a fixed or unnamed one).
+// the dim_param name of every dimension ("" for a fixed or unnamed one), or
+// nil when the model declares no shape at all (unknown rank, which ONNX
+// Runtime reports like rank 0).
 // ONNX Runtime reports named dimensions as -1 and drops their names; the
 // names tell which output dimensions follow which input dimensions. Only the
 // graph's input and output declarations are decoded; initializers and nodes
@@ -34,8 +36,12 @@ func declaredDims(model []byte) (inputs, outputs map[string][]string, ok bool) {
 			if err := proto.Unmarshal(b, &vi); err != nil {
 				return false
 			}
-			dims := vi.GetType().GetTensorType().GetShape().GetDim()
-			names := make([]string, len(dims))
+			shape := vi.GetType().GetTensorType().GetShape()
+			var names []string // nil: no shape declared (unknown rank)
+			if shape != nil {
+				names = make([]string, len(shape.GetDim()))
+			}
+			dims := shape.GetDim()
 			for i, d := range dims {
 				names[i] = d.GetDimParam()
 			}

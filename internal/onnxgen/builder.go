@@ -115,6 +115,22 @@ func (g *Graph) Input(name string, d tensor.DType, dims ...Dim) string {
 	return name
 }
 
+// InputUnranked declares a graph input without a shape (unknown rank).
+func (g *Graph) InputUnranked(name string, d tensor.DType) string {
+	vi := g.valueInfo(name, d, nil)
+	vi.GetType().GetTensorType().Shape = nil
+	g.inputs = append(g.inputs, vi)
+	return name
+}
+
+// OutputUnranked declares a graph output without a shape (unknown rank).
+func (g *Graph) OutputUnranked(name string, d tensor.DType) string {
+	vi := g.valueInfo(name, d, nil)
+	vi.GetType().GetTensorType().Shape = nil
+	g.outputs = append(g.outputs, vi)
+	return name
+}
+
 // Output declares a graph output. Outputs keep their declaration order.
 func (g *Graph) Output(name string, d tensor.DType, dims ...Dim) string {
 	g.outputs = append(g.outputs, g.valueInfo(name, d, dims))
