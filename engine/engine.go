@@ -2,6 +2,18 @@
 // Blindfold that uses cgo: the ONNX Runtime shared library is loaded at run
 // time (see FindLibrary), models are loaded from memory and never written to
 // disk, and tensors cross the boundary as tensor.Tensor values.
+//
+// The engine works around limits of the Go binding
+// (github.com/yalue/onnxruntime_go v1.27.0): the binding cannot hand back
+// float16/bfloat16 or rank-0 outputs that ONNX Runtime allocates, so the
+// engine allocates those itself (a float16/bfloat16 output's dynamic
+// dimensions must be named after input dimensions so that its size is known
+// before the run); and the binding cannot run a model without inputs, so
+// Load refuses such models with ErrNoInputs. Cancellation uses the binding's
+// RunOptions terminate flag.
+//
+// Each Run creates and destroys its own ONNX Runtime values; pooling them
+// (and the per-run RunOptions) is a possible later optimisation.
 package engine
 
 import (
