@@ -223,7 +223,7 @@ func SplitAddr(addr string) (host string, port int, err error) {
 		// No port: the whole string is the host (an IPv6 literal may have
 		// brackets).
 		h = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
-		if strings.ContainsAny(h, "[]/ ") || h == "" {
+		if strings.ContainsAny(h, "[]/ ") || h == "" || (strings.Contains(h, ":") && net.ParseIP(h) == nil) {
 			return "", 0, fmt.Errorf("client: server address %q is not host or host:port", addr)
 		}
 		return h, DefaultUntrustedPort, nil
@@ -440,7 +440,11 @@ func probe(ctx context.Context, addr string, tc *tls.Config) error {
 	c.NextProtos = []string{"h2"}
 	d := tls.Dialer{Config: c}
 	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
+	var verr *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &verr):
+		return fmt.Errorf("%w: the attested port's certificate is not the attested one: %w", ErrTrust, err)
+	case err != nil:
 		return fmt.Errorf("connection or TLS handshake failed: %w", err)
 	}
 	conn.Close()
