@@ -499,7 +499,7 @@ func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor) ([]tensor.Ten
 		if len(in.Shape) == 0 {
 			ins[i], err = dtypes[in.DType].newScalar(in.Data)
 		} else {
-			ins[i], err = ort.NewCustomDataTensor(ort.Shape(in.Shape), in.Data, dtypes[in.DType].ort)
+			ins[i], err = ort.NewCustomDataTensor(ort.Shape(in.Shape), aligned(in.Data), dtypes[in.DType].ort)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("engine: input %q: creating ONNX Runtime tensor: %w", s.inputs[i].Name, err)
@@ -521,7 +521,7 @@ func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor) ([]tensor.Ten
 			if serr != nil {
 				return nil, fmt.Errorf("engine: output %q: shape %v: %w", out.Name, shapes[i], serr)
 			}
-			buffers[i] = make([]byte, n)
+			buffers[i] = alignedBuffer(int(n))
 			outs[i], err = ort.NewCustomDataTensor(ort.Shape(shapes[i]), buffers[i], dtypes[out.DType].ort)
 		case outScalar:
 			outs[i], err = dtypes[out.DType].emptyScalar()

@@ -80,6 +80,10 @@ Flags:
 		fmt.Fprintf(stderr, "blindfold-server: %v\n", err)
 		return 2
 	}
+	// Catch signals before anything starts, so that a SIGTERM during start-up
+	// also ends in an orderly shutdown.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	log := newLogger(stderr, cfg)
 	if cfg.Simulation {
 		fmt.Fprint(stderr, banner)
@@ -98,8 +102,6 @@ Flags:
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if err := srv.Wait(ctx); err != nil {
 		log.Error("serving failed", "err", err)
 		return 1
