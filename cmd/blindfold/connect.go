@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/blindfold-ai/blindfold/client"
+)
+
+// connFlags are the flags of every networked command.
+type connFlags struct {
+	hostCert     string
+	tofu         bool
+	simulation   bool
+	attestedPort int
+	timeout      time.Duration
+}
+
+func addConnFlags(fs *flag.FlagSet) *connFlags {
+	c := &connFlags{}
+	fs.StringVar(&c.hostCert, "host-cert", "", "trust the untrusted port through the operator's certificate `FILE` (host_server.pem)")
+	fs.BoolVar(&c.tofu, "insecure-trust-on-first-use", false, "INSECURE: trust whatever certificate the untrusted port presents (prints its fingerprint)")
+	fs.BoolVar(&c.simulation, "simulation", false, "UNSAFE: accept a simulation-mode server (no TEE; protects nothing; for testing only)")
+	fs.IntVar(&c.attestedPort, "attested-port", client.DefaultAttestedPort, "attested port of the server")
+	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "time limit for the whole command (e.g. 30s, 5m)")
+	return c
+}
+
+const simulationBanner = `
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!!  WARNING: SIMULATION MODE (--simulation). THIS PROTECTS NOTHING.     !!
+!!  There is no TEE and no attestation. The server's operator can read  !!
+!!  every model and input you send, and "signed" results prove nothing  !!
+!!  about where they were computed. Use it for testing only.            !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+
+`
+
+const tofuBanner = `WARNING: --insecure-trust-on-first-use: the untrusted port's certificate is
+not checked against the operator's. Compare the fingerprint printed below
+with the operator's host_server.pem (openssl x509 -fingerprint -sha256).
+`
+
+// connect validates the connection flags and connects. The returned cancel
+// releases the command's timeout.
+func (c *connFlags) connect(e *env, addr string) (*client.Client, context.Context, context.CancelFunc, error) {
+	if c.hostCert != "" && c.tofu {
+		return nil, nil, nil, usageErrorf("--host-cert and --insecure-trust-on-first-use exclude each other; pass one")
+	}
+	if c.hostCert == "" && !c.tofu {
+		return nil, nil, nil, usageErrorf("no way to trust the server: pass --host-cert FILE (the operator's host_server.pem) or, insecurely, --insecure-trust-on-first-use")
+	}
+	if c.timeout <= 0 {
+		return nil, nil, nil, usageErrorf("--timeout must be positive, got %s", c.timeout)
+	}
+	if c.attestedPort < 1 || c.attestedPort > 65535 {
+		return nil, nil, nil, usageErrorf("--attested-port must be from 1 to 65535, got %d", c.attestedPort)
+	}
+	if _, _, err := client.SplitAddr(addr); err != nil {
+		return nil, nil, nil, withCode(exitUsage, err)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts := []client.Option{client.WithAttestedPort(c.attestedPort), client.WithLogger(log)}
+	if c.hostCert != "" {
+		opts = append(opts, client.WithHostCertificateFile(c.hostCert))
+	} else {
+		fmt.Fprint(e.stderr, tofuBanner)
+		opts = append(opts, client.WithInsecureTrustOnFirstUse())
+	}
+	if c.simulation {
+		fmt.Fprint(e.stderr, simulationBanner)
+		opts = append(opts, client.WithSimulation())
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, c.timeout)
+	cl, err := client.Connect(ctx, addr, opts...)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return cl, ctx, func() { cl.Close(); cancel() }, nil
+}
