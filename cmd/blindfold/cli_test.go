@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"math"
 	"os"
 	"path/filepath"
@@ -219,6 +220,17 @@ func TestProofVerify(t *testing.T) {
 	if err := proof.WriteFile(tampered, p); err != nil {
 		t.Fatal(err)
 	}
+	bare := filepath.Join(dir, "bare.proof") // BlindAI style: no attestation at all
+	pb, _ := proof.Unmarshal(raw)
+	pb.Attestation = nil
+	if err := proof.WriteFile(bare, pb); err != nil {
+		t.Fatal(err)
+	}
+	certPEM := filepath.Join(dir, "attested.pem")
+	os.WriteFile(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: id.DER}), 0o600)
+	otherID, _ := identity.NewAttested()
+	otherDER := filepath.Join(dir, "other.der")
+	os.WriteFile(otherDER, otherID.DER, 0o600)
 	notProof := filepath.Join(dir, "not.proof")
 	os.WriteFile(notProof, []byte{0xff, 0xff, 0xff}, 0o600)
 	h := proof.NewInputHasher()
@@ -240,6 +252,9 @@ func TestProofVerify(t *testing.T) {
 		{"model hash of a run proof", []string{"proof", "verify", good, "--allow-simulation", "--model-hash", hexOf(inHash)}, exitProof, "", "model_hash mismatch"},
 		{"tampered signature", []string{"proof", "verify", tampered, "--allow-simulation"}, exitProof, "", "signature does not verify"},
 		{"not a proof", []string{"proof", "verify", notProof, "--allow-simulation"}, exitProof, "", "not a proof file"},
+		{"no certificate anywhere", []string{"proof", "verify", bare, "--allow-simulation"}, exitProof, "", "holds no attested certificate"},
+		{"certificate given as PEM", []string{"proof", "verify", bare, "--allow-simulation", "--certificate", certPEM}, exitOK, "proof verified", ""},
+		{"other certificate given", []string{"proof", "verify", good, "--allow-simulation", "--certificate", otherDER}, exitProof, "", "differs from the expected"},
 		{"both input forms", []string{"proof", "verify", good, "--input", npyPath, "--input-hash", hexOf(inHash)}, exitUsage, "", "not both"},
 	}
 	for _, tc := range tests {
