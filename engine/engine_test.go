@@ -570,19 +570,7 @@ func TestCancelledContext(t *testing.T) {
 func TestCancelDuringRun(t *testing.T) {
 	// A model slow enough to be cancelled mid-run: repeated large MatMuls.
 	const n = 512
-	g := onnxgen.NewGraph("slow")
-	g.Input("x", tensor.F32, onnxgen.Fixed(n), onnxgen.Fixed(n))
-	g.Output("y", tensor.F32, onnxgen.Fixed(n), onnxgen.Fixed(n))
-	prev := "x"
-	for i := 0; i < 200; i++ {
-		next := "h" + string(rune('a'+i%26)) + string(rune('a'+i/26))
-		if i == 199 {
-			next = "y"
-		}
-		g.Node("MatMul", []string{prev, "x"}, []string{next})
-		prev = next
-	}
-	model, err := g.Model()
+	model, err := onnxgen.Slow(n, 200)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,6 +62,29 @@ type Config struct {
 	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 
+	// Auth is "required" (bearer JWTs on the attested port) or "none".
+	// Empty means "required", except in simulation, where it means "none".
+	Auth string `toml:"auth"`
+	// AuthKeys are PEM files of the public keys (ECDSA P-256 for ES256,
+	// Ed25519 for EdDSA) that may sign tokens.
+	AuthKeys []string `toml:"auth_keys"`
+	// AuthIssuer, if set, must equal a token's iss claim.
+	AuthIssuer string `toml:"auth_issuer"`
+	// AuthAudience, if set, must be in a token's aud claim.
+	AuthAudience string `toml:"auth_audience"`
+	// RateLimit is the sustained requests per second allowed to one subject
+	// (0: unlimited); RateBurst is the burst above it.
+	RateLimit float64 `toml:"rate_limit"`
+	RateBurst int     `toml:"rate_burst"`
+	// MaxConcurrentPerSubject caps one subject's requests in flight (0:
+	// unlimited).
+	MaxConcurrentPerSubject int `toml:"max_concurrent_per_subject"`
+	// MaxConcurrentRuns caps inferences running at once, server-wide.
+	MaxConcurrentRuns int `toml:"max_concurrent_runs"`
+	// RunQueueTimeout is how long a run waits for a free slot before it is
+	// refused with RESOURCE_EXHAUSTED.
+	RunQueueTimeout Duration `toml:"run_queue_timeout"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
 	// LogFormat is text or json.
@@ -81,6 +105,8 @@ func DefaultConfig() Config {
 		MaxMessageBytes:      16 << 20,
 		MaxConcurrentStreams: 256,
 		ShutdownTimeout:      Duration(30 * time.Second),
+		MaxConcurrentRuns:    2 * runtime.NumCPU(),
+		RunQueueTimeout:      Duration(2 * time.Second),
 		LogLevel:             "info",
 		LogFormat:            "text",
 	}
@@ -142,6 +168,23 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout", "must not be negative")
 	}
+	switch c.Auth {
+	case "", AuthRequired, AuthNone:
+	default:
+		bad("auth", "%q is not one of required, none", c.Auth)
+	}
+	if c.AuthMode() == AuthRequired && len(c.AuthKeys) == 0 {
+		bad("auth_keys", "auth is required but no public keys are configured; give auth_keys, or set auth = \"none\" to let anyone who reaches the port use it")
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 || c.MaxConcurrentPerSubject < 0 {
+		bad("rate_limit", "rate_limit, rate_burst and max_concurrent_per_subject must not be negative")
+	}
+	if c.MaxConcurrentRuns <= 0 {
+		bad("max_concurrent_runs", "must be positive, got %d", c.MaxConcurrentRuns)
+	}
+	if c.RunQueueTimeout < 0 {
+		bad("run_queue_timeout", "must not be negative")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -155,6 +198,25 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Authentication modes.
+const (
+	AuthRequired = "required"
+	AuthNone     = "none"
+)
+
+// AuthMode returns the effective authentication mode: Auth if set, else
+// "none" in simulation and "required" otherwise.
+func (c *Config) AuthMode() string {
+	switch {
+	case c.Auth != "":
+		return c.Auth
+	case c.Simulation:
+		return AuthNone
+	default:
+		return AuthRequired
+	}
+}
+
 // Setting describes one configuration key: its TOML key, environment
 // variable and flag.
 type Setting struct {
@@ -165,25 +227,34 @@ type Setting struct {
 }
 
 var settingUsage = map[string]string{
-	"simulation":             "run WITHOUT a TEE (INSECURE: protects nothing; for development only)",
-	"untrusted_addr":         "listen address of the untrusted (attestation) port",
-	"attested_addr":          "listen address of the attested (inference) port",
-	"state_dir":              "folder for the generated operator certificate and server state",
-	"host_cert":              "operator TLS certificate (PEM) for the untrusted port",
-	"host_key":               "operator TLS key (PEM) for the untrusted port",
-	"onnxruntime_lib":        "path of libonnxruntime.so.1 (default: search the usual places)",
-	"intra_op_threads":       "ONNX Runtime intra-op threads (0: its default)",
-	"inter_op_threads":       "ONNX Runtime inter-op threads (0: its default)",
-	"max_model_bytes":        "largest model accepted, counted on bytes received (e.g. 1GiB)",
-	"max_models":             "most models loaded at once",
-	"max_total_model_bytes":  "most bytes of all loaded models together",
-	"max_input_bytes":        "most input bytes of one RunModel call",
-	"max_reply_bytes":        "most output bytes of one RunModel reply",
-	"max_message_bytes":      "largest single gRPC message (one chunk)",
-	"max_concurrent_streams": "most concurrent RPCs on one connection",
-	"shutdown_timeout":       "how long in-flight requests may finish after SIGTERM (e.g. 30s)",
-	"log_level":              "log level: debug, info, warn, error",
-	"log_format":             "log format: text or json",
+	"simulation":                 "run WITHOUT a TEE (INSECURE: protects nothing; for development only)",
+	"untrusted_addr":             "listen address of the untrusted (attestation) port",
+	"attested_addr":              "listen address of the attested (inference) port",
+	"state_dir":                  "folder for the generated operator certificate and server state",
+	"host_cert":                  "operator TLS certificate (PEM) for the untrusted port",
+	"host_key":                   "operator TLS key (PEM) for the untrusted port",
+	"onnxruntime_lib":            "path of libonnxruntime.so.1 (default: search the usual places)",
+	"intra_op_threads":           "ONNX Runtime intra-op threads (0: its default)",
+	"inter_op_threads":           "ONNX Runtime inter-op threads (0: its default)",
+	"max_model_bytes":            "largest model accepted, counted on bytes received (e.g. 1GiB)",
+	"max_models":                 "most models loaded at once",
+	"max_total_model_bytes":      "most bytes of all loaded models together",
+	"max_input_bytes":            "most input bytes of one RunModel call",
+	"max_reply_bytes":            "most output bytes of one RunModel reply",
+	"max_message_bytes":          "largest single gRPC message (one chunk)",
+	"max_concurrent_streams":     "most concurrent RPCs on one connection",
+	"shutdown_timeout":           "how long in-flight requests may finish after SIGTERM (e.g. 30s)",
+	"auth":                       "bearer-token authentication on the attested port: required or none (default: required; none in simulation)",
+	"auth_keys":                  "comma-separated PEM files of token-signing public keys (ES256 or EdDSA)",
+	"auth_issuer":                "required iss claim of tokens (optional)",
+	"auth_audience":              "required aud claim of tokens (optional)",
+	"rate_limit":                 "requests per second allowed to one subject (0: unlimited)",
+	"rate_burst":                 "burst of requests allowed to one subject above rate_limit",
+	"max_concurrent_per_subject": "requests one subject may have in flight (0: unlimited)",
+	"max_concurrent_runs":        "inferences running at once, server-wide (default: twice the CPU count)",
+	"run_queue_timeout":          "how long a run waits for a free inference slot before RESOURCE_EXHAUSTED",
+	"log_level":                  "log level: debug, info, warn, error",
+	"log_format":                 "log format: text or json",
 }
 
 // fields returns the settable fields of c by TOML key.
@@ -237,6 +308,19 @@ func setField(f reflect.Value, s string) error {
 		return p.UnmarshalText([]byte(s))
 	case *Duration:
 		return p.UnmarshalText([]byte(s))
+	case *float64:
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		*p = v
+	case *[]string:
+		*p = nil
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				*p = append(*p, part)
+			}
+		}
 	default:
 		return fmt.Errorf("unsupported setting type %s", f.Type())
 	}

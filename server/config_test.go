@@ -107,8 +107,15 @@ func TestValidate(t *testing.T) {
 		})
 	}
 	c := DefaultConfig()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "auth_keys") {
+		t.Fatalf("hardware-mode defaults without token keys: %v, want an auth_keys error (fail closed)", err)
+	}
+	c.Simulation = true
 	if err := c.Validate(); err != nil {
-		t.Fatalf("defaults do not validate: %v", err)
+		t.Fatalf("simulation defaults do not validate: %v", err)
+	}
+	if c.AuthMode() != AuthNone {
+		t.Fatalf("simulation auth mode %q, want none", c.AuthMode())
 	}
 }
 

@@ -88,6 +88,11 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 	if err != nil {
 		return recvErr(err)
 	}
+	owner, done, err := s.authorize(stream.Context(), first.GetJwt())
+	if err != nil {
+		return err
+	}
+	defer done()
 	id, err := modelID(first)
 	if err != nil {
 		return err
@@ -151,7 +156,7 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 		sess.Close()
 		return err
 	}
-	m := &store.Model{ID: id, Hash: hash, Size: int64(len(buf)), Session: sess, Loaded: time.Now()}
+	m := &store.Model{ID: id, Hash: hash, Size: int64(len(buf)), Session: sess, Loaded: time.Now(), Owner: owner, Public: first.GetPublic()}
 	if err := s.models.Add(m, res); err != nil {
 		sess.Close()
 		switch {
@@ -163,7 +168,7 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 			return errorf(codes.ResourceExhausted, "no room for this model: %v (max_total_model_bytes)", err)
 		}
 	}
-	s.log.Info("model loaded", "model_id", id, "bytes", len(buf), "sha256", fmt.Sprintf("%x", hash), "inputs", len(sess.Inputs()), "outputs", len(sess.Outputs()))
+	s.log.Info("model loaded", "model_id", id, "owner", owner, "public", m.Public, "bytes", len(buf), "sha256", fmt.Sprintf("%x", hash), "inputs", len(sess.Inputs()), "outputs", len(sess.Outputs()))
 	payload := &securedexchange.Payload{
 		Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
 		Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: &securedexchange.SendModelPayload{
@@ -286,6 +291,11 @@ func (s *Server) signedReply(p *securedexchange.Payload, sign bool) (reply, erro
 
 func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServer) error {
 	s := e.s
+	subject, done, err := s.authorize(stream.Context(), "")
+	if err != nil {
+		return err
+	}
+	defer done()
 	first, err := stream.Recv()
 	if err == io.EOF {
 		return errorf(codes.InvalidArgument, "empty request: the stream ended before any chunk arrived")
@@ -302,6 +312,9 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 		return errorf(codes.NotFound, "no model with id %q is loaded", id)
 	}
 	defer release()
+	if !m.Public && m.Owner != subject {
+		return errorf(codes.PermissionDenied, "model %q is private to its owner; it can be run by others only if uploaded as public", id)
+	}
 	sign := first.GetSign()
 	var h = sha256.New()
 	if !sign {
@@ -334,8 +347,13 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 		return errorf(codes.InvalidArgument, "%v", err)
 	}
 	ctx := stream.Context()
+	freeSlot, err := s.runSlot(ctx)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	outputs, err := m.Session.Run(ctx, inputs)
+	freeSlot()
 	elapsed := time.Since(start)
 	if err != nil {
 		return runStatus(ctx, err)
@@ -367,6 +385,25 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	err = stream.SendAndClose(&securedexchange.RunModelReply{Payload: r.payload, Signature: r.signature})
 	clear(r.payload)
 	return err
+}
+
+// runSlot waits for a free inference slot, at most run_queue_timeout.
+func (s *Server) runSlot(ctx context.Context) (func(), error) {
+	select {
+	case s.runs <- struct{}{}:
+		return func() { <-s.runs }, nil
+	default:
+	}
+	t := time.NewTimer(time.Duration(s.cfg.RunQueueTimeout))
+	defer t.Stop()
+	select {
+	case s.runs <- struct{}{}:
+		return func() { <-s.runs }, nil
+	case <-t.C:
+		return nil, errorf(codes.ResourceExhausted, "the server is busy: %d inferences are running (max_concurrent_runs) and none finished within %s; retry later", cap(s.runs), s.cfg.RunQueueTimeout)
+	case <-ctx.Done():
+		return nil, contextStatus(ctx.Err())
+	}
 }
 
 // runStatus maps an engine Run error to a status.
@@ -412,13 +449,27 @@ func (s *Server) outputTensors(outputs []tensor.Tensor) ([]*securedexchange.Tens
 	return out, nil
 }
 
-func (e *exchangeService) DeleteModel(_ context.Context, req *securedexchange.DeleteModelRequest) (*securedexchange.DeleteModelReply, error) {
+func (e *exchangeService) DeleteModel(ctx context.Context, req *securedexchange.DeleteModelRequest) (*securedexchange.DeleteModelReply, error) {
+	subject, done, err := e.s.authorize(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	id := req.GetModelId()
 	if id == "" {
 		return nil, errorf(codes.InvalidArgument, "model_id is empty; name the model to delete")
 	}
-	if err := e.s.models.Delete(id); err != nil {
+	err = e.s.models.DeleteIf(id, func(m *store.Model) error {
+		if m.Owner != subject {
+			return errorf(codes.PermissionDenied, "only the owner of model %q may delete it", id)
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, errorf(codes.NotFound, "no model with id %q is loaded", id)
+	}
+	if err != nil {
+		return nil, err
 	}
 	e.s.log.Info("model deleted", "model_id", id)
 	return &securedexchange.DeleteModelReply{}, nil

@@ -61,6 +61,8 @@ type Server struct {
 	hostTLS tls.Certificate
 	hostDER []byte
 	models  *store.Store
+	auth    *authenticator
+	runs    chan struct{} // one token per inference slot
 
 	untrusted *grpc.Server
 	attested  *grpc.Server
@@ -96,6 +98,10 @@ func New(opts Options) (*Server, error) {
 		log.Error("model session close failed", "err", err)
 	})
 	var err error
+	if s.auth, err = newAuthenticator(cfg); err != nil {
+		return nil, err
+	}
+	s.runs = make(chan struct{}, cfg.MaxConcurrentRuns)
 	if s.id, err = identity.NewAttested(); err != nil {
 		return nil, err
 	}
@@ -190,6 +196,9 @@ func (s *Server) Start() error {
 	go func() { s.serveErrs <- s.attested.Serve(al) }()
 	if s.cfg.Simulation {
 		s.log.Warn(SimulationWarning)
+	}
+	if s.cfg.AuthMode() == AuthNone {
+		s.log.Warn("authentication is off (auth = none): anyone who reaches the attested port can upload, run and delete any model")
 	}
 	s.log.Info("serving", "untrusted", ul.Addr().String(), "attested", al.Addr().String(),
 		"protocol_version", ProtocolVersion, "server_version", Version, "onnxruntime", s.rt.Version(),

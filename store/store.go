@@ -32,6 +32,11 @@ type Model struct {
 	Size    int64    // model size in bytes
 	Session *engine.Session
 	Loaded  time.Time
+	// Owner is the subject that uploaded the model ("" when the server
+	// runs without authentication).
+	Owner string
+	// Public lets any authenticated subject run the model.
+	Public bool
 
 	refs    int  // guarded by Store.mu
 	deleted bool // guarded by Store.mu
@@ -172,12 +177,23 @@ func (s *Store) closeSession(m *Model) {
 
 // Delete removes the model with id. Its session closes once the last
 // request using it is done; its bytes leave the cap at once.
-func (s *Store) Delete(id string) error {
+func (s *Store) Delete(id string) error { return s.DeleteIf(id, nil) }
+
+// DeleteIf removes the model with id if allow (when not nil) returns nil
+// for it; otherwise it returns allow's error and keeps the model. The check
+// and the removal are one atomic step.
+func (s *Store) DeleteIf(id string, allow func(*Model) error) error {
 	s.mu.Lock()
 	m, ok := s.models[id]
 	if !ok {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if allow != nil {
+		if err := allow(m); err != nil {
+			s.mu.Unlock()
+			return err
+		}
 	}
 	delete(s.models, id)
 	s.used -= m.Size

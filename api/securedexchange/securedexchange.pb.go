@@ -335,6 +335,9 @@ type SendModelRequest struct {
 	SaveModel     bool          `protobuf:"varint,8,opt,name=save_model,json=saveModel,proto3" json:"save_model,omitempty"`
 	ModelId       string        `protobuf:"bytes,9,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
 	Jwt           string        `protobuf:"bytes,10,opt,name=jwt,proto3" json:"jwt,omitempty"`
+	// Blindfold extension: let any authenticated subject run the model
+	// (only its owner may delete it). Off by default.
+	Public        bool `protobuf:"varint,100,opt,name=public,proto3" json:"public,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -437,6 +440,13 @@ func (x *SendModelRequest) GetJwt() string {
 		return x.Jwt
 	}
 	return ""
+}
+
+func (x *SendModelRequest) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
 }
 
 type SendModelReply struct {
@@ -1000,7 +1010,7 @@ const file_securedexchange_securedexchange_proto_rawDesc = "" +
 	"TensorData\x12/\n" +
 	"\x04info\x18\x01 \x01(\v2\x1b.securedexchange.TensorInfoR\x04info\x12\x1d\n" +
 	"\n" +
-	"bytes_data\x18\x02 \x01(\fR\tbytesData\"\x81\x03\n" +
+	"bytes_data\x18\x02 \x01(\fR\tbytesData\"\x99\x03\n" +
 	"\x10SendModelRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x04R\x06length\x12@\n" +
@@ -1015,7 +1025,8 @@ const file_securedexchange_securedexchange_proto_rawDesc = "" +
 	"save_model\x18\b \x01(\bR\tsaveModel\x12\x19\n" +
 	"\bmodel_id\x18\t \x01(\tR\amodelId\x12\x10\n" +
 	"\x03jwt\x18\n" +
-	" \x01(\tR\x03jwt\"H\n" +
+	" \x01(\tR\x03jwt\x12\x16\n" +
+	"\x06public\x18d \x01(\bR\x06public\"H\n" +
 	"\x0eSendModelReply\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xc0\x01\n" +

@@ -1,0 +1,102 @@
+package server_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/blindfold-ai/blindfold/internal/onnxgen"
+	"github.com/blindfold-ai/blindfold/internal/testserver"
+	"github.com/blindfold-ai/blindfold/server"
+	"github.com/blindfold-ai/blindfold/tensor"
+)
+
+func slowModel(t *testing.T, steps int) ([]byte, []tensor.Tensor) {
+	t.Helper()
+	const n = 512
+	m, err := onnxgen.Slow(n, steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := tensor.New("x", []int64{n, n}, make([]float32, n*n))
+	return m, []tensor.Tensor{x}
+}
+
+// TestRunCap: with one inference slot and a short queue wait, a second run
+// while the first is busy gets RESOURCE_EXHAUSTED promptly, and the server
+// serves again once the slot is free.
+func TestRunCap(t *testing.T) {
+	ts := testserver.Start(t, func(c *server.Config) {
+		c.MaxConcurrentRuns = 1
+		c.RunQueueTimeout = server.Duration(100 * time.Millisecond)
+	})
+	b := connectLikeBlindAI(t, ts)
+	ctx := context.Background()
+	model, in := slowModel(t, 2000) // seconds, even with AVX-512
+	if _, _, _, err := b.upload(ctx, model, "slow", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := b.upload(ctx, testserver.Model(t, "mlp.onnx"), "mlp", false); err != nil {
+		t.Fatal(err)
+	}
+	busyCtx, cancelBusy := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.run(busyCtx, "slow", in, false)
+	}()
+	time.Sleep(300 * time.Millisecond) // the slow run holds the slot
+	start := time.Now()
+	_, _, _, err := b.run(ctx, "mlp", []tensor.Tensor{f32(t, []int64{1, 4})}, false)
+	waited := time.Since(start)
+	wantStatus(t, err, codes.ResourceExhausted, "max_concurrent_runs")
+	if waited > 2*time.Second {
+		t.Fatalf("refusal took %v; it must come after the queue wait, promptly", waited)
+	}
+	cancelBusy() // the slow run is cancelled inside the engine, freeing the slot
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, _, _, err := b.run(ctx, "mlp", []tensor.Tensor{f32(t, []int64{1, 4})}, false)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not recover after the busy run ended: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDeadlineInsideEngine: a deadline shorter than the inference ends the
+// run with DEADLINE_EXCEEDED, well before the inference would finish.
+func TestDeadlineInsideEngine(t *testing.T) {
+	ts := testserver.Start(t)
+	b := connectLikeBlindAI(t, ts)
+	model, in := slowModel(t, 2000)
+	if _, _, _, err := b.upload(context.Background(), model, "slow", false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, _, err := b.run(ctx, "slow", in, false)
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("status %v (%v), want DeadlineExceeded", status.Code(err), err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the run went on for %v after a 300ms deadline", d)
+	}
+	// The server still serves, and the engine is free again.
+	if _, _, _, err := b.upload(context.Background(), testserver.Model(t, "mlp.onnx"), "mlp", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := b.run(context.Background(), "mlp", []tensor.Tensor{f32(t, []int64{1, 4})}, false); err != nil {
+		t.Fatal(err)
+	}
+}
