@@ -64,5 +64,5 @@ tail -n 3 "$log"
 
 say "simulation warnings the server logged (one at start, one per connection)"
 grep -c 'SIMULATION MODE' "$log" | xargs printf '%s warnings, e.g.:\n'
-grep -m1 'SIMULATION MODE' "$log"
+grep -m1 'msg="SIMULATION MODE' "$log"
 printf '\nDemo finished. Simulation mode protects nothing: see README.md, "Running for real".\n'
