@@ -36,6 +36,11 @@ type Config struct {
 	HostCert string `toml:"host_cert"`
 	HostKey  string `toml:"host_key"`
 
+	// SealingKeyFile is the platform sealing key that protects saved models.
+	// Empty: Gramine's /dev/attestation/keys/_sgx_mrenclave on SGX; in
+	// simulation a key file in StateDir, generated on first start.
+	SealingKeyFile string `toml:"sealing_key_file"`
+
 	// OnnxRuntimeLib is the path of libonnxruntime.so.1. Empty: search the
 	// usual places (see engine.FindLibrary).
 	OnnxRuntimeLib string `toml:"onnxruntime_lib"`
@@ -233,6 +238,7 @@ var settingUsage = map[string]string{
 	"state_dir":                  "folder for the generated operator certificate and server state",
 	"host_cert":                  "operator TLS certificate (PEM) for the untrusted port",
 	"host_key":                   "operator TLS key (PEM) for the untrusted port",
+	"sealing_key_file":           "platform sealing key for saved models (default: Gramine's MRENCLAVE key; in simulation a generated key file in state_dir)",
 	"onnxruntime_lib":            "path of libonnxruntime.so.1 (default: search the usual places)",
 	"intra_op_threads":           "ONNX Runtime intra-op threads (0: its default)",
 	"inter_op_threads":           "ONNX Runtime inter-op threads (0: its default)",

@@ -168,7 +168,15 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 			return errorf(codes.ResourceExhausted, "no room for this model: %v (max_total_model_bytes)", err)
 		}
 	}
-	s.log.Info("model loaded", "model_id", id, "owner", owner, "public", m.Public, "bytes", len(buf), "sha256", fmt.Sprintf("%x", hash), "inputs", len(sess.Inputs()), "outputs", len(sess.Outputs()))
+	if first.GetSaveModel() {
+		if err := s.seal(m, buf); err != nil {
+			s.models.Delete(id)
+			s.log.Error("cannot save a sealed copy; upload refused", "model_id", id, "err", err)
+			return errorf(codes.Unavailable, "the server could not save the model (save_model): %v; nothing was kept", err)
+		}
+		m.Saved = true
+	}
+	s.log.Info("model loaded", "model_id", id, "owner", owner, "public", m.Public, "saved", m.Saved, "bytes", len(buf), "sha256", fmt.Sprintf("%x", hash), "inputs", len(sess.Inputs()), "outputs", len(sess.Outputs()))
 	payload := &securedexchange.Payload{
 		Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
 		Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: &securedexchange.SendModelPayload{
@@ -459,10 +467,12 @@ func (e *exchangeService) DeleteModel(ctx context.Context, req *securedexchange.
 	if id == "" {
 		return nil, errorf(codes.InvalidArgument, "model_id is empty; name the model to delete")
 	}
+	saved := false
 	err = e.s.models.DeleteIf(id, func(m *store.Model) error {
 		if m.Owner != subject {
 			return errorf(codes.PermissionDenied, "only the owner of model %q may delete it", id)
 		}
+		saved = m.Saved
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -471,6 +481,12 @@ func (e *exchangeService) DeleteModel(ctx context.Context, req *securedexchange.
 	if err != nil {
 		return nil, err
 	}
-	e.s.log.Info("model deleted", "model_id", id)
+	if saved {
+		if err := e.s.sealer.Remove(id); err != nil {
+			e.s.log.Error("model deleted, but its sealed copy could not be removed", "model_id", id, "err", err)
+			return nil, errorf(codes.Internal, "model %q was unloaded, but its saved copy could not be removed: %v", id, err)
+		}
+	}
+	e.s.log.Info("model deleted", "model_id", id, "saved", saved)
 	return &securedexchange.DeleteModelReply{}, nil
 }

@@ -61,6 +61,7 @@ type Server struct {
 	hostTLS tls.Certificate
 	hostDER []byte
 	models  *store.Store
+	sealer  *store.Sealer
 	auth    *authenticator
 	runs    chan struct{} // one token per inference slot
 
@@ -93,6 +94,9 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: state folder: %w", err)
+	}
 	s := &Server{cfg: cfg, log: log, rt: opts.Runtime}
 	s.models = store.New(cfg.MaxModels, int64(cfg.MaxTotalModelBytes), func(err error) {
 		log.Error("model session close failed", "err", err)
@@ -108,6 +112,16 @@ func New(opts Options) (*Server, error) {
 	if err := s.loadHostCertificate(); err != nil {
 		return nil, err
 	}
+	key, err := s.sealingKey()
+	if err != nil {
+		return nil, err
+	}
+	s.sealer, err = store.NewSealer(filepath.Join(cfg.StateDir, "models"), key)
+	clear(key)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.loadSealed()
 	s.untrusted = s.newGRPCServer(&tls.Config{
 		Certificates: []tls.Certificate{s.hostTLS},
 		MinVersion:   tls.VersionTLS12,
@@ -124,9 +138,6 @@ func New(opts Options) (*Server, error) {
 func (s *Server) loadHostCertificate() error {
 	certPath, keyPath := s.cfg.HostCert, s.cfg.HostKey
 	if certPath == "" {
-		if err := os.MkdirAll(s.cfg.StateDir, 0o700); err != nil {
-			return fmt.Errorf("server: state folder: %w", err)
-		}
 		certPath = filepath.Join(s.cfg.StateDir, "host_server.pem")
 		keyPath = filepath.Join(s.cfg.StateDir, "host_server.key")
 		_, errC := os.Stat(certPath)

@@ -37,6 +37,8 @@ type Model struct {
 	Owner string
 	// Public lets any authenticated subject run the model.
 	Public bool
+	// Saved means a sealed copy is on disk.
+	Saved bool
 
 	refs    int  // guarded by Store.mu
 	deleted bool // guarded by Store.mu

@@ -49,6 +49,16 @@ func Runtime(t testing.TB) *engine.Runtime {
 // test ends. Logs go to the test log when -v is given.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = os.Stderr
+	}
+	return StartWithLogger(t, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})), opts...)
+}
+
+// StartWithLogger is Start with the server's logs sent to log.
+func StartWithLogger(t testing.TB, log *slog.Logger, opts ...Option) *Server {
+	t.Helper()
 	rt := Runtime(t)
 	cfg := server.DefaultConfig()
 	cfg.Simulation = true
@@ -59,11 +69,6 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	var w io.Writer = io.Discard
-	if testing.Verbose() {
-		w = os.Stderr
-	}
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log})
 	if err != nil {
 		t.Fatalf("starting test server: %v", err)
