@@ -25,6 +25,7 @@ type uploadConfig struct {
 	chunk    int
 	id, name string
 	save     bool
+	public   bool
 	inputs   []TensorSpec
 	outputs  []TensorSpec
 	progress func(sent, total int64)
@@ -102,6 +103,10 @@ func WithModelName(name string) UploadOption {
 // SaveModel asks the server to keep the model across restarts (sealed
 // storage, where the server supports it).
 func SaveModel() UploadOption { return uploadOption(func(c *uploadConfig) { c.save = true }) }
+
+// Public lets any subject the server authenticates run the model (by
+// default only its uploader may). Only the uploader may delete it.
+func Public() UploadOption { return uploadOption(func(c *uploadConfig) { c.public = true }) }
 
 // WithTensorInputs declares the model's inputs; the server checks them
 // against the model and refuses the upload when they differ.

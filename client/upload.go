@@ -103,6 +103,7 @@ func (c *Client) UploadModel(ctx context.Context, model []byte, opts ...UploadOp
 			ClientInfo:    clientInfo(),
 			ModelName:     cfg.name,
 			SaveModel:     cfg.save,
+			Public:        cfg.public,
 			ModelId:       cfg.id,
 		}
 		if err := stream.Send(req); err != nil {

@@ -90,6 +90,11 @@ func commands() []*command {
 			sub:     []*command{proofVerifyCommand()},
 		},
 		{
+			name: "token", synopsis: "blindfold token keygen|issue [flags]",
+			summary: "make token-signing keys and bearer tokens (for operators and tests)",
+			sub:     []*command{tokenKeygenCommand(), tokenIssueCommand()},
+		},
+		{
 			name: "cert", synopsis: "blindfold cert generate [flags]",
 			summary: "work with the operator's TLS certificate",
 			sub:     []*command{certGenerateCommand()},

@@ -66,7 +66,7 @@ func orUnknown(s string) string {
 func uploadCommand() *command {
 	return &command{
 		name:     "upload",
-		synopsis: "blindfold upload ADDR MODEL.onnx [--id ID] [--name NAME] [--sign [--proof FILE]] [--save] [connection flags]",
+		synopsis: "blindfold upload ADDR MODEL.onnx [--id ID] [--name NAME] [--sign [--proof FILE]] [--save] [--public] [connection flags]",
 		summary:  "upload an ONNX model",
 		help: `Uploads an ONNX model over the attested channel and prints its id and
 SHA-256 on stdout:
@@ -83,7 +83,8 @@ the command succeeds; --proof FILE saves it as a proof file.`,
 			id := fs.String("id", "", "store the model under this `ID`")
 			name := fs.String("name", "", "model `NAME` (used as the id when --id is not given)")
 			sign := fs.Bool("sign", false, "ask for a signed reply and verify it")
-			save := fs.Bool("save", false, "ask the server to keep the model across restarts")
+			save := fs.Bool("save", false, "ask the server to keep the model across restarts (sealed to the TEE)")
+			public := fs.Bool("public", false, "let every subject the server authenticates run the model (only you may delete it)")
 			proofPath := fs.String("proof", "", "write the signed reply as a proof `FILE` (needs --sign)")
 			noProgress := fs.Bool("no-progress", false, "never show a progress bar")
 			return func(e *env, args []string) error {
@@ -108,6 +109,9 @@ the command succeeds; --proof FILE saves it as a proof file.`,
 				}
 				if *save {
 					opts = append(opts, client.SaveModel())
+				}
+				if *public {
+					opts = append(opts, client.Public())
 				}
 				var bar *progressbar.ProgressBar
 				if len(model) > progressThreshold && !*noProgress {

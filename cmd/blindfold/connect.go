@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/blindfold-ai/blindfold/client"
@@ -17,6 +19,7 @@ type connFlags struct {
 	simulation   bool
 	attestedPort int
 	timeout      time.Duration
+	token        string
 }
 
 func addConnFlags(fs *flag.FlagSet) *connFlags {
@@ -26,6 +29,7 @@ func addConnFlags(fs *flag.FlagSet) *connFlags {
 	fs.BoolVar(&c.simulation, "simulation", false, "UNSAFE: accept a simulation-mode server (no TEE; protects nothing; for testing only)")
 	fs.IntVar(&c.attestedPort, "attested-port", client.DefaultAttestedPort, "attested port of the server")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "time limit for the whole command (e.g. 30s, 5m)")
+	fs.StringVar(&c.token, "token", "", "bearer `JWT` for servers that require authentication (default: $BLINDFOLD_TOKEN; prefer the variable, as flags show in process lists)")
 	return c
 }
 
@@ -73,6 +77,13 @@ func (c *connFlags) connect(e *env, addr string) (*client.Client, context.Contex
 	if c.simulation {
 		fmt.Fprint(e.stderr, simulationBanner)
 		opts = append(opts, client.WithSimulation())
+	}
+	tok := c.token
+	if tok == "" {
+		tok = os.Getenv("BLINDFOLD_TOKEN")
+	}
+	if tok = strings.TrimSpace(tok); tok != "" {
+		opts = append(opts, client.WithToken(tok))
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, c.timeout)
 	cl, err := client.Connect(ctx, addr, opts...)
