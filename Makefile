@@ -5,7 +5,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/blindfold-ai/blindfold/server.Version=$(VERSION)
 
-.PHONY: all build onnxruntime test demo lint fmt generate clean
+.PHONY: all build onnxruntime test demo lint fmt generate clean bench
 
 all: build
 
@@ -33,6 +33,10 @@ lint:
 ## generate: regenerate protobuf code and test models
 generate:
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" $(GO) generate ./...
+
+## bench: engine alone vs the full confidential path; writes bench/results/latest.json and docs/benchmarks.md
+bench: onnxruntime
+	$(GO) run ./cmd/blindfold-bench $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,281 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/blindfold-ai/blindfold/engine"
+	"github.com/blindfold-ai/blindfold/server"
+)
+
+// childEnv, when set in the environment, makes Main (and the package's
+// TestMain) run the benchmark server instead of the benchmark: its value
+// is the JSON of childConfig.
+const childEnv = "BLINDFOLD_BENCH_SERVER"
+
+// childConfig is what the benchmark tells its server process.
+type childConfig struct {
+	StateDir       string `json:"state_dir"`
+	IntraOpThreads int    `json:"intra_op_threads"`
+	InterOpThreads int    `json:"inter_op_threads"`
+	CPUProfile     string `json:"cpu_profile,omitempty"`
+}
+
+// childReady is the one JSON line the server process prints once it serves.
+type childReady struct {
+	Untrusted   string `json:"untrusted"`
+	Attested    string `json:"attested"`
+	HostCertPEM string `json:"host_cert_pem"`
+	ORTVersion  string `json:"ort_version"`
+}
+
+// IsServerProcess reports whether this process was started by the
+// benchmark as its server.
+func IsServerProcess() bool { return os.Getenv(childEnv) != "" }
+
+// ServeChild runs the benchmark's server process: the real server
+// (server.New and Start, simulation mode, loopback, ports chosen by the
+// system) with the engine settings it was given. It prints a childReady
+// line on stdout, serves until its standard input closes (the benchmark
+// ended or stopped it), shuts down and returns the exit code.
+func ServeChild() int {
+	var cc childConfig
+	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &cc); err != nil {
+		fmt.Fprintf(os.Stderr, "blindfold-bench server: bad %s: %v\n", childEnv, err)
+		return 2
+	}
+	if cc.CPUProfile != "" {
+		f, err := os.Create(cc.CPUProfile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "blindfold-bench server: CPU profile: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "blindfold-bench server: CPU profile: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rt, err := engine.Open(engine.Options{IntraOpThreads: cc.IntraOpThreads, InterOpThreads: cc.InterOpThreads})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "blindfold-bench server: opening the engine: %v\n", err)
+		return 1
+	}
+	cfg := server.DefaultConfig()
+	cfg.Simulation = true
+	cfg.UntrustedAddr = "127.0.0.1:0"
+	cfg.AttestedAddr = "127.0.0.1:0"
+	cfg.StateDir = cc.StateDir
+	cfg.IntraOpThreads, cfg.InterOpThreads = cc.IntraOpThreads, cc.InterOpThreads
+	cfg.LogLevel = "warn"
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log})
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "blindfold-bench server: starting: %v\n", err)
+		return 1
+	}
+	ready, _ := json.Marshal(childReady{
+		Untrusted: srv.UntrustedAddr(), Attested: srv.AttestedAddr(),
+		HostCertPEM: filepath.Join(cfg.StateDir, "host_server.pem"), ORTVersion: rt.Version(),
+	})
+	fmt.Printf("%s\n", ready)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "blindfold-bench server: shutdown: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// serverProc is a running benchmark server process.
+type serverProc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr *lockedBuffer
+	ready  childReady
+	done   chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServer starts this executable again as the benchmark's server and
+// waits until it serves.
+func startServer(ctx context.Context, cc childConfig) (*serverProc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: finding this executable to start the server: %w", err)
+	}
+	conf, err := json.Marshal(cc)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), childEnv+"="+string(conf))
+	p := &serverProc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, fmt.Errorf("bench: server stdin: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("bench: server stdout: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: starting the server process %s: %w", exe, err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	go func() { p.done <- cmd.Wait() }()
+	select {
+	case line, ok := <-lines:
+		if !ok {
+			err := <-p.done
+			return nil, fmt.Errorf("bench: the server process exited before serving (%v): %s", err, strings.TrimSpace(p.stderr.String()))
+		}
+		if err := json.Unmarshal([]byte(line), &p.ready); err != nil {
+			p.stop()
+			return nil, fmt.Errorf("bench: the server process printed %q, not its addresses: %w", line, err)
+		}
+	case <-time.After(60 * time.Second):
+		p.stop()
+		return nil, errors.New("bench: the server process did not start serving within 60s: " + p.stderr.String())
+	case <-ctx.Done():
+		p.stop()
+		return nil, ctx.Err()
+	}
+	return p, nil
+}
+
+// pid returns the server's process id.
+func (p *serverProc) pid() int { return p.cmd.Process.Pid }
+
+// stop closes the server's standard input, which makes it shut down, and
+// waits for it (killing it after 15 seconds).
+func (p *serverProc) stop() error {
+	p.stdin.Close()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			return fmt.Errorf("bench: server process: %w: %s", err, strings.TrimSpace(p.stderr.String()))
+		}
+		return nil
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return errors.New("bench: the server process did not stop within 15s and was killed")
+	}
+}
+
+// procMemory reads VmRSS and VmHWM (bytes) of process pid.
+func procMemory(pid int) (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("bench: reading memory of process %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		if k == "VmRSS" {
+			rss = n << 10
+		} else {
+			hwm = n << 10
+		}
+	}
+	if rss == 0 {
+		return 0, 0, fmt.Errorf("bench: no VmRSS in /proc/%d/status", pid)
+	}
+	return rss, hwm, nil
+}
+
+// resetPeak resets the kernel's peak-RSS mark (VmHWM) of process pid to
+// its current RSS. It reports whether the kernel allowed it.
+func resetPeak(pid int) bool {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
+}
+
+// memSampler records the largest VmRSS of a process, sampled every
+// interval, as a check on VmHWM (and its stand-in where VmHWM cannot be
+// reset).
+type memSampler struct {
+	stop chan struct{}
+	done chan int64
+}
+
+func sampleMemory(pid int, interval time.Duration) *memSampler {
+	m := &memSampler{stop: make(chan struct{}), done: make(chan int64, 1)}
+	go func() {
+		var peak int64
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			if rss, _, err := procMemory(pid); err == nil && rss > peak {
+				peak = rss
+			}
+			select {
+			case <-m.stop:
+				m.done <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return m
+}
+
+// Peak stops sampling and returns the largest RSS seen.
+func (m *memSampler) Peak() int64 {
+	close(m.stop)
+	return <-m.done
+}
