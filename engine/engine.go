@@ -52,6 +52,10 @@ var (
 	// ErrRun wraps ONNX Runtime failures during Run (for example shapes
 	// that do not broadcast).
 	ErrRun = errors.New("engine: run failed")
+	// ErrMemoryLimit is wrapped (with ErrRun) when a run fails because ONNX
+	// Runtime could not allocate memory: past Options.MemoryLimit, or the
+	// machine's.
+	ErrMemoryLimit = errors.New("engine: out of memory for this run")
 	// ErrClosed is returned by Run on a closed Session.
 	ErrClosed = errors.New("engine: session closed")
 )
@@ -88,6 +92,12 @@ type Options struct {
 	// InterOpThreads is the number of threads each session uses across
 	// operators; 0 means ONNX Runtime's default.
 	InterOpThreads int
+	// MemoryLimit caps, in bytes, what ONNX Runtime's CPU allocations may
+	// take across every session of the process (weights and intermediate
+	// tensors); an allocation past it fails the load or run with an error
+	// instead of exhausting the machine. 0 means no cap. It is fixed by the
+	// first Open of the process.
+	MemoryLimit int64
 }
 
 // Runtime is a handle on the process-wide ONNX Runtime environment, from
@@ -96,13 +106,15 @@ type Runtime struct {
 	path  string
 	intra int
 	inter int
+	limit int64
 }
 
 // The binding keeps one global ONNX Runtime environment, so the engine does
 // too: the first Open initialises it and it lives until the process exits.
 var env struct {
 	sync.Mutex
-	path string
+	path  string
+	limit int64
 }
 
 // Open initialises ONNX Runtime from the library that opts (or FindLibrary)
@@ -125,7 +137,12 @@ func Open(opts Options) (*Runtime, error) {
 	}
 	env.Lock()
 	defer env.Unlock()
+	if opts.MemoryLimit < 0 {
+		return nil, fmt.Errorf("engine: memory limit must not be negative, got %d", opts.MemoryLimit)
+	}
 	switch {
+	case env.path == path && env.limit != opts.MemoryLimit:
+		return nil, fmt.Errorf("engine: ONNX Runtime already runs with a memory limit of %d bytes in this process; cannot also use %d", env.limit, opts.MemoryLimit)
 	case env.path == path:
 	case env.path != "":
 		return nil, fmt.Errorf("engine: ONNX Runtime is already initialised from %s in this process; cannot also use %s", env.path, path)
@@ -136,9 +153,14 @@ func Open(opts Options) (*Runtime, error) {
 		if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 			return nil, fmt.Errorf("engine: initialising ONNX Runtime from %s: %w", path, err)
 		}
-		env.path = path
+		if opts.MemoryLimit > 0 {
+			if err := registerLimitedAllocator(opts.MemoryLimit); err != nil {
+				return nil, err
+			}
+		}
+		env.path, env.limit = path, opts.MemoryLimit
 	}
-	return &Runtime{path: path, intra: opts.IntraOpThreads, inter: opts.InterOpThreads}, nil
+	return &Runtime{path: path, intra: opts.IntraOpThreads, inter: opts.InterOpThreads, limit: opts.MemoryLimit}, nil
 }
 
 // LibraryPath returns the path of the loaded ONNX Runtime library.
@@ -326,6 +348,12 @@ func (r *Runtime) Load(model []byte) (*Session, error) {
 	if r.inter > 0 {
 		if err := so.SetInterOpNumThreads(r.inter); err != nil {
 			return nil, fmt.Errorf("engine: setting inter-op threads to %d: %w", r.inter, err)
+		}
+	}
+	if r.limit > 0 {
+		// Allocate from the shared, capped arena (see registerLimitedAllocator).
+		if err := so.AddSessionConfigEntry("session.use_env_allocators", "1"); err != nil {
+			return nil, fmt.Errorf("engine: using the shared allocator: %w", err)
 		}
 	}
 	inNames := make([]string, len(s.inputs))
@@ -594,6 +622,9 @@ func (s *Session) run(ctx context.Context, ins, outs []ort.Value) error {
 	}
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("engine: run stopped: %w", cerr)
+	}
+	if isAllocationFailure(err) {
+		return fmt.Errorf("%w: %w: %v", ErrRun, ErrMemoryLimit, err)
 	}
 	return fmt.Errorf("%w: %v", ErrRun, err)
 }

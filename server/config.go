@@ -48,6 +48,9 @@ type Config struct {
 	IntraOpThreads int `toml:"intra_op_threads"`
 	// InterOpThreads is ONNX Runtime's inter-op thread count (0: its default).
 	InterOpThreads int `toml:"inter_op_threads"`
+	// EngineMemoryLimit caps ONNX Runtime's allocations (weights and
+	// intermediate tensors of every model together); 0 means no cap.
+	EngineMemoryLimit ByteSize `toml:"engine_memory_limit"`
 
 	// MaxModelBytes caps one model, counted on the bytes that arrive.
 	MaxModelBytes ByteSize `toml:"max_model_bytes"`
@@ -111,10 +114,30 @@ func DefaultConfig() Config {
 		MaxConcurrentStreams: 256,
 		ShutdownTimeout:      Duration(30 * time.Second),
 		MaxConcurrentRuns:    2 * runtime.NumCPU(),
+		EngineMemoryLimit:    defaultEngineMemoryLimit(),
 		RunQueueTimeout:      Duration(2 * time.Second),
 		LogLevel:             "info",
 		LogFormat:            "text",
 	}
+}
+
+// defaultEngineMemoryLimit is three quarters of the machine's memory, or 0
+// (no cap) where /proc/meminfo cannot be read.
+func defaultEngineMemoryLimit() ByteSize {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return ByteSize(kb * 1024 / 4 * 3 &^ (1<<20 - 1))
+		}
+	}
+	return 0
 }
 
 func defaultStateDir() string {
@@ -166,6 +189,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTotalModelBytes < c.MaxModelBytes {
 		bad("max_total_model_bytes", "(%s) must be at least max_model_bytes (%s)", c.MaxTotalModelBytes, c.MaxModelBytes)
+	}
+	if c.EngineMemoryLimit < 0 {
+		bad("engine_memory_limit", "must not be negative")
 	}
 	if c.IntraOpThreads < 0 || c.InterOpThreads < 0 {
 		bad("intra_op_threads", "thread counts must be 0 (default) or positive")
@@ -242,6 +268,7 @@ var settingUsage = map[string]string{
 	"onnxruntime_lib":            "path of libonnxruntime.so.1 (default: search the usual places)",
 	"intra_op_threads":           "ONNX Runtime intra-op threads (0: its default)",
 	"inter_op_threads":           "ONNX Runtime inter-op threads (0: its default)",
+	"engine_memory_limit":        "cap on ONNX Runtime memory for all models, weights and intermediate tensors (0: none; default: 3/4 of RAM)",
 	"max_model_bytes":            "largest model accepted, counted on bytes received (e.g. 1GiB)",
 	"max_models":                 "most models loaded at once",
 	"max_total_model_bytes":      "most bytes of all loaded models together",

@@ -424,6 +424,8 @@ func runStatus(ctx context.Context, err error) error {
 	}
 	var ie *engine.InputError
 	switch {
+	case errors.Is(err, engine.ErrMemoryLimit):
+		return errorf(codes.ResourceExhausted, "the model needs more memory for these inputs than the server allows (engine_memory_limit): %v", err)
 	case errors.As(err, &ie):
 		return errorf(codes.InvalidArgument, "%v", err)
 	case errors.Is(err, engine.ErrRun):

@@ -88,7 +88,10 @@ Flags:
 	if cfg.Simulation {
 		fmt.Fprint(stderr, banner)
 	}
-	rt, err := engine.Open(engine.Options{LibraryPath: cfg.OnnxRuntimeLib, IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: cfg.InterOpThreads})
+	rt, err := engine.Open(engine.Options{
+		LibraryPath: cfg.OnnxRuntimeLib, IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: cfg.InterOpThreads,
+		MemoryLimit: int64(cfg.EngineMemoryLimit),
+	})
 	if err != nil {
 		log.Error("cannot start the engine", "err", err)
 		return 1

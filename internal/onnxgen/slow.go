@@ -28,3 +28,24 @@ func Slow(n int64, steps int) ([]byte, error) {
 	}
 	return g.Model()
 }
+
+// Huge returns a model whose intermediate tensor has the size its input
+// asks for: input shape int64 [2] -> ConstantOfShape (float32 ones) ->
+// ReduceSum -> output sum float32 scalar. Tests use it to check that a
+// request for an enormous intermediate tensor fails cleanly.
+func Huge() ([]byte, error) {
+	g := NewGraph("huge")
+	g.Input("shape", tensor.I64, Fixed(2))
+	g.Output("sum", tensor.F32)
+	one, err := tensor.New("value", []int64{1}, []float32{1})
+	if err != nil {
+		return nil, err
+	}
+	attr, err := AttrTensor("value", one)
+	if err != nil {
+		return nil, err
+	}
+	g.Node("ConstantOfShape", []string{"shape"}, []string{"big"}, attr)
+	g.Node("ReduceSum", []string{"big"}, []string{"sum"}, AttrInt("keepdims", 0))
+	return g.Model()
+}
