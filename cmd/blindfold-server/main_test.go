@@ -57,8 +57,15 @@ func buildServer(t *testing.T) string {
 
 func TestRefusesHardwareModeWithoutTEE(t *testing.T) {
 	bin := buildServer(t)
+	// Without token keys, hardware mode fails closed on the configuration.
 	cmd := exec.Command(bin, "--state-dir", t.TempDir(), "--untrusted-addr", "127.0.0.1:0", "--attested-addr", "127.0.0.1:0")
 	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 2 || !strings.Contains(string(out), "auth_keys") {
+		t.Fatalf("hardware mode without auth keys: exit %d, %s", code, out)
+	}
+	// With authentication settled, it refuses for want of a TEE.
+	cmd = exec.Command(bin, "--auth", "none", "--state-dir", t.TempDir(), "--untrusted-addr", "127.0.0.1:0", "--attested-addr", "127.0.0.1:0")
+	out, err = cmd.CombinedOutput()
 	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
 		t.Fatalf("exit %d (%v), want 1", code, err)
 	}
