@@ -67,6 +67,10 @@ type Config struct {
 	MaxMessageBytes ByteSize `toml:"max_message_bytes"`
 	// MaxConcurrentStreams caps the concurrent RPCs of one connection.
 	MaxConcurrentStreams int `toml:"max_concurrent_streams"`
+	// HandshakeTimeout bounds a new connection's TLS handshake.
+	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// IdleTimeout closes a connection with no RPC for this long.
+	IdleTimeout Duration `toml:"idle_timeout"`
 	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 
@@ -113,6 +117,8 @@ func DefaultConfig() Config {
 		MaxMessageBytes:      16 << 20,
 		MaxConcurrentStreams: 256,
 		ShutdownTimeout:      Duration(30 * time.Second),
+		HandshakeTimeout:     Duration(10 * time.Second),
+		IdleTimeout:          Duration(15 * time.Minute),
 		MaxConcurrentRuns:    2 * runtime.NumCPU(),
 		EngineMemoryLimit:    defaultEngineMemoryLimit(),
 		RunQueueTimeout:      Duration(2 * time.Second),
@@ -196,6 +202,9 @@ func (c *Config) Validate() error {
 	if c.IntraOpThreads < 0 || c.InterOpThreads < 0 {
 		bad("intra_op_threads", "thread counts must be 0 (default) or positive")
 	}
+	if c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0 {
+		bad("handshake_timeout", "handshake_timeout and idle_timeout must be positive")
+	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout", "must not be negative")
 	}
@@ -277,6 +286,8 @@ var settingUsage = map[string]string{
 	"max_message_bytes":          "largest single gRPC message (one chunk)",
 	"max_concurrent_streams":     "most concurrent RPCs on one connection",
 	"shutdown_timeout":           "how long in-flight requests may finish after SIGTERM (e.g. 30s)",
+	"handshake_timeout":          "time limit for a new connection's TLS handshake (e.g. 10s)",
+	"idle_timeout":               "close connections that carry no RPC for this long (e.g. 15m)",
 	"auth":                       "bearer-token authentication on the attested port: required or none (default: required; none in simulation)",
 	"auth_keys":                  "comma-separated PEM files of token-signing public keys (ES256 or EdDSA)",
 	"auth_issuer":                "required iss claim of tokens (optional)",

@@ -2,6 +2,10 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/internal/onnxgen"
 	"github.com/blindfold-ai/blindfold/internal/testserver"
 	"github.com/blindfold-ai/blindfold/server"
@@ -99,4 +104,51 @@ func TestDeadlineInsideEngine(t *testing.T) {
 	if _, _, _, err := b.run(context.Background(), "mlp", []tensor.Tensor{f32(t, []int64{1, 4})}, false); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestConnectionLimits: a silent TCP connection is closed after the
+// handshake timeout; the attested port refuses TLS 1.2; a message over
+// max_message_bytes and outputs over max_reply_bytes get RESOURCE_EXHAUSTED.
+func TestConnectionLimits(t *testing.T) {
+	ts := testserver.Start(t, func(c *server.Config) {
+		c.HandshakeTimeout = server.Duration(500 * time.Millisecond)
+		c.MaxMessageBytes = 64 << 10
+		c.MaxReplyBytes = 4 << 10
+	})
+	conn, err := net.Dial("tcp", ts.AttestedAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent connection not closed by the server: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("silent connection closed after %v", d)
+	}
+
+	if _, err := tls.Dial("tcp", ts.AttestedAddr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}); err == nil {
+		t.Fatal("the attested port accepted TLS 1.2")
+	}
+
+	b := connectLikeBlindAI(t, ts)
+	ctx := context.Background()
+	model := testserver.Model(t, "identity_float32.onnx")
+	stream, _ := b.ex.SendModel(ctx)
+	stream.Send(&securedexchange.SendModelRequest{Data: make([]byte, 100<<10), ModelId: "big-chunk"})
+	_, err = stream.CloseAndRecv()
+	wantStatus(t, err, codes.ResourceExhausted, "larger than max")
+
+	if _, _, _, err := b.upload(ctx, model, "id", false); err != nil {
+		t.Fatal(err)
+	}
+	small, _ := tensor.New("x", []int64{10, 3}, make([]float32, 30))
+	if _, _, _, err := b.run(ctx, "id", []tensor.Tensor{small}, false); err != nil {
+		t.Fatal(err)
+	}
+	large, _ := tensor.New("x", []int64{1000, 3}, make([]float32, 3000)) // 12 KB out
+	_, _, _, err = b.run(ctx, "id", []tensor.Tensor{large}, false)
+	wantStatus(t, err, codes.ResourceExhausted, "max_reply_bytes")
 }
