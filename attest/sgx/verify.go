@@ -128,6 +128,10 @@ type Result struct {
 	PCKCertificate *x509.Certificate
 	// PCKExtensions are the SGX extensions of PCKCertificate.
 	PCKExtensions *PCKExtensions
+	// TCBInfoIssueDate is the TCB info's issueDate.
+	TCBInfoIssueDate time.Time
+	// QEIdentityIssueDate is the QE identity's issueDate.
+	QEIdentityIssueDate time.Time
 	// CollateralIssued is the latest issue date among the TCB info, the QE
 	// identity and the CRLs (thisUpdate).
 	CollateralIssued time.Time
@@ -454,6 +458,7 @@ func (v *verifier) qeIdentity() error {
 	}
 	v.res.QEStatus = v.qeLevel.Status
 	v.res.QEIdentityTCBEvaluationDataNumber = id.TCBEvaluationDataNumber
+	v.res.QEIdentityIssueDate = id.IssueDate
 	return nil
 }
 
@@ -488,6 +493,7 @@ func (v *verifier) tcbInfo() error {
 	v.res.PlatformStatus = v.platformLvl.Status
 	v.res.TCBDate = v.platformLvl.TCBDate
 	v.res.TCBEvaluationDataNumber = ti.TCBEvaluationDataNumber
+	v.res.TCBInfoIssueDate = ti.IssueDate
 	return nil
 }
 
