@@ -42,3 +42,15 @@ CGO_ENABLED=0 go build ./client/... ./proof/... ./tensor/... ./identity/... ./ap
 
 step "go test -race"
 go test -race -count=1 -timeout 12m ./...
+
+# Every fuzz target in the tree, for a bounded time each. Their seed corpora
+# are in each package's testdata/fuzz; a crash found here is written there
+# and fails the run (commit it as a regression test after the fix).
+step "fuzzing (${FUZZTIME:=10s} per target)"
+git grep -n -E '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' -- '*_test.go' |
+while IFS=: read -r file _ decl; do
+  name=${decl#func }
+  name=${name%%(*}
+  echo "--- $name ($(dirname "$file"))"
+  go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "./$(dirname "$file")"
+done

@@ -100,48 +100,28 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 	if s.models.Has(id) {
 		return errorf(codes.AlreadyExists, "a model with id %q is already loaded; delete it first or choose another id", id)
 	}
-	limit := int64(s.cfg.MaxModelBytes)
-	declared := first.GetLength()
-	if declared > uint64(limit) {
-		return errorf(codes.ResourceExhausted, "the upload declares %d bytes, over the server's model size limit of %d bytes (max_model_bytes)", declared, limit)
-	}
 	res := s.models.Reserve()
 	defer res.Release()
-	if err := res.Grow(int64(declared)); err != nil {
-		return errorf(codes.ResourceExhausted, "no room for a %d-byte model: %v (max_total_model_bytes)", declared, err)
+	up, err := newUpload(first, int64(s.cfg.MaxModelBytes), res)
+	if err != nil {
+		return err
 	}
-	// The declared length only sizes the buffer; the limit is enforced on
-	// the bytes that arrive.
-	buf := make([]byte, 0, declared)
-	defer func() { clear(buf[:cap(buf)]) }()
-	for msg := first; ; {
-		if mid := msg.GetModelId(); mid != "" && mid != first.GetModelId() {
-			return errorf(codes.InvalidArgument, "a later chunk names model id %q, the first named %q", mid, first.GetModelId())
-		}
-		data := msg.GetData()
-		n := int64(len(buf)) + int64(len(data))
-		if n > limit {
-			return errorf(codes.ResourceExhausted, "the model is larger than the server's limit of %d bytes (max_model_bytes), counted on the bytes received", limit)
-		}
-		if extra := n - res.Size(); extra > 0 {
-			if err := res.Grow(extra); err != nil {
-				return errorf(codes.ResourceExhausted, "no room for more model bytes: %v (max_total_model_bytes)", err)
-			}
-		}
-		buf = append(buf, data...)
-		msg, err = stream.Recv()
+	defer up.wipe()
+	for {
+		msg, err := stream.Recv()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return recvErr(err)
 		}
+		if err := up.add(msg); err != nil {
+			return err
+		}
 	}
-	if len(buf) == 0 {
-		return errorf(codes.InvalidArgument, "empty upload: no model bytes arrived")
-	}
-	if declared != 0 && uint64(len(buf)) != declared {
-		return errorf(codes.InvalidArgument, "the upload declared %d bytes but %d arrived; refusing a truncated or padded model", declared, len(buf))
+	buf, err := up.finish()
+	if err != nil {
+		return err
 	}
 	hash := sha256.Sum256(buf)
 	sess, err := s.rt.Load(buf)

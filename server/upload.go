@@ -1,0 +1,71 @@
+package server
+
+import (
+	"google.golang.org/grpc/codes"
+
+	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/store"
+)
+
+// upload gathers the model bytes of one SendModel stream. The limit is
+// enforced on the bytes that arrive; the declared length only sizes the
+// buffer (and must match what arrives, when given). Every byte is reserved
+// against the store's total cap before it is kept.
+type upload struct {
+	first    *securedexchange.SendModelRequest
+	limit    int64
+	declared uint64
+	res      *store.Reservation
+	buf      []byte
+}
+
+// newUpload starts an upload with its first message (whose header fields
+// are the upload's) and takes that message's bytes.
+func newUpload(first *securedexchange.SendModelRequest, limit int64, res *store.Reservation) (*upload, error) {
+	declared := first.GetLength()
+	if declared > uint64(limit) {
+		return nil, errorf(codes.ResourceExhausted, "the upload declares %d bytes, over the server's model size limit of %d bytes (max_model_bytes)", declared, limit)
+	}
+	if err := res.Grow(int64(declared)); err != nil {
+		return nil, errorf(codes.ResourceExhausted, "no room for a %d-byte model: %v (max_total_model_bytes)", declared, err)
+	}
+	u := &upload{first: first, limit: limit, declared: declared, res: res, buf: make([]byte, 0, declared)}
+	if err := u.add(first); err != nil {
+		u.wipe()
+		return nil, err
+	}
+	return u, nil
+}
+
+// add takes one more chunk.
+func (u *upload) add(msg *securedexchange.SendModelRequest) error {
+	if mid := msg.GetModelId(); mid != "" && mid != u.first.GetModelId() {
+		return errorf(codes.InvalidArgument, "a later chunk names model id %q, the first named %q", mid, u.first.GetModelId())
+	}
+	data := msg.GetData()
+	n := int64(len(u.buf)) + int64(len(data))
+	if n > u.limit {
+		return errorf(codes.ResourceExhausted, "the model is larger than the server's limit of %d bytes (max_model_bytes), counted on the bytes received", u.limit)
+	}
+	if extra := n - u.res.Size(); extra > 0 {
+		if err := u.res.Grow(extra); err != nil {
+			return errorf(codes.ResourceExhausted, "no room for more model bytes: %v (max_total_model_bytes)", err)
+		}
+	}
+	u.buf = append(u.buf, data...)
+	return nil
+}
+
+// finish returns the model bytes once the stream has ended.
+func (u *upload) finish() ([]byte, error) {
+	if len(u.buf) == 0 {
+		return nil, errorf(codes.InvalidArgument, "empty upload: no model bytes arrived")
+	}
+	if u.declared != 0 && uint64(len(u.buf)) != u.declared {
+		return nil, errorf(codes.InvalidArgument, "the upload declared %d bytes but %d arrived; refusing a truncated or padded model", u.declared, len(u.buf))
+	}
+	return u.buf, nil
+}
+
+// wipe zeroes the model bytes.
+func (u *upload) wipe() { clear(u.buf[:cap(u.buf)]) }
