@@ -161,25 +161,40 @@ type Header struct {
 
 // ReportBody is a 384-byte SGX report body (sgx_report_body_t).
 type ReportBody struct {
-	CPUSVN       [16]byte
-	MiscSelect   uint32
-	Reserved1    [12]byte
+	// CPUSVN is the security version of the CPU.
+	CPUSVN [16]byte
+	// MiscSelect is MISCSELECT, the extended features saved on exit.
+	MiscSelect uint32
+	// Reserved1 is reserved (offset 20, 12 bytes).
+	Reserved1 [12]byte
+	// ISVExtProdID is the extended product ID (offset 32).
 	ISVExtProdID [16]byte
 	// AttributesFlags is the first 8 bytes of ATTRIBUTES (INIT, DEBUG, ...).
 	AttributesFlags uint64
 	// AttributesXFRM is the last 8 bytes of ATTRIBUTES.
 	AttributesXFRM uint64
-	MRENCLAVE      [32]byte
-	Reserved2      [32]byte
-	MRSIGNER       [32]byte
-	Reserved3      [32]byte
-	ConfigID       [64]byte
-	ISVProdID      uint16
-	ISVSVN         uint16
-	ConfigSVN      uint16
-	Reserved4      [42]byte
-	ISVFamilyID    [16]byte
-	ReportData     [64]byte
+	// MRENCLAVE is the enclave measurement (offset 64).
+	MRENCLAVE [32]byte
+	// Reserved2 is reserved (offset 96).
+	Reserved2 [32]byte
+	// MRSIGNER is SHA-256 of the enclave signer's modulus (offset 128).
+	MRSIGNER [32]byte
+	// Reserved3 is reserved (offset 160).
+	Reserved3 [32]byte
+	// ConfigID is the configuration ID (offset 192).
+	ConfigID [64]byte
+	// ISVProdID is the product ID (offset 256).
+	ISVProdID uint16
+	// ISVSVN is the enclave's security version (offset 258).
+	ISVSVN uint16
+	// ConfigSVN is the configuration security version (offset 260).
+	ConfigSVN uint16
+	// Reserved4 is reserved (offset 262, 42 bytes).
+	Reserved4 [42]byte
+	// ISVFamilyID is the family ID (offset 304).
+	ISVFamilyID [16]byte
+	// ReportData is the 64 bytes the enclave chose (offset 320).
+	ReportData [64]byte
 }
 
 // Offsets of the report body fields.

@@ -66,8 +66,9 @@ func NewPKI(now time.Time) (*PKI, error) {
 	return &PKI{Root: cert, RootKey: key}, nil
 }
 
-// Validity is a certificate's or CRL's validity window.
+// Validity is a certificate's validity window.
 type Validity struct {
+	// NotBefore and NotAfter bound the certificate's validity.
 	NotBefore, NotAfter time.Time
 }
 
@@ -83,22 +84,32 @@ type CRL struct {
 
 // TCBLevel is a level of the TCB info.
 type TCBLevel struct {
-	Components  [16]uint8
-	PCESVN      uint16
-	Status      string
+	// Components are the 16 CPUSVN component SVNs of the level.
+	Components [16]uint8
+	// PCESVN is the level's PCESVN.
+	PCESVN uint16
+	// Status is the tcbStatus.
+	Status string
+	// AdvisoryIDs are the level's advisories.
 	AdvisoryIDs []string
 }
 
 // QELevel is a level of the QE identity.
 type QELevel struct {
-	ISVSVN      uint16
-	Status      string
+	// ISVSVN is the level's QE ISVSVN.
+	ISVSVN uint16
+	// Status is the tcbStatus.
+	Status string
+	// AdvisoryIDs are the level's advisories.
 	AdvisoryIDs []string
 }
 
 // TCBInfo is the body of the TCB info (version 3, SGX).
 type TCBInfo struct {
-	ID, FMSPC, PCEID        string
+	// ID, FMSPC and PCEID are the id, fmspc and pceId fields.
+	ID, FMSPC, PCEID string
+	// Version, IssueDate, NextUpdate, TCBEvaluationDataNumber and Levels
+	// are the fields of the same names.
 	Version                 int
 	IssueDate, NextUpdate   time.Time
 	TCBEvaluationDataNumber int
@@ -107,6 +118,8 @@ type TCBInfo struct {
 
 // QEIdentity is the body of the QE identity (version 2).
 type QEIdentity struct {
+	// The fields are those of the same names in the PCS response (masks,
+	// attributes and MRSIGNER as hex strings).
 	ID                                                               string
 	Version                                                          int
 	IssueDate, NextUpdate                                            time.Time
@@ -130,12 +143,18 @@ const DefaultQEMRSIGNER = "8c4f5775d796503e96137f77c68a829a0056ac8ded70140b081b0
 // NewBuilder fills it with evidence that verifies as UpToDate at Now;
 // change fields, then call Build.
 type Builder struct {
+	// PKI is the root that signs everything.
 	PKI *PKI
+	// Now is the reference time; the defaults are valid around it.
 	Now time.Time
 
-	Header     abi.Header
+	// Header is the quote header.
+	Header abi.Header
+	// ReportBody is the ISV enclave report body.
 	ReportBody abi.ReportBody
-	QEReport   abi.ReportBody
+	// QEReport is the QE report body (its report data is computed by Build).
+	QEReport abi.ReportBody
+	// QEAuthData is the QE authentication data.
 	QEAuthData []byte
 	// QEReportData, when set, replaces the QE report data that Build
 	// computes (SHA-256(attestation key || QE auth data) || zeros).
@@ -145,17 +164,23 @@ type Builder struct {
 	// that only the last 32 bytes are as given.
 	BindQEReportData bool
 
-	// PCK certificate extensions.
+	// FMSPC, PCEID, Components, PCESVN and CPUSVN go into the PCK
+	// certificate's SGX extensions.
 	FMSPC      [6]byte
 	PCEID      [2]byte
 	Components [16]uint8
 	PCESVN     uint16
 	CPUSVN     [16]byte
 
+	// PCKValidity, PCKCAValidity and TCBSigningValidity are the validity
+	// windows of the certificates Build issues.
 	PCKValidity, PCKCAValidity, TCBSigningValidity Validity
-	RootCRL, PCKCRL                                CRL
+	// RootCRL and PCKCRL describe the CRLs of the root and the PCK CA.
+	RootCRL, PCKCRL CRL
 
-	TCBInfo    TCBInfo
+	// TCBInfo is the TCB info body Build signs.
+	TCBInfo TCBInfo
+	// QEIdentity is the QE identity body Build signs.
 	QEIdentity QEIdentity
 }
 
