@@ -5,7 +5,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/blindfold-ai/blindfold/server.Version=$(VERSION)
 
-.PHONY: all build onnxruntime test demo lint fmt generate clean bench
+.PHONY: all build onnxruntime test demo lint fmt generate clean soak bench
 
 all: build
 
@@ -25,6 +25,12 @@ test:
 ## demo: start a simulation server, upload, run and delete a model, stop
 demo: onnxruntime build
 	scripts/demo.sh
+
+## soak: mixed load from many clients for SOAK_DURATION (default 10m); checks answers and leaks
+SOAK_DURATION ?= 10m
+SOAK_CLIENTS ?= 16
+soak: onnxruntime
+	$(GO) run ./cmd/blindfold-soak --duration $(SOAK_DURATION) --clients $(SOAK_CLIENTS)
 
 ## lint: gofmt, go vet, staticcheck
 lint:

@@ -137,8 +137,11 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 		return err
 	}
 	m := &store.Model{ID: id, Hash: hash, Size: int64(len(buf)), Session: sess, Loaded: time.Now(), Owner: owner, Public: first.GetPublic()}
-	if err := s.models.Add(m, res); err != nil {
+	if err := s.models.AddIf(m, res, stream.Context().Err); err != nil {
 		sess.Close()
+		if st := contextStatus(err); st != nil {
+			return st
+		}
 		switch {
 		case errors.Is(err, store.ErrExists):
 			return errorf(codes.AlreadyExists, "a model with id %q is already loaded; delete it first or choose another id", id)

@@ -117,11 +117,23 @@ func (s *Store) Has(id string) bool {
 // Add stores m, converting res (which must hold at least m.Size bytes) into
 // the model's share of the cap. On error nothing changes and the caller
 // still owns m.Session and res.
-func (s *Store) Add(m *Model, res *Reservation) error {
+func (s *Store) Add(m *Model, res *Reservation) error { return s.AddIf(m, res, nil) }
+
+// AddIf is Add, made only if ok (when not nil) returns nil at the moment of
+// adding, inside the store's lock. An upload passes its stream context's Err,
+// so that a client that cancelled, and then deletes the model to be sure,
+// never leaves the model behind: either the add came first and the delete
+// finds the model, or the cancel came first and the add is refused.
+func (s *Store) AddIf(m *Model, res *Reservation, ok func() error) error {
 	res.mu.Lock()
 	defer res.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ok != nil {
+		if err := ok(); err != nil {
+			return err
+		}
+	}
 	if _, ok := s.models[m.ID]; ok {
 		return fmt.Errorf("%w: %q", ErrExists, m.ID)
 	}

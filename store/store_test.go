@@ -100,3 +100,25 @@ func TestConcurrentReservations(t *testing.T) {
 		t.Fatalf("granted %d reservations of 100 under a 1000 cap, want 10", granted)
 	}
 }
+
+// TestAddIfRefusedLeavesNothing: an add whose condition fails (an upload
+// whose client cancelled) changes nothing, so a later delete's NOT_FOUND is
+// the truth.
+func TestAddIfRefusedLeavesNothing(t *testing.T) {
+	s := New(4, 1000, nil)
+	r := s.Reserve()
+	if err := r.Grow(10); err != nil {
+		t.Fatal(err)
+	}
+	cancelled := errors.New("cancelled")
+	if err := s.AddIf(&Model{ID: "m", Size: 10}, r, func() error { return cancelled }); !errors.Is(err, cancelled) {
+		t.Fatalf("AddIf = %v, want the condition's error", err)
+	}
+	if s.Has("m") {
+		t.Fatal("refused model was added")
+	}
+	r.Release()
+	if n, used := s.Usage(); n != 0 || used != 0 {
+		t.Fatalf("usage %d models, %d bytes after a refused add", n, used)
+	}
+}
