@@ -83,6 +83,10 @@ func ServeChild() int {
 	cfg.StateDir = cc.StateDir
 	cfg.IntraOpThreads, cfg.InterOpThreads = cc.IntraOpThreads, cc.InterOpThreads
 	cfg.LogLevel = "warn"
+	// The throughput runs send more concurrent requests than the server
+	// runs at once (max_concurrent_runs); they queue instead of being
+	// refused after the default two seconds.
+	cfg.RunQueueTimeout = server.Duration(time.Minute)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log})
 	if err == nil {
