@@ -107,7 +107,14 @@ type Runtime struct {
 	intra int
 	inter int
 	limit int64
+	// runOpts holds idle ONNX Runtime run options for reuse: a run that
+	// can be cancelled needs one, and making one per request costs more
+	// than small models take to run.
+	runOpts chan *ort.RunOptions
 }
+
+// runOptionsPool bounds the idle run options a Runtime keeps.
+const runOptionsPool = 64
 
 // The binding keeps one global ONNX Runtime environment, so the engine does
 // too: the first Open initialises it and it lives until the process exits.
@@ -160,7 +167,8 @@ func Open(opts Options) (*Runtime, error) {
 		}
 		env.path, env.limit = path, opts.MemoryLimit
 	}
-	return &Runtime{path: path, intra: opts.IntraOpThreads, inter: opts.InterOpThreads, limit: opts.MemoryLimit}, nil
+	return &Runtime{path: path, intra: opts.IntraOpThreads, inter: opts.InterOpThreads, limit: opts.MemoryLimit,
+		runOpts: make(chan *ort.RunOptions, runOptionsPool)}, nil
 }
 
 // LibraryPath returns the path of the loaded ONNX Runtime library.
@@ -277,6 +285,7 @@ type Session struct {
 	mu     sync.RWMutex // held for reading by each Run, for writing by Close
 	closed bool
 	sess   *ort.DynamicAdvancedSession
+	rt     *Runtime
 }
 
 // Load loads a model from its bytes in memory. The bytes are not written to
@@ -287,16 +296,17 @@ func (r *Runtime) Load(model []byte) (*Session, error) {
 	if len(model) == 0 {
 		return nil, fmt.Errorf("%w: the model is empty", ErrInvalidModel)
 	}
-	// The binding needs the input and output names to create a session, so
-	// the model is parsed once to read them and once more for the session.
-	ins, outs, err := ort.GetInputOutputInfoWithONNXData(model)
+	// The binding needs the input and output names to create a session. They
+	// are read from the model's bytes, not from a throw-away session, so the
+	// weights are loaded once.
+	ins, outs, err := modelIO(model)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidModel, err)
 	}
 	if len(ins) == 0 {
 		return nil, ErrNoInputs
 	}
-	s := &Session{}
+	s := &Session{rt: r}
 	if s.inputs, err = specs("input", ins); err != nil {
 		return nil, err
 	}
@@ -597,23 +607,20 @@ func (s *Session) run(ctx context.Context, ins, outs []ort.Value) error {
 	var opts *ort.RunOptions
 	if ctx.Done() != nil {
 		var err error
-		if opts, err = ort.NewRunOptions(); err != nil {
-			return fmt.Errorf("engine: creating run options: %w", err)
+		if opts, err = s.rt.takeRunOptions(); err != nil {
+			return err
 		}
-		var mu sync.Mutex // orders Terminate before Destroy
+		var mu sync.Mutex // orders Terminate before the options are reused or destroyed
 		stop := context.AfterFunc(ctx, func() {
 			mu.Lock()
 			defer mu.Unlock()
-			if opts != nil {
-				opts.Terminate()
-			}
+			opts.Terminate()
 		})
 		defer func() {
-			stop()
+			clean := stop() // false: Terminate ran or is running
 			mu.Lock()
 			defer mu.Unlock()
-			opts.Destroy()
-			opts = nil
+			s.rt.giveRunOptions(opts, clean)
 		}()
 	}
 	err := s.sess.RunWithOptions(ins, outs, opts)
@@ -627,6 +634,33 @@ func (s *Session) run(ctx context.Context, ins, outs []ort.Value) error {
 		return fmt.Errorf("%w: %w: %v", ErrRun, ErrMemoryLimit, err)
 	}
 	return fmt.Errorf("%w: %v", ErrRun, err)
+}
+
+// takeRunOptions returns idle run options, or new ones.
+func (r *Runtime) takeRunOptions() (*ort.RunOptions, error) {
+	select {
+	case o := <-r.runOpts:
+		return o, nil
+	default:
+	}
+	o, err := ort.NewRunOptions()
+	if err != nil {
+		return nil, fmt.Errorf("engine: creating run options: %w", err)
+	}
+	return o, nil
+}
+
+// giveRunOptions keeps clean (never terminated) run options for reuse and
+// destroys the rest.
+func (r *Runtime) giveRunOptions(o *ort.RunOptions, clean bool) {
+	if clean {
+		select {
+		case r.runOpts <- o:
+			return
+		default:
+		}
+	}
+	o.Destroy()
 }
 
 // Close releases the session, after waiting for in-flight runs. It is
