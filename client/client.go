@@ -10,10 +10,19 @@
 // channel; replies may be signed by the TEE's key and turned into proof
 // files (package proof).
 //
-// Hardware evidence verification is not available yet: Connect refuses a
-// server that offers an SGX quote (ErrHardwareNotSupported), and accepts a
-// simulation-mode server only with WithSimulation. Simulation protects
-// nothing: the server is not in a TEE and its operator sees everything.
+// Hardware mode (WithPolicy): Connect fetches the server's SGX DCAP
+// evidence (BlindAI's GetSgxQuoteWithCollateral, or, with WithNonce,
+// Blindfold's GetEvidence bound to the nonce), verifies the quote and its
+// collateral against the pinned Intel SGX Root CA, checks the enclave
+// against the policy and that the report data binds the attested
+// certificate (and nonce), and only then opens the attested port pinning
+// exactly that certificate. Errors: ErrBadEvidence, ErrStaleCollateral,
+// ErrPolicyMismatch. A server offering evidence to a client without a
+// policy is refused (ErrNoPolicy).
+//
+// A simulation-mode server is accepted only with WithSimulation (otherwise
+// ErrSimulationServer). Simulation protects nothing: the server is not in
+// a TEE and its operator sees everything.
 //
 // Errors from the server keep their gRPC status: use status.Code(err).
 package client
@@ -32,6 +41,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,9 +49,12 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/blindfold-ai/blindfold/api/evidence"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/identity"
+	"github.com/blindfold-ai/blindfold/policy"
 )
 
 // Version is the version of this client library, sent to servers as
@@ -62,7 +75,7 @@ const (
 	DefaultMaxReceiveBytes = 8 << 20
 	// DefaultChunkSize is the size of the pieces that models and inputs are
 	// sent in: 32 KiB.
-	DefaultChunkSize = 32 << 10
+	DefaultChunkSize = 256 << 10
 )
 
 // Errors of Connect. Use errors.Is.
@@ -70,9 +83,24 @@ var (
 	// ErrSimulationServer means the server runs in simulation mode and
 	// the caller did not pass WithSimulation.
 	ErrSimulationServer = errors.New("client: server runs in simulation mode; pass WithSimulation to accept it (it protects nothing)")
-	// ErrHardwareNotSupported means the server offers hardware evidence
-	// (an SGX quote), which this client cannot verify yet.
-	ErrHardwareNotSupported = errors.New("client: the server offers hardware evidence (an SGX quote), but hardware evidence verification is not available yet in this client; refusing to trust it")
+	// ErrNoPolicy means the server offers hardware evidence (an SGX quote)
+	// and no policy was given to verify it against (WithPolicy).
+	ErrNoPolicy = fmt.Errorf("client: the server offers hardware evidence (an SGX quote): %w; pass WithPolicy with the enclave's policy.toml", attest.ErrNoPolicy)
+	// ErrBadEvidence means the server's evidence does not verify: quote,
+	// signatures, certificate chain to the pinned root, revocation, or a
+	// report data that does not bind the attested certificate or nonce.
+	// The cause (often an *sgx.Error) is wrapped.
+	ErrBadEvidence = attest.ErrBadEvidence
+	// ErrStaleCollateral means the evidence's collateral is expired, not
+	// yet valid, or older than the policy allows. It also matches
+	// ErrBadEvidence.
+	ErrStaleCollateral = attest.ErrStaleCollateral
+	// ErrPolicyMismatch means the evidence verifies but the enclave does not
+	// satisfy the policy; the *policy.MismatchError is wrapped.
+	ErrPolicyMismatch = attest.ErrPolicyMismatch
+	// ErrNoNonceSupport means WithNonce was given but the server does not
+	// offer blindfold.v1.Evidence/GetEvidence.
+	ErrNoNonceSupport = errors.New("client: the server does not offer evidence bound to a nonce (blindfold.v1.Evidence/GetEvidence); connect without WithNonce")
 	// ErrNoTrust means no way to trust the untrusted port was given.
 	ErrNoTrust = errors.New("client: no trust for the untrusted port: pass WithHostCertificate/WithHostCertificateFile (the operator's host_server.pem), or WithInsecureTrustOnFirstUse")
 	// ErrIncompatibleVersion means the server's protocol version is not
@@ -117,6 +145,32 @@ type config struct {
 	maxRecv      int
 	logger       *slog.Logger
 	token        string
+	policy       *policy.Policy
+	now          func() time.Time
+	testRoot     *x509.Certificate
+	nonce        []byte
+}
+
+// WithPolicy verifies the server's hardware evidence and holds the enclave
+// to p (policy.Load reads a policy.toml). Without it, Connect refuses a
+// server that offers hardware evidence.
+func WithPolicy(p *policy.Policy) Option { return func(c *config) { c.policy = p } }
+
+// WithTime sets the clock used to verify evidence (certificate and
+// collateral validity); the default is time.Now.
+func WithTime(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithTestRootCA replaces the pinned Intel SGX Root CA with root. FOR TESTS
+// ONLY: evidence that chains to a test root proves nothing about hardware.
+func WithTestRootCA(root *x509.Certificate) Option { return func(c *config) { c.testRoot = root } }
+
+// WithNonce asks for evidence bound to nonce (1 to 64 bytes, e.g. 32 random
+// bytes): Connect then uses blindfold.v1.Evidence/GetEvidence and checks
+// that bytes 32..63 of the report data are SHA-256(nonce), so replayed
+// evidence is refused. Servers without that RPC (BlindAI) are refused with
+// ErrNoNonceSupport.
+func WithNonce(nonce []byte) Option {
+	return func(c *config) { c.nonce = append([]byte(nil), nonce...) }
 }
 
 // WithHostCertificate trusts the given operator certificate (host_server.pem
@@ -134,8 +188,8 @@ func WithHostCertificateFile(path string) Option {
 // WithInsecureTrustOnFirstUse accepts whatever certificate the untrusted
 // port presents first, logs a warning with its fingerprint, and refuses a
 // different one later in the Client's life. The untrusted port carries no
-// secrets, but without the operator's certificate a network attacker can
-// answer in the server's place until hardware attestation is verified.
+// secrets, and in hardware mode trust comes from the verified evidence;
+// without a policy, a network attacker can answer in the server's place.
 func WithInsecureTrustOnFirstUse() Option { return func(c *config) { c.tofu = true } }
 
 // WithSimulation accepts a simulation-mode server. Simulation protects
@@ -192,6 +246,7 @@ type Client struct {
 	exchange   securedexchange.ExchangeClient
 	info       ServerInfo
 	simulation bool
+	verified   *attest.Verified
 	certDER    []byte
 	signingKey ed25519.PublicKey
 	hostFP     *pinnedFingerprint
@@ -307,25 +362,46 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 			"addr", untrustedAddr, "sha256_fingerprint", identity.Fingerprint(pin.get()))
 	}
 
-	if !cfg.simulation {
-		_, err := att.GetSgxQuoteWithCollateral(ctx, &untrusted.GetSgxQuoteWithCollateralRequest{})
+	var verified *attest.Verified
+	if cfg.policy != nil || !cfg.simulation {
+		ev, step, err := fetchEvidence(ctx, uconn, att, cfg.nonce)
 		switch {
+		case status.Code(err) == codes.FailedPrecondition && cfg.simulation:
+			// A simulation server, and the caller accepts one.
 		case status.Code(err) == codes.FailedPrecondition:
 			return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: ErrSimulationServer}
-		case err == nil:
-			return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: ErrHardwareNotSupported}
+		case err != nil:
+			return nil, &ConnectError{Step: step, Addr: untrustedAddr, Err: err}
+		case cfg.policy == nil:
+			return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: ErrNoPolicy}
 		default:
-			return nil, &ConnectError{Step: "GetSgxQuoteWithCollateral", Addr: untrustedAddr, Err: err}
+			check := attest.NonceZero
+			if len(cfg.nonce) > 0 {
+				check = attest.NonceEqual
+			}
+			verified, err = attest.VerifySGX(ev, attest.VerifyOptions{
+				Policy: cfg.policy, Now: cfg.now, TestRoot: cfg.testRoot, Nonce: cfg.nonce, NonceCheck: check,
+			})
+			if err != nil {
+				return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: err}
+			}
 		}
 	}
-	log.Warn("SIMULATION MODE: this connection protects nothing; there is no TEE and no attestation, and the server's operator can read every model and input sent",
-		"addr", untrustedAddr, "server_claims_simulation", info.Simulation)
-
-	certReply, err := att.GetCertificate(ctx, &untrusted.GetCertificateRequest{})
-	if err != nil {
-		return nil, &ConnectError{Step: "GetCertificate on the untrusted port", Addr: untrustedAddr, Err: err}
+	var certDER []byte
+	if verified != nil {
+		certDER = verified.CertificateDER
+		if cfg.testRoot != nil {
+			log.Warn("TEST ROOT: the evidence was verified against a test root CA, not Intel's; it proves nothing about hardware", "addr", untrustedAddr)
+		}
+	} else {
+		log.Warn("SIMULATION MODE: this connection protects nothing; there is no TEE and no attestation, and the server's operator can read every model and input sent",
+			"addr", untrustedAddr, "server_claims_simulation", info.Simulation)
+		certReply, err := att.GetCertificate(ctx, &untrusted.GetCertificateRequest{})
+		if err != nil {
+			return nil, &ConnectError{Step: "GetCertificate on the untrusted port", Addr: untrustedAddr, Err: err}
+		}
+		certDER = certReply.GetEnclaveTlsCertificate()
 	}
-	certDER := certReply.GetEnclaveTlsCertificate()
 	cert, err := x509.ParseCertificate(certDER)
 	if err != nil {
 		return nil, &ConnectError{Step: "attested certificate", Addr: untrustedAddr, Err: fmt.Errorf("%w: parsing it: %v", ErrTrust, err)}
@@ -357,7 +433,8 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 		conn:       conn,
 		exchange:   securedexchange.NewExchangeClient(conn),
 		info:       info,
-		simulation: true,
+		simulation: verified == nil,
+		verified:   verified,
 		certDER:    certDER,
 		signingKey: signingKey,
 		hostFP:     pin,
@@ -365,6 +442,30 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 		attested:   attestedAddr,
 		log:        log,
 	}, nil
+}
+
+// fetchEvidence asks the untrusted port for SGX evidence: bound to nonce
+// through GetEvidence when one is given, else through BlindAI's
+// GetSgxQuoteWithCollateral. It returns the step's name for errors.
+func fetchEvidence(ctx context.Context, conn *grpc.ClientConn, att untrusted.AttestationClient, nonce []byte) (*untrusted.GetSgxQuoteWithCollateralReply, string, error) {
+	if len(nonce) == 0 {
+		ev, err := att.GetSgxQuoteWithCollateral(ctx, &untrusted.GetSgxQuoteWithCollateralRequest{})
+		return ev, "GetSgxQuoteWithCollateral", err
+	}
+	const step = "GetEvidence"
+	if err := attest.CheckNonce(nonce); err != nil {
+		return nil, step, err
+	}
+	reply, err := evidence.NewEvidenceClient(conn).GetEvidence(ctx, &evidence.GetEvidenceRequest{Nonce: nonce})
+	switch {
+	case status.Code(err) == codes.Unimplemented:
+		return nil, step, ErrNoNonceSupport
+	case err != nil:
+		return nil, step, err
+	case reply.GetEvidenceType() != attest.TypeSGXDCAP || reply.GetSgx() == nil:
+		return nil, step, fmt.Errorf("%w: the server returned evidence of type %q, this client verifies %q", ErrBadEvidence, reply.GetEvidenceType(), attest.TypeSGXDCAP)
+	}
+	return reply.GetSgx(), step, nil
 }
 
 // untrustedTLS builds the TLS configuration of the untrusted port.
@@ -500,6 +601,20 @@ func (c *Client) ServerInfo() ServerInfo { return c.info }
 // Simulation reports whether the connection runs in simulation mode (no
 // evidence verified; it protects nothing).
 func (c *Client) Simulation() bool { return c.simulation }
+
+// Attestation returns what the verified hardware evidence says (nil in
+// simulation mode): the SGX verification result (measurement, TCB status,
+// advisories, collateral dates), the attested certificate and the
+// evidence itself.
+func (c *Client) Attestation() *attest.Verified { return c.verified }
+
+// evidence returns the verified evidence for proofs (nil in simulation).
+func (c *Client) evidence() *untrusted.GetSgxQuoteWithCollateralReply {
+	if c.verified == nil {
+		return nil
+	}
+	return c.verified.Evidence
+}
 
 // AttestedCertificate returns the DER of the attested port's certificate.
 func (c *Client) AttestedCertificate() []byte { return append([]byte(nil), c.certDER...) }

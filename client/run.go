@@ -9,6 +9,7 @@ import (
 
 	"github.com/blindfold-ai/blindfold/api/prooffiles"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/proof"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
@@ -22,8 +23,9 @@ type RunResult struct {
 	// InferenceTime is the time the server reports it spent in the engine
 	// (a claim of the server; not covered by evidence unless signed).
 	InferenceTime time.Duration
-	// InputHash is the SHA-256 of the inputs sent, computed by the client.
-	// For a signed reply the server signed the same value (checked).
+	// InputHash is the SHA-256 of the inputs sent, computed by the client
+	// for a signed run (the server signed the same value; checked). It is
+	// nil for an unsigned run, which has nothing to check it against.
 	InputHash []byte
 	// IssuedAt is the payload's timestamp, from the server host's clock
 	// (untrusted; see package proof).
@@ -35,7 +37,8 @@ type RunResult struct {
 	// Reply is the raw reply: payload bytes and signature.
 	Reply *securedexchange.RunModelReply
 
-	certDER []byte
+	certDER  []byte
+	evidence *untrusted.GetSgxQuoteWithCollateralReply
 }
 
 // Output returns the output named name.
@@ -49,11 +52,15 @@ func (r *RunResult) Output(name string) (tensor.Tensor, bool) {
 }
 
 // Proof returns the reply as a proof file, or nil when it was not signed.
-// In simulation the proof carries the attested certificate as its only
-// evidence (see package proof).
+// In hardware mode the proof carries the evidence verified at Connect; in
+// simulation, the attested certificate as its only evidence (see package
+// proof).
 func (r *RunResult) Proof() *prooffiles.ResponseProof {
 	if !r.Signed {
 		return nil
+	}
+	if r.evidence != nil {
+		return proof.New(r.evidence, r.Reply.GetPayload(), r.Reply.GetSignature())
 	}
 	return proof.NewSimulation(r.certDER, r.Reply.GetPayload(), r.Reply.GetSignature())
 }
@@ -108,9 +115,14 @@ func (c *Client) Run(ctx context.Context, modelID string, inputs []tensor.Tensor
 	if err != nil {
 		return nil, fmt.Errorf("client: running model %q: %w", modelID, err)
 	}
-	hasher := proof.NewInputHasher()
+	var hasher *proof.InputHasher
+	if cfg.sign {
+		hasher = proof.NewInputHasher()
+	}
 	send := func(info *securedexchange.TensorInfo, data []byte) error {
-		hasher.Write(data)
+		if hasher != nil {
+			hasher.Write(data)
+		}
 		err := stream.Send(&securedexchange.RunModelRequest{
 			InputTensors: []*securedexchange.TensorData{{Info: info, BytesData: data}},
 			Sign:         cfg.sign,
@@ -141,13 +153,14 @@ func (c *Client) Run(ctx context.Context, modelID string, inputs []tensor.Tensor
 	if err != nil {
 		return nil, fmt.Errorf("client: running model %q: %w", modelID, err)
 	}
-	res := &RunResult{ModelID: modelID, InputHash: hasher.Sum(), Reply: reply, certDER: c.certDER}
+	res := &RunResult{ModelID: modelID, Reply: reply, certDER: c.certDER, evidence: c.evidence()}
+	if hasher != nil {
+		res.InputHash = hasher.Sum()
+	}
 	if cfg.sign {
-		v, err := proof.Verify(proof.NewSimulation(c.certDER, reply.GetPayload(), reply.GetSignature()), proof.VerifyOptions{
-			AllowSimulation:       c.simulation,
-			SimulationCertificate: c.certDER,
-			InputHash:             res.InputHash,
-			ModelID:               modelID,
+		v, err := proof.VerifySigned(c.signingKey, reply.GetPayload(), reply.GetSignature(), proof.VerifyOptions{
+			InputHash: res.InputHash,
+			ModelID:   modelID,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: run of model %q: %w", ErrVerification, modelID, err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/blindfold-ai/blindfold/api/prooffiles"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/proof"
 )
 
@@ -32,15 +33,20 @@ type UploadResult struct {
 	// Reply is the raw reply: payload bytes and signature.
 	Reply *securedexchange.SendModelReply
 
-	certDER []byte
+	certDER  []byte
+	evidence *untrusted.GetSgxQuoteWithCollateralReply
 }
 
 // Proof returns the reply as a proof file, or nil when it was not signed.
-// In simulation the proof carries the attested certificate as its only
-// evidence (see package proof).
+// In hardware mode the proof carries the evidence verified at Connect; in
+// simulation, the attested certificate as its only evidence (see package
+// proof).
 func (r *UploadResult) Proof() *prooffiles.ResponseProof {
 	if !r.Signed {
 		return nil
+	}
+	if r.evidence != nil {
+		return proof.New(r.evidence, r.Reply.GetPayload(), r.Reply.GetSignature())
 	}
 	return proof.NewSimulation(r.certDER, r.Reply.GetPayload(), r.Reply.GetSignature())
 }
@@ -121,13 +127,11 @@ func (c *Client) UploadModel(ctx context.Context, model []byte, opts ...UploadOp
 	if err != nil {
 		return nil, fmt.Errorf("client: uploading model %q: %w", want, err)
 	}
-	res := &UploadResult{ModelID: want, ModelHash: localHash, Reply: reply, certDER: c.certDER}
+	res := &UploadResult{ModelID: want, ModelHash: localHash, Reply: reply, certDER: c.certDER, evidence: c.evidence()}
 	if cfg.sign {
-		v, err := proof.Verify(proof.NewSimulation(c.certDER, reply.GetPayload(), reply.GetSignature()), proof.VerifyOptions{
-			AllowSimulation:       c.simulation,
-			SimulationCertificate: c.certDER,
-			ModelHash:             localHash,
-			ModelID:               want,
+		v, err := proof.VerifySigned(c.signingKey, reply.GetPayload(), reply.GetSignature(), proof.VerifyOptions{
+			ModelHash: localHash,
+			ModelID:   want,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: upload of model %q: %w", ErrVerification, want, err)

@@ -35,9 +35,19 @@
 // simulation proof. Simulation protects nothing: such a proof shows only
 // that whoever held the certificate's key signed the payload, and Verify
 // refuses it (ErrSimulationProof) unless VerifyOptions.AllowSimulation is
-// set. A proof whose attestation carries a quote is a hardware proof; its
-// evidence verification is not available yet, and Verify refuses it with
-// ErrHardwareVerificationUnavailable.
+// set.
+//
+// A proof whose attestation carries a quote is a hardware proof (the
+// format BlindAI 0.5 clients write): Verify checks, offline, the quote and
+// its collateral (package attest/sgx, chain to the pinned Intel root), the
+// enclave against VerifyOptions.Policy, that the report data's bytes 0..31
+// are SHA-256 of enclave_held_data (the attested certificate), and the
+// signature with that certificate's key. Collateral expires (its
+// nextUpdate, about a month for TCB info): to check an old proof, set
+// VerifyOptions.Now to a time inside its collateral's validity, such as
+// when the proof was made. Bytes 32..63 of the report data hold the nonce
+// of the client that connected (or zeros); they are checked only when
+// VerifyOptions.Nonce is given, since a third party does not know it.
 package proof
 
 import (
@@ -59,7 +69,9 @@ import (
 	"github.com/blindfold-ai/blindfold/api/prooffiles"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/identity"
+	"github.com/blindfold-ai/blindfold/policy"
 )
 
 // maxProofFile bounds the size of a proof file that ReadFile accepts. A
@@ -261,9 +273,16 @@ var (
 	// ErrSimulationProof means the proof comes from a simulation-mode
 	// server (no quote) and the caller did not allow simulation.
 	ErrSimulationProof = errors.New("proof: simulation-mode proof (no hardware evidence; it protects nothing); refused unless simulation is explicitly allowed")
-	// ErrHardwareVerificationUnavailable means the proof carries hardware
-	// evidence (a quote), whose verification is not available yet.
-	ErrHardwareVerificationUnavailable = errors.New("proof: proof carries hardware evidence (a quote), but hardware evidence verification not available yet; refusing it")
+	// ErrNoPolicy means the proof carries hardware evidence (a quote) and
+	// no policy was given to verify it against.
+	ErrNoPolicy = fmt.Errorf("proof: the proof carries hardware evidence (an SGX quote): %w (give the enclave's policy.toml)", attest.ErrNoPolicy)
+	// ErrBadEvidence means the proof's hardware evidence does not verify
+	// (see attest.ErrBadEvidence); ErrStaleCollateral, that its
+	// collateral is expired at the verification time; ErrPolicyMismatch,
+	// that the enclave does not satisfy the policy.
+	ErrBadEvidence     = attest.ErrBadEvidence
+	ErrStaleCollateral = attest.ErrStaleCollateral
+	ErrPolicyMismatch  = attest.ErrPolicyMismatch
 	// ErrNoCertificate means a simulation proof cannot be checked because
 	// neither the proof nor the options hold the attested certificate.
 	ErrNoCertificate = errors.New("proof: simulation proof holds no attested certificate (enclave_held_data) and none was given in VerifyOptions.SimulationCertificate")
@@ -305,6 +324,20 @@ type VerifyOptions struct {
 	InputHash []byte
 	// ModelID, when set, must equal the payload's model_id.
 	ModelID string
+
+	// Policy is what the enclave of a hardware proof must satisfy;
+	// required for hardware proofs.
+	Policy *policy.Policy
+	// Now returns the time at which a hardware proof's evidence is
+	// verified (certificate and collateral validity); nil means now.
+	Now func() time.Time
+	// TestRoot replaces the pinned Intel SGX Root CA. FOR TESTS ONLY: a
+	// proof whose evidence chains to a test root proves nothing.
+	TestRoot *x509.Certificate
+	// Nonce, when set, must be the nonce whose SHA-256 is in bytes 32..63
+	// of a hardware proof's report data; when nil those bytes are not
+	// checked.
+	Nonce []byte
 }
 
 // Result is what a verified proof says.
@@ -328,6 +361,8 @@ type Result struct {
 	Certificate []byte
 	// SigningKey is the Ed25519 key that verified the signature.
 	SigningKey ed25519.PublicKey
+	// Evidence is what the hardware evidence says (nil for simulation).
+	Evidence *attest.Verified
 }
 
 // IsSimulation reports whether p is a simulation-mode proof: it has no
@@ -336,15 +371,36 @@ func IsSimulation(p *prooffiles.ResponseProof) bool {
 	return len(p.GetAttestation().GetQuote()) == 0
 }
 
-// Verify checks a proof: its kind of evidence, the signature over the
-// payload with the key of the attested certificate, and the payload fields
-// the options name. It returns the decoded payload on success.
+// Verify checks a proof: its evidence (hardware: quote, collateral,
+// policy and report data binding; simulation: only if allowed), the
+// signature over the payload with the key of the attested certificate,
+// and the payload fields the options name. It returns the decoded payload
+// on success.
 func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
 	if p == nil {
 		return nil, errors.New("proof: nil proof")
 	}
 	if !IsSimulation(p) {
-		return nil, ErrHardwareVerificationUnavailable
+		if opts.Policy == nil {
+			return nil, ErrNoPolicy
+		}
+		check := attest.NonceIgnore
+		if len(opts.Nonce) > 0 {
+			check = attest.NonceEqual
+		}
+		v, err := attest.VerifySGX(p.GetAttestation(), attest.VerifyOptions{
+			Policy: opts.Policy, Now: opts.Now, TestRoot: opts.TestRoot, Nonce: opts.Nonce, NonceCheck: check,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("proof: hardware evidence: %w", err)
+		}
+		res, err := VerifySigned(v.SigningKey, p.GetPayload(), p.GetSignature(), opts)
+		if err != nil {
+			return nil, err
+		}
+		res.Certificate = v.CertificateDER
+		res.Evidence = v
+		return res, nil
 	}
 	if !opts.AllowSimulation {
 		return nil, ErrSimulationProof
@@ -367,19 +423,27 @@ func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proof: %w", err)
 	}
-	if err := VerifySignature(pub, p.GetPayload(), p.GetSignature()); err != nil {
-		return nil, err
-	}
-	payload, err := DecodePayload(p.GetPayload())
+	res, err := VerifySigned(pub, p.GetPayload(), p.GetSignature(), opts)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{
-		Payload:     payload,
-		Simulation:  true,
-		Certificate: append([]byte(nil), certDER...),
-		SigningKey:  pub,
+	res.Simulation = true
+	res.Certificate = append([]byte(nil), certDER...)
+	return res, nil
+}
+
+// VerifySigned checks a signed payload with a signing key the caller has
+// already tied to verified evidence (a connected client's key), and the
+// payload fields the options name. It does not look at evidence.
+func VerifySigned(pub ed25519.PublicKey, payloadBytes, signature []byte, opts VerifyOptions) (*Result, error) {
+	if err := VerifySignature(pub, payloadBytes, signature); err != nil {
+		return nil, err
 	}
+	payload, err := DecodePayload(payloadBytes)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Payload: payload, SigningKey: append(ed25519.PublicKey(nil), pub...)}
 	if ts := payload.GetHeader().GetIssuedAt(); ts != nil {
 		res.IssuedAt = ts.AsTime()
 	}

@@ -183,8 +183,9 @@ func TestVerifyRefuses(t *testing.T) {
 		mismatch string
 	}{
 		{"simulation without opt-in", f.run, VerifyOptions{}, ErrSimulationProof, ""},
-		{"hardware evidence", withQuote, allow, ErrHardwareVerificationUnavailable, ""},
-		{"hardware evidence even with simulation allowed", withQuote, VerifyOptions{AllowSimulation: true, SimulationCertificate: f.id.DER}, ErrHardwareVerificationUnavailable, ""},
+		{"hardware evidence without a policy", withQuote, allow, ErrNoPolicy, ""},
+		{"hardware evidence without a policy, simulation allowed", withQuote, VerifyOptions{AllowSimulation: true, SimulationCertificate: f.id.DER}, ErrNoPolicy, ""},
+		{"malformed hardware evidence", withQuote, VerifyOptions{Policy: anyPolicy(t)}, ErrBadEvidence, ""},
 		{"no certificate anywhere", &prooffiles.ResponseProof{Payload: f.runPay, Signature: f.id.Sign(f.runPay)}, allow, ErrNoCertificate, ""},
 		{"certificate differs from expected", f.run, VerifyOptions{AllowSimulation: true, SimulationCertificate: other.DER}, ErrCertificateMismatch, ""},
 		{"signed by another key", otherKey, allow, ErrBadSignature, ""},

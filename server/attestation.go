@@ -2,12 +2,62 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/blindfold-ai/blindfold/api/evidence"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/gramine"
+	"github.com/blindfold-ai/blindfold/attest/pccs"
 )
+
+// newAttester picks the evidence provider: the one given, else the one the
+// configuration names. It fails closed: hardware mode without a provider,
+// and simulation with one, are refused.
+func newAttester(cfg Config, given attest.Attester, log *slog.Logger) (attest.Attester, error) {
+	if cfg.Simulation {
+		if given != nil {
+			return nil, errors.New("server: an evidence provider was given to a simulation-mode server; simulation must not produce anything shaped like hardware evidence")
+		}
+		return nil, nil
+	}
+	if given != nil {
+		return given, nil
+	}
+	switch cfg.TEE {
+	case TEESGXGramine:
+		hc := &http.Client{Timeout: 30 * time.Second}
+		if cfg.PCCSInsecureSkipVerify {
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+			hc.Transport = tr
+			log.Warn("pccs_insecure_skip_verify: the PCCS's TLS certificate is not checked; collateral is still verified by clients, but a network attacker can deny service", "pccs_url", cfg.PCCSURL)
+		}
+		cache := &pccs.Cache{Client: &pccs.Client{BaseURL: cfg.PCCSURL, RootCACRLURL: cfg.PCCSRootCACRLURL, HTTP: hc}}
+		a, err := gramine.New(cfg.AttestationDir, cache)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		if err := a.Check(); err != nil {
+			return nil, fmt.Errorf("server: tee = %q: %w", cfg.TEE, err)
+		}
+		return a, nil
+	case "":
+		return nil, errors.New("server: no TEE evidence provider is configured, so the server cannot run in hardware mode; " +
+			"under Gramine on SGX set tee = \"sgx-gramine\" and pccs_url (see docs/sgx.md); " +
+			"to run WITHOUT any protection for development, pass --simulation (or simulation = true)")
+	default:
+		return nil, fmt.Errorf("server: unknown tee %q", cfg.TEE)
+	}
+}
 
 // attestationService implements untrusted.Attestation on the untrusted port.
 type attestationService struct {
@@ -23,22 +73,73 @@ func (a *attestationService) GetToken(context.Context, *untrusted.GetTokenReques
 	return &untrusted.GetTokenReply{}, nil
 }
 
-func (a *attestationService) GetSgxQuoteWithCollateral(context.Context, *untrusted.GetSgxQuoteWithCollateralRequest) (*untrusted.GetSgxQuoteWithCollateralReply, error) {
-	if a.s.cfg.Simulation {
-		return nil, status.Error(codes.FailedPrecondition, "the server runs in simulation mode: there is no TEE and no quote; a client must opt in to simulation explicitly to use it")
+const simulationNoQuote = "the server runs in simulation mode: there is no TEE and no quote; a client must opt in to simulation explicitly to use it"
+
+// GetSgxQuoteWithCollateral returns fresh evidence over SHA-256 of the
+// attested certificate and 32 zero bytes, as BlindAI 0.5 clients expect.
+func (a *attestationService) GetSgxQuoteWithCollateral(ctx context.Context, _ *untrusted.GetSgxQuoteWithCollateralRequest) (*untrusted.GetSgxQuoteWithCollateralReply, error) {
+	return a.s.evidence(ctx, nil)
+}
+
+// evidence asks the attester for evidence bound to the attested
+// certificate and nonce (nil: none).
+func (s *Server) evidence(ctx context.Context, nonce []byte) (*untrusted.GetSgxQuoteWithCollateralReply, error) {
+	if s.cfg.Simulation {
+		return nil, status.Error(codes.FailedPrecondition, simulationNoQuote)
 	}
-	return nil, status.Error(codes.Unavailable, "no SGX evidence provider is configured")
+	if s.att == nil {
+		return nil, status.Error(codes.Unavailable, "no TEE evidence provider is configured")
+	}
+	ev, err := s.att.Evidence(ctx, attest.ReportData(s.id.DER, nonce))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		s.log.Warn("no attestation evidence", "err", err)
+		return nil, status.Errorf(codes.Unavailable, "attestation evidence unavailable: %v", err)
+	}
+	if ev.Type != attest.TypeSGXDCAP || len(ev.Quote) == 0 || ev.Collateral == nil {
+		s.log.Error("the evidence provider returned incomplete evidence", "type", ev.Type)
+		return nil, status.Error(codes.Internal, "the evidence provider returned incomplete SGX evidence")
+	}
+	return &untrusted.GetSgxQuoteWithCollateralReply{
+		Quote:           ev.Quote,
+		Collateral:      attest.CollateralToProto(ev.Collateral),
+		EnclaveHeldData: s.id.DER,
+	}, nil
 }
 
 func (a *attestationService) GetServerInfo(context.Context, *untrusted.GetServerInfoRequest) (*untrusted.GetServerInfoReply, error) {
-	evidence := "simulation"
-	if !a.s.cfg.Simulation {
-		evidence = "none"
+	kind := "simulation"
+	switch {
+	case a.s.att != nil:
+		kind = a.s.att.Type()
+	case !a.s.cfg.Simulation:
+		kind = "none"
 	}
 	return &untrusted.GetServerInfoReply{
 		Version:       ProtocolVersion,
 		ServerVersion: Version,
 		Simulation:    a.s.cfg.Simulation,
-		EvidenceType:  evidence,
+		EvidenceType:  kind,
 	}, nil
+}
+
+// evidenceService implements blindfold.v1.Evidence on the untrusted port.
+type evidenceService struct {
+	evidence.UnimplementedEvidenceServer
+	s *Server
+}
+
+// GetEvidence returns fresh evidence bound to the attested certificate and
+// the client's nonce.
+func (e *evidenceService) GetEvidence(ctx context.Context, req *evidence.GetEvidenceRequest) (*evidence.GetEvidenceReply, error) {
+	if err := attest.CheckNonce(req.GetNonce()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	ev, err := e.s.evidence(ctx, req.GetNonce())
+	if err != nil {
+		return nil, err
+	}
+	return &evidence.GetEvidenceReply{EvidenceType: e.s.att.Type(), Sgx: ev}, nil
 }

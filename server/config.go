@@ -23,6 +23,25 @@ type Config struct {
 	// Simulation runs without a TEE. It protects nothing and must be chosen
 	// explicitly.
 	Simulation bool `toml:"simulation"`
+	// TEE names the hardware evidence provider: "sgx-gramine" (SGX DCAP
+	// quotes through Gramine's /dev/attestation). Empty: none, so the
+	// server starts only in simulation (or with an Attester in Options).
+	TEE string `toml:"tee"`
+	// AttestationDir is Gramine's attestation folder (default
+	// /dev/attestation).
+	AttestationDir string `toml:"attestation_dir"`
+	// PCCSURL is the base URL of the PCCS or Intel PCS that collateral is
+	// fetched from (e.g. https://pccs.example:8081 or
+	// https://api.trustedservices.intel.com).
+	PCCSURL string `toml:"pccs_url"`
+	// PCCSRootCACRLURL is where the root CA CRL is fetched. Empty: Intel's
+	// CRL distribution point with Intel's PCS, else PCCSURL's
+	// /sgx/certification/v4/rootcacrl.
+	PCCSRootCACRLURL string `toml:"pccs_root_ca_crl_url"`
+	// PCCSInsecureSkipVerify skips the TLS check of the PCCS's certificate
+	// (PCCS installs often use a self-signed one). Collateral is signed by
+	// Intel and verified by clients, so this risks availability, not trust.
+	PCCSInsecureSkipVerify bool `toml:"pccs_insecure_skip_verify"`
 
 	// UntrustedAddr is the listen address of the untrusted (attestation) port.
 	UntrustedAddr string `toml:"untrusted_addr"`
@@ -107,6 +126,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		UntrustedAddr:        "127.0.0.1:50052",
+		AttestationDir:       "/dev/attestation",
 		AttestedAddr:         "127.0.0.1:50051",
 		StateDir:             defaultStateDir(),
 		MaxModelBytes:        1 << 30,
@@ -161,6 +181,21 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("config %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch c.TEE {
+	case "":
+	case TEESGXGramine:
+		if c.Simulation {
+			bad("tee", "%q and simulation exclude each other", c.TEE)
+		}
+		if c.PCCSURL == "" {
+			bad("pccs_url", "tee = %q needs the PCCS (or Intel PCS) base URL that collateral is fetched from", c.TEE)
+		}
+		if c.AttestationDir == "" {
+			bad("attestation_dir", "must not be empty with tee = %q", c.TEE)
+		}
+	default:
+		bad("tee", "%q is not one of %q (or empty)", c.TEE, TEESGXGramine)
 	}
 	if c.UntrustedAddr == "" {
 		bad("untrusted_addr", "must not be empty")
@@ -238,6 +273,9 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// TEESGXGramine is the tee setting for SGX DCAP evidence through Gramine.
+const TEESGXGramine = "sgx-gramine"
+
 // Authentication modes.
 const (
 	AuthRequired = "required"
@@ -268,6 +306,11 @@ type Setting struct {
 
 var settingUsage = map[string]string{
 	"simulation":                 "run WITHOUT a TEE (INSECURE: protects nothing; for development only)",
+	"tee":                        "hardware evidence provider: sgx-gramine (SGX DCAP quotes through Gramine's /dev/attestation)",
+	"attestation_dir":            "Gramine's attestation folder (default /dev/attestation)",
+	"pccs_url":                   "base URL of the PCCS or Intel PCS that SGX collateral is fetched from",
+	"pccs_root_ca_crl_url":       "URL of the SGX root CA CRL (default: Intel's distribution point with Intel PCS, else the PCCS's rootcacrl)",
+	"pccs_insecure_skip_verify":  "INSECURE: do not check the PCCS's TLS certificate (collateral is still verified by clients)",
 	"untrusted_addr":             "listen address of the untrusted (attestation) port",
 	"attested_addr":              "listen address of the attested (inference) port",
 	"state_dir":                  "folder for the generated operator certificate and server state",
@@ -406,7 +449,7 @@ func LoadConfig(path string, getenv func(string) (string, bool)) (Config, error)
 // ApplyFlags to copy the flags that were given into a Config.
 func RegisterFlags(fs *flag.FlagSet) {
 	for _, s := range Settings() {
-		if s.Key == "simulation" {
+		if s.Key == "simulation" || s.Key == "pccs_insecure_skip_verify" {
 			fs.Bool(s.Flag, false, s.Usage)
 			continue
 		}

@@ -21,8 +21,10 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/stats"
 
+	"github.com/blindfold-ai/blindfold/api/evidence"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/store"
@@ -50,6 +52,10 @@ type Options struct {
 	// Logger receives the server's logs (slog.Default() if nil). Logs never
 	// hold model bytes, inputs, outputs or keys.
 	Logger *slog.Logger
+	// Attester produces the hardware evidence of the untrusted port. Nil:
+	// the one the configuration names (tee), if any. A server without
+	// simulation needs one; a simulation server refuses one.
+	Attester attest.Attester
 }
 
 // Server is a running (or ready to run) Blindfold server.
@@ -62,6 +68,7 @@ type Server struct {
 	hostDER []byte
 	models  *store.Store
 	sealer  *store.Sealer
+	att     attest.Attester
 	auth    *authenticator
 	runs    chan struct{} // one token per inference slot
 
@@ -86,22 +93,21 @@ func New(opts Options) (*Server, error) {
 	if opts.Runtime == nil {
 		return nil, errors.New("server: no engine runtime given")
 	}
-	if !cfg.Simulation {
-		return nil, errors.New("server: no TEE evidence provider is available in this build, so the server cannot run in hardware mode; " +
-			"to run WITHOUT any protection for development, pass --simulation (or simulation = true)")
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	att, err := newAttester(cfg, opts.Attester, log)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: state folder: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, rt: opts.Runtime}
+	s := &Server{cfg: cfg, log: log, rt: opts.Runtime, att: att}
 	s.models = store.New(cfg.MaxModels, int64(cfg.MaxTotalModelBytes), func(err error) {
 		log.Error("model session close failed", "err", err)
 	})
-	var err error
 	if s.auth, err = newAuthenticator(cfg); err != nil {
 		return nil, err
 	}
@@ -127,6 +133,7 @@ func New(opts Options) (*Server, error) {
 		MinVersion:   tls.VersionTLS12,
 	}, "untrusted")
 	untrusted.RegisterAttestationServer(s.untrusted, &attestationService{s: s})
+	evidence.RegisterEvidenceServer(s.untrusted, &evidenceService{s: s})
 	s.attested = s.newGRPCServer(&tls.Config{
 		Certificates: []tls.Certificate{s.id.Certificate},
 		MinVersion:   tls.VersionTLS13,

@@ -296,17 +296,20 @@ func classify(err error) int {
 	var ne *tensor.NPYError
 	var me *proof.MismatchError
 	switch {
-	case errors.Is(err, client.ErrVerification), errors.Is(err, proof.ErrBadSignature),
-		errors.Is(err, proof.ErrSimulationProof), errors.Is(err, proof.ErrHardwareVerificationUnavailable),
-		errors.As(err, &me):
-		return exitProof
 	case errors.As(err, &ce):
+		// Before the proof errors: evidence refused at Connect shares
+		// sentinels (ErrBadEvidence, ...) with proof verification.
 		if errors.As(err, &pe) {
 			return exitIO
 		}
 		return exitConnection
+	case errors.Is(err, client.ErrVerification), errors.Is(err, proof.ErrBadSignature),
+		errors.Is(err, proof.ErrSimulationProof), errors.Is(err, proof.ErrNoPolicy),
+		errors.Is(err, proof.ErrBadEvidence), errors.Is(err, proof.ErrPolicyMismatch),
+		errors.As(err, &me):
+		return exitProof
 	case errors.Is(err, client.ErrNoTrust), errors.Is(err, client.ErrSimulationServer),
-		errors.Is(err, client.ErrHardwareNotSupported), errors.Is(err, client.ErrTrust),
+		errors.Is(err, client.ErrNoPolicy), errors.Is(err, client.ErrTrust),
 		errors.Is(err, client.ErrIncompatibleVersion):
 		return exitConnection
 	case errors.As(err, &pe), errors.As(err, &ne):

@@ -1,8 +1,10 @@
 // Package testserver starts a real Blindfold server in-process for tests:
-// the real engine, real gRPC over real TLS on loopback, simulation mode.
+// the real engine, real gRPC over real TLS on loopback, in simulation mode
+// or in hardware mode with a test double of the TEE's evidence.
 package testserver
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/server"
 )
@@ -59,17 +62,41 @@ func Start(t testing.TB, opts ...Option) *Server {
 // StartWithLogger is Start with the server's logs sent to log.
 func StartWithLogger(t testing.TB, log *slog.Logger, opts ...Option) *Server {
 	t.Helper()
+	return start(t, log, nil, opts...)
+}
+
+// StartHardware starts a hardware-mode server whose evidence comes from att
+// (a test double of the TEE, such as sgxtest.Attester), with
+// authentication off and a sealing key file in a temporary folder.
+func StartHardware(t testing.TB, att attest.Attester, opts ...Option) *Server {
+	t.Helper()
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = os.Stderr
+	}
+	return start(t, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})), att, opts...)
+}
+
+func start(t testing.TB, log *slog.Logger, att attest.Attester, opts ...Option) *Server {
+	t.Helper()
 	rt := Runtime(t)
 	cfg := server.DefaultConfig()
-	cfg.Simulation = true
+	cfg.Simulation = att == nil
 	cfg.UntrustedAddr = "127.0.0.1:0"
 	cfg.AttestedAddr = "127.0.0.1:0"
 	cfg.StateDir = t.TempDir()
 	cfg.ShutdownTimeout = server.Duration(5 * time.Second)
+	if att != nil {
+		cfg.Auth = server.AuthNone
+		cfg.SealingKeyFile = filepath.Join(t.TempDir(), "sealing.key")
+		if err := os.WriteFile(cfg.SealingKeyFile, bytes.Repeat([]byte{0x5a}, 32), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log})
+	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log, Attester: att})
 	if err != nil {
 		t.Fatalf("starting test server: %v", err)
 	}
