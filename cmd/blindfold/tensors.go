@@ -87,7 +87,9 @@ func writeOutputs(e *env, dir string, outs []tensor.Tensor) ([]string, error) {
 func printRunSummary(w io.Writer, res *client.RunResult, files []string) {
 	fmt.Fprintf(w, "model_id:       %s\n", res.ModelID)
 	fmt.Fprintf(w, "inference_time: %s\n", res.InferenceTime)
-	fmt.Fprintf(w, "input_sha256:   %s\n", hex.EncodeToString(res.InputHash))
+	if res.InputHash != nil {
+		fmt.Fprintf(w, "input_sha256:   %s\n", hex.EncodeToString(res.InputHash))
+	}
 	fmt.Fprintf(w, "signed:         %t\n", res.Signed)
 	for i, t := range res.Outputs {
 		fmt.Fprintf(w, "output %d: %s %s%v", i, t.Name, t.DType, t.Shape)
@@ -107,7 +109,7 @@ func printRunSummary(w io.Writer, res *client.RunResult, files []string) {
 type runJSON struct {
 	ModelID         string       `json:"model_id"`
 	InferenceTimeNs int64        `json:"inference_time_ns"`
-	InputSHA256     string       `json:"input_sha256"`
+	InputSHA256     string       `json:"input_sha256,omitempty"`
 	Signed          bool         `json:"signed"`
 	Outputs         []outputJSON `json:"outputs"`
 }
