@@ -45,7 +45,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	conc := fs.String("concurrency", "1,2,4,8", "concurrency levels for throughput")
 	tput := fs.Float64("throughput-time", 3, "seconds measured per throughput point (after a quarter as much warm-up)")
 	uploads := fs.Int("uploads", 3, "uploads per model (the median is reported; memory is read on the first)")
-	chunk := fs.Int("upload-chunk", 0, "upload chunk size in bytes (0: the client's default, 32 KiB)")
+	chunk := fs.Int("upload-chunk", 0, "upload chunk size in bytes (0: the client's default, client.DefaultChunkSize)")
 	intra := fs.Int("intra-op-threads", 0, "ONNX Runtime intra-op threads, for the engine alone and the server alike (0: its default)")
 	inter := fs.Int("inter-op-threads", 0, "ONNX Runtime inter-op threads (0: its default)")
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile (client side and engine alone) here")
