@@ -9,7 +9,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +26,9 @@ import (
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/attesttest"
+	"github.com/blindfold-ai/blindfold/attest/gramine"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
+	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
 	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
 	"github.com/blindfold-ai/blindfold/client"
 	"github.com/blindfold-ai/blindfold/identity"
@@ -297,4 +302,86 @@ func poolOf(c *x509.Certificate) *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(c)
 	return p
+}
+
+// switchSource is a collateral source whose answer the test changes.
+type switchSource struct {
+	mu  sync.Mutex
+	c   *sgx.Collateral
+	err error
+}
+
+func (s *switchSource) Collateral(context.Context, *abi.Quote) (*sgx.Collateral, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c, s.err
+}
+
+func (s *switchSource) set(c *sgx.Collateral, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.c, s.err = c, err
+}
+
+// TestGramineAttesterOverRPC runs the server with the Gramine attester on a
+// fake /dev/attestation tree: device and collateral failures reach the
+// client as UNAVAILABLE with the reason; a good quote verifies.
+func TestGramineAttesterOverRPC(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{"attestation_type": "dcap", "user_report_data": ""} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := &switchSource{err: errors.New("PCCS https://pccs.test: HTTP 503")}
+	ga, err := gramine.New(dir, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.StartHardware(t, ga)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pki, err := sgxtest.NewPKI(hwNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := &attesttest.Attester{PKI: pki}
+
+	_, err = hwConnect(ctx, t, srv, att)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "quote") {
+		t.Fatalf("no quote file: %v, want UNAVAILABLE naming the quote", err)
+	}
+	b := sgxtest.NewBuilder(pki, hwNow)
+	b.ReportBody.ReportData = attest.ReportData(srv.AttestedCertificateDER(), nil)
+	ev, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "quote"), ev.Quote, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = hwConnect(ctx, t, srv, att)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "HTTP 503") {
+		t.Fatalf("no collateral: %v, want UNAVAILABLE with the PCCS's answer", err)
+	}
+	src.set(ev.Collateral, nil)
+	c, err := hwConnect(ctx, t, srv, att)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	written, err := os.ReadFile(filepath.Join(dir, "user_report_data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd := attest.ReportData(srv.AttestedCertificateDER(), nil); string(written) != string(rd[:]) {
+		t.Fatalf("user_report_data %x, want %x", written, rd)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "attestation_type"), []byte("none"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = hwConnect(ctx, t, srv, att)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), `"none", want "dcap"`) {
+		t.Fatalf("attestation_type none: %v", err)
+	}
 }

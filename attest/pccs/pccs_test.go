@@ -1,0 +1,289 @@
+package pccs
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blindfold-ai/blindfold/attest/internal/testvectors"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
+	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
+	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
+)
+
+// fakePCS serves collateral in the PCS API v4 shape.
+type fakePCS struct {
+	t                         *testing.T
+	tcbInfo, qeIdentity       string
+	tcbChain, qeChain         string
+	pckCRL, rootCRL, pckChain []byte // CRLs as DER
+	fmspc, ca                 string // expected query values
+
+	mu    sync.Mutex
+	hits  map[string]int
+	fail  bool   // answer 503 to everything
+	noHdr string // leave this header out
+}
+
+func crlDER(t *testing.T, s string) []byte {
+	t.Helper()
+	s = strings.TrimSpace(s)
+	if b, _ := pem.Decode([]byte(s)); b != nil {
+		return b.Bytes
+	}
+	d, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatalf("CRL is neither PEM nor hex")
+	}
+	return d
+}
+
+func (f *fakePCS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.hits[r.URL.Path]++
+	fail, noHdr := f.fail, f.noHdr
+	f.mu.Unlock()
+	if fail {
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+		return
+	}
+	hdr := func(name, chain string) {
+		if name != noHdr {
+			w.Header().Set(name, url.PathEscape(chain))
+		}
+	}
+	switch r.URL.Path {
+	case PathTCBInfo:
+		if got := r.URL.Query().Get("fmspc"); got != f.fmspc {
+			http.Error(w, "unknown fmspc "+got, http.StatusNotFound)
+			return
+		}
+		hdr("TCB-Info-Issuer-Chain", f.tcbChain)
+		w.Write([]byte(f.tcbInfo))
+	case PathQEIdentity:
+		hdr("SGX-Enterprise-Identity-Issuer-Chain", f.qeChain)
+		w.Write([]byte(f.qeIdentity))
+	case PathPCKCRL:
+		if r.URL.Query().Get("ca") != f.ca || r.URL.Query().Get("encoding") != "der" {
+			http.Error(w, "bad query "+r.URL.RawQuery, http.StatusBadRequest)
+			return
+		}
+		hdr("SGX-PCK-CRL-Issuer-Chain", string(f.pckChain))
+		w.Write(f.pckCRL)
+	case PathRootCACRL:
+		w.Write(f.rootCRL)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakePCS) count(path string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hits[path]
+}
+
+func newFake(t *testing.T, c *sgx.Collateral, fmspc [6]byte, ca string) (*fakePCS, *httptest.Server) {
+	f := &fakePCS{
+		t: t, tcbInfo: c.TCBInfo, qeIdentity: c.QEIdentity, tcbChain: c.TCBInfoIssuerChain, qeChain: c.QEIdentityIssuerChain,
+		pckCRL: crlDER(t, c.PCKCRL), rootCRL: crlDER(t, c.RootCACRL), pckChain: []byte(c.PCKCRLIssuerChain),
+		fmspc: strings.ToUpper(hex.EncodeToString(fmspc[:])), ca: ca, hits: map[string]int{},
+	}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func parse(t *testing.T, quote []byte) *abi.Quote {
+	t.Helper()
+	q, err := abi.ParseQuote(quote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func TestSyntheticFetchAndCache(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	pki, err := sgxtest.NewPKI(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sgxtest.NewBuilder(pki, now)
+	ev, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := parse(t, ev.Quote)
+	p, err := QuotePlatform(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.FMSPC != b.FMSPC || p.CA != CAProcessor {
+		t.Fatalf("platform %v", p)
+	}
+	f, srv := newFake(t, ev.Collateral, b.FMSPC, CAProcessor)
+	clock := now
+	cache := &Cache{Client: &Client{BaseURL: srv.URL + "/"}, Now: func() time.Time { return clock }}
+	ctx := context.Background()
+	c, err := cache.Collateral(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What was fetched verifies the quote.
+	if _, err := sgx.Verify(ev.Quote, c, sgx.Options{Now: func() time.Time { return now }, TestRoot: pki.Root}); err != nil {
+		t.Fatalf("fetched collateral does not verify: %v", err)
+	}
+	// Served from memory while fresh.
+	clock = now.Add(2 * time.Hour)
+	if _, err := cache.Collateral(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(PathTCBInfo); n != 1 {
+		t.Fatalf("TCB info fetched %d times, want 1 (cached)", n)
+	}
+	// Refetched after MaxAge.
+	clock = now.Add(25 * time.Hour)
+	if _, err := cache.Collateral(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(PathTCBInfo); n != 2 {
+		t.Fatalf("TCB info fetched %d times, want 2 (refreshed after a day)", n)
+	}
+	// The PCCS fails: collateral still before its nextUpdate is served.
+	f.mu.Lock()
+	f.fail = true
+	f.mu.Unlock()
+	clock = now.Add(50 * time.Hour)
+	if _, err := cache.Collateral(ctx, q); err != nil {
+		t.Fatalf("cached collateral not served during an outage: %v", err)
+	}
+	// Past the earliest nextUpdate (the PCK CRL's, 29 days), an outage is
+	// an error that says why.
+	clock = now.AddDate(0, 0, 29)
+	_, err = cache.Collateral(ctx, q)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("error %v, want ErrUnavailable naming the HTTP status", err)
+	}
+}
+
+func TestFetchRefuses(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	pki, err := sgxtest.NewPKI(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sgxtest.NewBuilder(pki, now)
+	ev, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Platform{FMSPC: b.FMSPC, CA: CAProcessor}
+	tests := []struct {
+		name   string
+		change func(f *fakePCS, p *Platform, now *time.Time)
+		want   string
+	}{
+		{"no TCB info issuer chain", func(f *fakePCS, _ *Platform, _ *time.Time) { f.noHdr = "TCB-Info-Issuer-Chain" }, "TCB-Info-Issuer-Chain"},
+		{"no QE identity issuer chain", func(f *fakePCS, _ *Platform, _ *time.Time) { f.noHdr = "SGX-Enterprise-Identity-Issuer-Chain" }, "SGX-Enterprise-Identity-Issuer-Chain"},
+		{"no PCK CRL issuer chain", func(f *fakePCS, _ *Platform, _ *time.Time) { f.noHdr = "SGX-PCK-CRL-Issuer-Chain" }, "SGX-PCK-CRL-Issuer-Chain"},
+		{"unknown FMSPC", func(_ *fakePCS, p *Platform, _ *time.Time) { p.FMSPC[0] ^= 1 }, "404"},
+		{"TCB info for another FMSPC", func(f *fakePCS, p *Platform, _ *time.Time) {
+			f.fmspc = "FFFFFFFFFFFF"
+			p.FMSPC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+		}, "asked for FFFFFFFFFFFF"},
+		{"bad CA type", func(_ *fakePCS, p *Platform, _ *time.Time) { p.CA = "other" }, "CA type"},
+		{"TCB info not JSON", func(f *fakePCS, _ *Platform, _ *time.Time) { f.tcbInfo = "<html>" }, "not JSON"},
+		{"PCK CRL not a CRL", func(f *fakePCS, _ *Platform, _ *time.Time) { f.pckCRL = []byte("nope") }, "PCK CRL is not a CRL"},
+		{"collateral past nextUpdate", func(_ *fakePCS, _ *Platform, now *time.Time) { *now = now.AddDate(0, 2, 0) }, "past its nextUpdate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, srv := newFake(t, ev.Collateral, b.FMSPC, CAProcessor)
+			pp, at := p, now
+			tc.change(f, &pp, &at)
+			_, err := (&Client{BaseURL: srv.URL}).Fetch(context.Background(), pp, at)
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want ErrUnavailable mentioning %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := (&Client{}).Fetch(context.Background(), p, now); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("no URL: %v", err)
+	}
+}
+
+func TestRootCRLURL(t *testing.T) {
+	for _, tc := range []struct {
+		c    Client
+		want string
+	}{
+		{Client{BaseURL: "https://pccs.example:8081/"}, "https://pccs.example:8081/sgx/certification/v4/rootcacrl"},
+		{Client{BaseURL: IntelPCSURL}, "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"},
+		{Client{BaseURL: IntelPCSURL, RootCACRLURL: "https://mirror/root.crl"}, "https://mirror/root.crl"},
+	} {
+		if got := tc.c.rootCRLURL(); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.c.BaseURL, got, tc.want)
+		}
+	}
+}
+
+// TestRealCollateral serves the collateral captured with a real quote
+// (dcap-qvl's sample) and checks that what the fetcher assembles verifies
+// the quote against the pinned Intel root.
+func TestRealCollateral(t *testing.T) {
+	quote := testvectors.Read(t, "sgx/dcap-qvl/sgx_quote")
+	var raw struct {
+		PCKCRLIssuerChain     string `json:"pck_crl_issuer_chain"`
+		RootCACRL             string `json:"root_ca_crl"`
+		PCKCRL                string `json:"pck_crl"`
+		TCBInfoIssuerChain    string `json:"tcb_info_issuer_chain"`
+		TCBInfo               string `json:"tcb_info"`
+		TCBInfoSignature      string `json:"tcb_info_signature"`
+		QEIdentityIssuerChain string `json:"qe_identity_issuer_chain"`
+		QEIdentity            string `json:"qe_identity"`
+		QEIdentitySignature   string `json:"qe_identity_signature"`
+	}
+	if err := json.Unmarshal(testvectors.Read(t, "sgx/dcap-qvl/sgx_quote_collateral.json"), &raw); err != nil {
+		t.Fatal(err)
+	}
+	q := parse(t, quote)
+	p, err := QuotePlatform(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.ToUpper(hex.EncodeToString(p.FMSPC[:])); got != "00A067110000" {
+		t.Fatalf("FMSPC %s", got)
+	}
+	c := &sgx.Collateral{
+		TCBInfoIssuerChain: raw.TCBInfoIssuerChain, QEIdentityIssuerChain: raw.QEIdentityIssuerChain,
+		PCKCRLIssuerChain: raw.PCKCRLIssuerChain, PCKCRL: raw.PCKCRL, RootCACRL: raw.RootCACRL,
+		TCBInfo:    `{"tcbInfo":` + raw.TCBInfo + `,"signature":"` + raw.TCBInfoSignature + `"}`,
+		QEIdentity: `{"enclaveIdentity":` + raw.QEIdentity + `,"signature":"` + raw.QEIdentitySignature + `"}`,
+	}
+	_, srv := newFake(t, c, p.FMSPC, p.CA)
+	at := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	got, err := (&Client{BaseURL: srv.URL}).Fetch(context.Background(), p, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2025, 7, 19, 10, 1, 18, 0, time.UTC); !got.NextUpdate.Equal(want) {
+		t.Errorf("earliest nextUpdate %s, want %s (the QE identity's)", got.NextUpdate, want)
+	}
+	res, err := sgx.Verify(quote, got.Collateral, sgx.Options{Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatalf("fetched real collateral does not verify: %v", err)
+	}
+	if res.Status != sgx.ConfigurationAndSWHardeningNeeded || !res.CRLsChecked {
+		t.Fatalf("status %s, CRLs checked %t", res.Status, res.CRLsChecked)
+	}
+}
