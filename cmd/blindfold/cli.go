@@ -81,6 +81,7 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		infoCommand(),
+		attestCommand(),
 		uploadCommand(),
 		runCommand(),
 		deleteCommand(),
@@ -88,6 +89,11 @@ func commands() []*command {
 			name: "proof", synopsis: "blindfold proof verify FILE [flags]",
 			summary: "work with proof files (signed results)",
 			sub:     []*command{proofVerifyCommand()},
+		},
+		{
+			name: "policy", synopsis: "blindfold policy from-sigstruct|show [arguments]",
+			summary: "make and check enclave policies (policy.toml)",
+			sub:     []*command{policyFromSigstructCommand(), policyShowCommand()},
 		},
 		{
 			name: "token", synopsis: "blindfold token keygen|issue [flags]",
@@ -113,10 +119,14 @@ Commands:
 Run "blindfold COMMAND --help" for a command's flags. ADDR is "host" or
 "host:port" of the server's untrusted port (default port 50052).
 
-Trusting the server: pass the operator's certificate with --host-cert FILE,
-or, insecurely, --insecure-trust-on-first-use. Hardware attestation is not
-verified by this version yet: only simulation-mode servers can be used, and
-only with --simulation, which is UNSAFE (it protects nothing).
+Trusting the server: pass the operator's certificate with --host-cert FILE
+(or, insecurely, --insecure-trust-on-first-use) to reach the untrusted
+port, and the enclave's policy with --policy policy.toml: the server's SGX
+DCAP evidence is then verified against the pinned Intel SGX Root CA and the
+policy before anything is sent, and the attested port must present exactly
+the attested certificate. "blindfold attest" shows what was verified.
+Simulation-mode servers (no TEE) are refused unless --simulation is given,
+which is UNSAFE: it protects nothing.
 
 Messages go to stderr, results to stdout.
 

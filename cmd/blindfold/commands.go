@@ -11,6 +11,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/client"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/proof"
@@ -295,7 +296,7 @@ func deleteCommand() *command {
 func proofVerifyCommand() *command {
 	return &command{
 		name:     "verify",
-		synopsis: "blindfold proof verify FILE [--allow-simulation] [--model-id ID] [--model-hash HEX] [--input-hash HEX | --input FILE.npy ...]",
+		synopsis: "blindfold proof verify FILE [--policy policy.toml [--at RFC3339]] [--allow-simulation] [--model-id ID] [--model-hash HEX] [--input-hash HEX | --input FILE.npy ...]",
 		summary:  "verify a proof file offline",
 		help: `Verifies a proof file (a signed reply saved by "upload --sign --proof" or
 "run --sign --proof", or by a BlindAI 0.5 client) and prints what it
@@ -304,9 +305,15 @@ certificate; --model-id, --model-hash and --input-hash (or --input, the
 .npy files of the inputs, in the order they were sent) must match the
 signed payload when given.
 
+Proofs with hardware evidence (an SGX quote, as Blindfold and BlindAI 0.5
+clients write them) need --policy policy.toml: the quote and its
+collateral are verified offline against the pinned Intel SGX Root CA, the
+enclave against the policy, the report data must bind the certificate
+whose key signed. Collateral expires (about a month); --at verifies at a
+given time instead of now, e.g. when the proof was made.
+
 Simulation-mode proofs protect nothing and are refused unless
---allow-simulation is given. Proofs with hardware evidence are refused
-for now: their verification is not available yet.
+--allow-simulation is given.
 
 The issued_at time comes from the server host's clock: it is a claim of
 the untrusted host, not evidence of when the result was produced.`,
@@ -316,12 +323,33 @@ the untrusted host, not evidence of when the result was produced.`,
 			modelID := fs.String("model-id", "", "expected model `ID`")
 			modelHash := fs.String("model-hash", "", "expected model SHA-256 (`HEX`; for upload proofs)")
 			inputHash := fs.String("input-hash", "", "expected input hash (`HEX`; for run proofs)")
+			policyFile := fs.String("policy", "", "enclave policy `FILE` (policy.toml) for proofs with hardware evidence")
+			atFlag := fs.String("at", "", "verify the evidence at this `TIME` (RFC 3339) instead of now")
+			testRoot := fs.String("insecure-test-root-ca", "", "FOR TESTS ONLY: verify evidence against this test root CA `FILE` (PEM) instead of Intel's")
 			certFile := fs.String("certificate", "", "attested certificate `FILE` (PEM or DER), for proofs that do not embed it")
 			var inputs inputFlag
 			fs.Var(&inputs, "input", "an input `FILE.npy` as sent (repeat, in order); its hash must match")
 			return func(e *env, args []string) error {
 				opts := proof.VerifyOptions{AllowSimulation: *allowSim, ModelID: *modelID}
 				var err error
+				if *policyFile != "" {
+					if opts.Policy, err = loadPolicy(*policyFile); err != nil {
+						return err
+					}
+				}
+				if *atFlag != "" {
+					at, err := time.Parse(time.RFC3339, *atFlag)
+					if err != nil {
+						return usageErrorf("--at %q is not an RFC 3339 time (e.g. 2026-03-01T12:00:00Z)", *atFlag)
+					}
+					opts.Now = func() time.Time { return at }
+				}
+				if *testRoot != "" {
+					if opts.TestRoot, err = loadTestRoot(*testRoot); err != nil {
+						return err
+					}
+					fmt.Fprint(e.stderr, testRootBanner)
+				}
 				if opts.ModelHash, err = parseHash("--model-hash", *modelHash); err != nil {
 					return err
 				}
@@ -412,6 +440,14 @@ func printProofResult(w interface{ Write([]byte) (int, error) }, r *proof.Result
 		fmt.Fprintf(w, "issued_at:            %s (server host clock; not proven)\n", r.IssuedAt.UTC().Format(time.RFC3339Nano))
 	}
 	fmt.Fprintf(w, "simulation:           %t\n", r.Simulation)
+	if ev := r.Evidence; ev != nil {
+		rb := ev.SGX.ReportBody
+		fmt.Fprintf(w, "evidence:             %s, verified at %s\n", attest.TypeSGXDCAP, ev.SGX.VerifiedAt.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "mrenclave:            %s\n", hex.EncodeToString(rb.MRENCLAVE[:]))
+		fmt.Fprintf(w, "mrsigner:             %s\n", hex.EncodeToString(rb.MRSIGNER[:]))
+		fmt.Fprintf(w, "tcb status:           %s (advisories: %s)\n", ev.SGX.Status, listOrNone(ev.SGX.AdvisoryIDs))
+		fmt.Fprintf(w, "collateral valid:     %s to %s\n", ev.SGX.CollateralIssued.UTC().Format(time.RFC3339), ev.SGX.CollateralNextUpdate.UTC().Format(time.RFC3339))
+	}
 	fmt.Fprintf(w, "attested certificate: %s\n", identity.Fingerprint(r.Certificate))
 	fmt.Fprintf(w, "signing key:          %s\n", hex.EncodeToString(r.SigningKey))
 }

@@ -20,6 +20,9 @@ type connFlags struct {
 	attestedPort int
 	timeout      time.Duration
 	token        string
+	policy       string
+	testRootCA   string
+	nonce        []byte // set by commands that ask for fresh evidence
 }
 
 func addConnFlags(fs *flag.FlagSet) *connFlags {
@@ -29,6 +32,8 @@ func addConnFlags(fs *flag.FlagSet) *connFlags {
 	fs.BoolVar(&c.simulation, "simulation", false, "UNSAFE: accept a simulation-mode server (no TEE; protects nothing; for testing only)")
 	fs.IntVar(&c.attestedPort, "attested-port", client.DefaultAttestedPort, "attested port of the server")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "time limit for the whole command (e.g. 30s, 5m)")
+	fs.StringVar(&c.policy, "policy", "", "verify the server's hardware evidence against the enclave policy `FILE` (policy.toml)")
+	fs.StringVar(&c.testRootCA, "insecure-test-root-ca", "", "FOR TESTS ONLY: verify evidence against this test root CA `FILE` (PEM) instead of Intel's; proves nothing")
 	fs.StringVar(&c.token, "token", "", "bearer `JWT` for servers that require authentication (default: $BLINDFOLD_TOKEN; prefer the variable, as flags show in process lists)")
 	return c
 }
@@ -73,6 +78,24 @@ func (c *connFlags) connect(e *env, addr string) (*client.Client, context.Contex
 	} else {
 		fmt.Fprint(e.stderr, tofuBanner)
 		opts = append(opts, client.WithInsecureTrustOnFirstUse())
+	}
+	if c.policy != "" {
+		p, err := loadPolicy(c.policy)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		opts = append(opts, client.WithPolicy(p))
+	}
+	if c.testRootCA != "" {
+		root, err := loadTestRoot(c.testRootCA)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		fmt.Fprint(e.stderr, testRootBanner)
+		opts = append(opts, client.WithTestRootCA(root))
+	}
+	if len(c.nonce) > 0 {
+		opts = append(opts, client.WithNonce(c.nonce))
 	}
 	if c.simulation {
 		fmt.Fprint(e.stderr, simulationBanner)

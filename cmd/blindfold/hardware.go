@@ -1,0 +1,189 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/identity"
+	"github.com/blindfold-ai/blindfold/policy"
+)
+
+const testRootBanner = `WARNING: --insecure-test-root-ca: evidence is verified against a TEST root
+CA instead of Intel's. It proves nothing about hardware. For tests only.
+`
+
+// loadPolicy reads a policy.toml for --policy.
+func loadPolicy(path string) (*policy.Policy, error) {
+	p, err := policy.Load(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, withCode(exitIO, err)
+		}
+		return nil, withCode(exitUsage, fmt.Errorf("--policy %s: %w", path, err))
+	}
+	return p, nil
+}
+
+// loadTestRoot reads the certificate of --insecure-test-root-ca.
+func loadTestRoot(path string) (*x509.Certificate, error) {
+	c, err := identity.LoadCertificatePEM(path)
+	if err != nil {
+		return nil, withCode(exitIO, fmt.Errorf("--insecure-test-root-ca: %w", err))
+	}
+	return c, nil
+}
+
+func attestCommand() *command {
+	return &command{
+		name:     "attest",
+		synopsis: "blindfold attest ADDR --policy policy.toml [--fresh] [connection flags]",
+		summary:  "verify the server's hardware evidence against a policy and print it",
+		help: `Fetches the server's SGX DCAP evidence, verifies it (quote, collateral,
+PCK chain to the pinned Intel SGX Root CA, revocation, TCB status), checks
+the enclave against the policy (policy.toml: MRENCLAVE or MRSIGNER,
+attributes, accepted TCB statuses and advisories), checks that the report
+data binds the attested certificate, opens the attested port pinning that
+certificate, and prints what was verified. Exits 2 if anything fails.
+
+--fresh binds the evidence to a random nonce (Blindfold servers only), so a
+replayed quote is refused.`,
+		minArgs: 1, maxArgs: 1,
+		setup: func(fs *flag.FlagSet) func(*env, []string) error {
+			cf := addConnFlags(fs)
+			fresh := fs.Bool("fresh", false, "bind the evidence to a random nonce (blindfold.v1.Evidence/GetEvidence)")
+			return func(e *env, args []string) error {
+				if cf.policy == "" {
+					return usageErrorf("attest needs --policy policy.toml (generate it with \"blindfold policy from-sigstruct\")")
+				}
+				if cf.simulation {
+					return usageErrorf("attest verifies hardware evidence; --simulation makes no sense here")
+				}
+				if *fresh {
+					cf.nonce = make([]byte, 32)
+					if _, err := rand.Read(cf.nonce); err != nil {
+						return err
+					}
+				}
+				c, _, done, err := cf.connect(e, args[0])
+				if err != nil {
+					return err
+				}
+				defer done()
+				printAttestation(e.stdout, c.Attestation(), cf.nonce, cf.testRootCA != "")
+				return nil
+			}
+		},
+	}
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func printAttestation(w io.Writer, v *attest.Verified, nonce []byte, testRoot bool) {
+	if v == nil {
+		fmt.Fprintln(w, "no hardware evidence was verified")
+		return
+	}
+	r := v.SGX
+	rb := r.ReportBody
+	fmt.Fprintf(w, "evidence verified:      %s\n", attest.TypeSGXDCAP)
+	if testRoot {
+		fmt.Fprintf(w, "root CA:                TEST ROOT (proves nothing about hardware)\n")
+	} else {
+		fmt.Fprintf(w, "root CA:                Intel SGX Root CA (pinned)\n")
+	}
+	fmt.Fprintf(w, "mrenclave:              %s\n", hex.EncodeToString(rb.MRENCLAVE[:]))
+	fmt.Fprintf(w, "mrsigner:               %s\n", hex.EncodeToString(rb.MRSIGNER[:]))
+	fmt.Fprintf(w, "isv_prod_id, isv_svn:   %d, %d\n", rb.ISVProdID, rb.ISVSVN)
+	fmt.Fprintf(w, "attributes:             flags %#x, xfrm %#x, misc_select %#x, debug %t\n", rb.AttributesFlags, rb.AttributesXFRM, rb.MiscSelect, rb.AttributesFlags&2 != 0)
+	fmt.Fprintf(w, "tcb status:             %s (platform %s, quoting enclave %s)\n", r.Status, r.PlatformStatus, r.QEStatus)
+	fmt.Fprintf(w, "advisories:             %s\n", listOrNone(r.AdvisoryIDs))
+	if !r.TCBDate.IsZero() {
+		fmt.Fprintf(w, "tcb date:               %s\n", r.TCBDate.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "fmspc:                  %s\n", strings.ToUpper(hex.EncodeToString(r.FMSPC[:])))
+	fmt.Fprintf(w, "tcb evaluation number:  %d\n", r.TCBEvaluationDataNumber)
+	fmt.Fprintf(w, "collateral issued:      %s (latest)\n", r.CollateralIssued.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "collateral next update: %s (earliest; verify again after it)\n", r.CollateralNextUpdate.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "CRLs checked:           %t\n", r.CRLsChecked)
+	fmt.Fprintf(w, "verified at:            %s\n", r.VerifiedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "report data:            binds the attested certificate")
+	if len(nonce) > 0 {
+		fmt.Fprintf(w, " and nonce %s", hex.EncodeToString(nonce))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "attested certificate:   %s\n", identity.Fingerprint(v.CertificateDER))
+	fmt.Fprintf(w, "signing key (ed25519):  %s\n", hex.EncodeToString(v.SigningKey))
+}
+
+func policyFromSigstructCommand() *command {
+	return &command{
+		name:     "from-sigstruct",
+		synopsis: "blindfold policy from-sigstruct FILE.sig [-o policy.toml]",
+		summary:  "verify an enclave's SIGSTRUCT and write the policy.toml that pins it",
+		help: `Reads the SIGSTRUCT that gramine-sgx-sign wrote (FILE.sig), checks its
+headers and its RSA-3072 signature, and writes the policy that pins its
+enclave: MRENCLAVE, MISCSELECT and ATTRIBUTES under the SIGSTRUCT's
+masks, debug refused, the default accepted TCB statuses. Anyone who
+rebuilds the same source gets the same policy.`,
+		minArgs: 1, maxArgs: 1,
+		setup: func(fs *flag.FlagSet) func(*env, []string) error {
+			out := fs.String("o", "", "write the policy to `FILE` (default: standard output)")
+			return func(e *env, args []string) error {
+				b, err := os.ReadFile(args[0])
+				if err != nil {
+					return withCode(exitIO, err)
+				}
+				p, err := policy.FromSigstruct(b)
+				if err != nil {
+					return withCode(exitIO, fmt.Errorf("%s: %w", args[0], err))
+				}
+				text := p.TOML()
+				if *out == "" {
+					_, err := e.stdout.Write(text)
+					return err
+				}
+				if err := os.WriteFile(*out, text, 0o644); err != nil {
+					return withCode(exitIO, err)
+				}
+				fmt.Fprintf(e.stderr, "wrote %s (mr_enclave %s)\n", *out, hex.EncodeToString(p.MREnclave[:]))
+				return nil
+			}
+		},
+	}
+}
+
+func policyShowCommand() *command {
+	return &command{
+		name:     "show",
+		synopsis: "blindfold policy show policy.toml",
+		summary:  "check a policy.toml and print it with every default filled in",
+		help: `Parses a policy.toml, refusing unknown keys and bad values, and prints
+it in full, with comments saying what each rule demands.`,
+		minArgs: 1, maxArgs: 1,
+		setup: func(fs *flag.FlagSet) func(*env, []string) error {
+			return func(e *env, args []string) error {
+				p, err := loadPolicy(args[0])
+				if err != nil {
+					return err
+				}
+				_, err = e.stdout.Write(p.TOML())
+				return err
+			}
+		},
+	}
+}
