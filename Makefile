@@ -5,7 +5,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/blindfold-ai/blindfold/server.Version=$(VERSION)
 
-.PHONY: all build onnxruntime test demo lint fmt generate clean soak bench
+.PHONY: all build onnxruntime test demo lint fmt generate clean soak bench sgx
 
 all: build
 
@@ -43,6 +43,10 @@ generate:
 ## bench: engine alone vs the full confidential path; writes bench/results/latest.json and docs/benchmarks.md
 bench: onnxruntime
 	$(GO) run ./cmd/blindfold-bench $(BENCHFLAGS)
+
+## sgx: Gramine enclave of the server: render and sign the manifest, write policy.toml (needs Gramine; see docs/sgx.md)
+sgx:
+	deploy/gramine/sgx.sh
 
 clean:
 	rm -rf $(BIN)

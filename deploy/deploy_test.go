@@ -1,0 +1,110 @@
+// Package deploy holds no Go code: its tests check the deployment files
+// (the Gramine manifest template) so that they stay usable.
+package deploy
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+)
+
+// render substitutes the template's Jinja-style placeholders with test
+// values (what gramine-manifest does with -D definitions).
+func render(t *testing.T, tmpl string, vars map[string]string) string {
+	t.Helper()
+	re := regexp.MustCompile(`\{\{\s*(.*?)\s*\}\}`)
+	var missing []string
+	out := re.ReplaceAllStringFunc(tmpl, func(m string) string {
+		expr := re.FindStringSubmatch(m)[1]
+		if strings.Contains(expr, " if ") {
+			return "false" // conditional expressions default to their else branch
+		}
+		v, ok := vars[expr]
+		if !ok {
+			missing = append(missing, expr)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		t.Fatalf("template placeholders without a test value: %v", missing)
+	}
+	return out
+}
+
+func TestManifestTemplate(t *testing.T) {
+	b, err := os.ReadFile("gramine/blindfold-server.manifest.template")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := render(t, string(b), map[string]string{
+		"log_level": "error", "gramine.libos": "/usr/lib/x86_64-linux-gnu/gramine/libsysdb.so",
+		"gramine.runtimedir()": "/usr/lib/x86_64-linux-gnu/gramine/runtime/glibc", "arch_libdir": "/lib/x86_64-linux-gnu",
+		"blindfold_dir": "/opt/blindfold", "state_dir": "/var/lib/blindfold", "enclave_size": "8G",
+		"max_threads": "128", "go_max_procs": "8", "isvprodid": "1", "isvsvn": "1",
+	})
+	var m struct {
+		Libos struct {
+			Entrypoint string `toml:"entrypoint"`
+		} `toml:"libos"`
+		Loader struct {
+			Argv []string          `toml:"argv"`
+			Env  map[string]string `toml:"env"`
+		} `toml:"loader"`
+		FS struct {
+			Mounts []map[string]string `toml:"mounts"`
+		} `toml:"fs"`
+		SGX struct {
+			Debug             bool     `toml:"debug"`
+			EnclaveSize       string   `toml:"enclave_size"`
+			MaxThreads        int      `toml:"max_threads"`
+			RemoteAttestation string   `toml:"remote_attestation"`
+			TrustedFiles      []string `toml:"trusted_files"`
+			AllowedFiles      []string `toml:"allowed_files"`
+		} `toml:"sgx"`
+	}
+	if _, err := toml.Decode(text, &m); err != nil {
+		t.Fatalf("rendered manifest is not TOML: %v\n%s", err, text)
+	}
+	checks := []struct {
+		what string
+		ok   bool
+	}{
+		{"libos.entrypoint is the server", m.Libos.Entrypoint == "/blindfold/blindfold-server"},
+		{"sgx.remote_attestation is dcap", m.SGX.RemoteAttestation == "dcap"},
+		{"sgx.debug is false", !m.SGX.Debug},
+		{"sgx.max_threads >= 64", m.SGX.MaxThreads >= 64},
+		{"sgx.enclave_size set", m.SGX.EnclaveSize != ""},
+		{"the server binary is trusted", contains(m.SGX.TrustedFiles, "file:/opt/blindfold/blindfold-server")},
+		{"ONNX Runtime is trusted", contains(m.SGX.TrustedFiles, "file:/opt/blindfold/lib/libonnxruntime.so.1")},
+		{"the configuration is trusted", contains(m.SGX.TrustedFiles, "file:/opt/blindfold/blindfold.toml")},
+		{"the configuration is given by the manifest", strings.Join(m.Loader.Argv, " ") == "blindfold-server --config /blindfold/blindfold.toml"},
+		{"ONNX Runtime path in the environment", m.Loader.Env["BLINDFOLD_ONNXRUNTIME_LIB"] == "/blindfold/lib/libonnxruntime.so.1"},
+		{"the binary is not an allowed (unmeasured) file", !contains(m.SGX.AllowedFiles, "file:/opt/blindfold/blindfold-server")},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("manifest: %s", c.what)
+		}
+	}
+	cfg, err := os.ReadFile("gramine/blindfold.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`tee = "sgx-gramine"`, `sealing_key_file = "/dev/attestation/keys/_sgx_mrenclave"`, `attestation_dir = "/dev/attestation"`} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("gramine/blindfold.toml lacks %s", want)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
