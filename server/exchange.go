@@ -97,9 +97,13 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 	if err != nil {
 		return err
 	}
-	if s.models.Has(id) {
-		return errorf(codes.AlreadyExists, "a model with id %q is already loaded; delete it first or choose another id", id)
+	// The id is this upload's until it ends: nobody else can upload, run or
+	// delete under it meanwhile, so the sealed copy below can be written
+	// before the model becomes visible.
+	if err := s.models.Claim(id); err != nil {
+		return errorf(codes.AlreadyExists, "a model with id %q is already loaded or being uploaded; delete it first or choose another id", id)
 	}
+	defer s.models.Unclaim(id)
 	res := s.models.Reserve()
 	defer res.Release()
 	up, err := newUpload(first, int64(s.cfg.MaxModelBytes), res)
@@ -137,8 +141,22 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 		return err
 	}
 	m := &store.Model{ID: id, Hash: hash, Size: int64(len(buf)), Session: sess, Loaded: time.Now(), Owner: owner, Public: first.GetPublic()}
+	if first.GetSaveModel() {
+		if err := s.seal(m, buf); err != nil {
+			sess.Close()
+			s.log.Error("cannot save a sealed copy; upload refused", "model_id", id, "err", err)
+			return errorf(codes.Unavailable, "the server could not save the model (save_model): %v; nothing was kept", err)
+		}
+		m.Saved = true
+	}
+	up.wipe() // the engine holds the model now
 	if err := s.models.AddIf(m, res, stream.Context().Err); err != nil {
 		sess.Close()
+		if m.Saved {
+			if rerr := s.sealer.Remove(id); rerr != nil {
+				s.log.Error("upload not kept, and its sealed copy could not be removed", "model_id", id, "err", rerr)
+			}
+		}
 		if st := contextStatus(err); st != nil {
 			return st
 		}
@@ -151,15 +169,7 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 			return errorf(codes.ResourceExhausted, "no room for this model: %v (max_total_model_bytes)", err)
 		}
 	}
-	if first.GetSaveModel() {
-		if err := s.seal(m, buf); err != nil {
-			s.models.Delete(id)
-			s.log.Error("cannot save a sealed copy; upload refused", "model_id", id, "err", err)
-			return errorf(codes.Unavailable, "the server could not save the model (save_model): %v; nothing was kept", err)
-		}
-		m.Saved = true
-	}
-	s.log.Info("model loaded", "model_id", id, "owner", owner, "public", m.Public, "saved", m.Saved, "bytes", len(buf), "sha256", fmt.Sprintf("%x", hash), "inputs", len(sess.Inputs()), "outputs", len(sess.Outputs()))
+	s.log.Info("model loaded", "model_id", id, "owner", owner, "public", m.Public, "saved", m.Saved, "bytes", m.Size, "sha256", fmt.Sprintf("%x", hash), "inputs", len(sess.Inputs()), "outputs", len(sess.Outputs()))
 	payload := &securedexchange.Payload{
 		Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
 		Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: &securedexchange.SendModelPayload{

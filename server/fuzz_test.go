@@ -150,6 +150,7 @@ func FuzzUpload(f *testing.F) {
 		if err != nil {
 			return
 		}
+		defer up.wipe()
 		for off := len(first.Data); off < len(all); off += chunk {
 			if err := up.add(&securedexchange.SendModelRequest{Data: all[off:min(off+chunk, len(all))]}); err != nil {
 				if len(all) <= limit && req.GetLength() <= limit {

@@ -4,19 +4,22 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/internal/secmem"
 	"github.com/blindfold-ai/blindfold/store"
 )
 
 // upload gathers the model bytes of one SendModel stream. The limit is
 // enforced on the bytes that arrive; the declared length only sizes the
 // buffer (and must match what arrives, when given). Every byte is reserved
-// against the store's total cap before it is kept.
+// against the store's total cap before it is kept. The bytes are kept
+// outside the Go heap (see package secmem): off core dumps, out of the
+// garbage collector's pacing, and returned to the system at wipe.
 type upload struct {
 	first    *securedexchange.SendModelRequest
 	limit    int64
 	declared uint64
 	res      *store.Reservation
-	buf      []byte
+	buf      secmem.Buffer
 }
 
 // newUpload starts an upload with its first message (whose header fields
@@ -29,7 +32,10 @@ func newUpload(first *securedexchange.SendModelRequest, limit int64, res *store.
 	if err := res.Grow(int64(declared)); err != nil {
 		return nil, errorf(codes.ResourceExhausted, "no room for a %d-byte model: %v (max_total_model_bytes)", declared, err)
 	}
-	u := &upload{first: first, limit: limit, declared: declared, res: res, buf: make([]byte, 0, declared)}
+	u := &upload{first: first, limit: limit, declared: declared, res: res}
+	if err := u.buf.Grow(int(declared)); err != nil {
+		return nil, errorf(codes.ResourceExhausted, "no memory for a %d-byte model: %v", declared, err)
+	}
 	if err := u.add(first); err != nil {
 		u.wipe()
 		return nil, err
@@ -43,7 +49,7 @@ func (u *upload) add(msg *securedexchange.SendModelRequest) error {
 		return errorf(codes.InvalidArgument, "a later chunk names model id %q, the first named %q", mid, u.first.GetModelId())
 	}
 	data := msg.GetData()
-	n := int64(len(u.buf)) + int64(len(data))
+	n := int64(u.buf.Len()) + int64(len(data))
 	if n > u.limit {
 		return errorf(codes.ResourceExhausted, "the model is larger than the server's limit of %d bytes (max_model_bytes), counted on the bytes received", u.limit)
 	}
@@ -52,20 +58,23 @@ func (u *upload) add(msg *securedexchange.SendModelRequest) error {
 			return errorf(codes.ResourceExhausted, "no room for more model bytes: %v (max_total_model_bytes)", err)
 		}
 	}
-	u.buf = append(u.buf, data...)
+	if err := u.buf.Append(data); err != nil {
+		return errorf(codes.ResourceExhausted, "no memory for more model bytes: %v", err)
+	}
 	return nil
 }
 
-// finish returns the model bytes once the stream has ended.
+// finish returns the model bytes once the stream has ended. They are valid
+// until wipe.
 func (u *upload) finish() ([]byte, error) {
-	if len(u.buf) == 0 {
+	if u.buf.Len() == 0 {
 		return nil, errorf(codes.InvalidArgument, "empty upload: no model bytes arrived")
 	}
-	if u.declared != 0 && uint64(len(u.buf)) != u.declared {
-		return nil, errorf(codes.InvalidArgument, "the upload declared %d bytes but %d arrived; refusing a truncated or padded model", u.declared, len(u.buf))
+	if u.declared != 0 && uint64(u.buf.Len()) != u.declared {
+		return nil, errorf(codes.InvalidArgument, "the upload declared %d bytes but %d arrived; refusing a truncated or padded model", u.declared, u.buf.Len())
 	}
-	return u.buf, nil
+	return u.buf.Bytes(), nil
 }
 
-// wipe zeroes the model bytes.
-func (u *upload) wipe() { clear(u.buf[:cap(u.buf)]) }
+// wipe zeroes the model bytes and gives their memory back.
+func (u *upload) wipe() { u.buf.Free() }

@@ -51,7 +51,8 @@ type Store struct {
 
 	mu       sync.Mutex
 	models   map[string]*Model
-	used     int64 // bytes of loaded models plus reservations
+	claimed  map[string]bool // ids of uploads in progress
+	used     int64           // bytes of loaded models plus reservations
 	closeErr func(error)
 }
 
@@ -59,7 +60,7 @@ type Store struct {
 // maxBytes bytes of models and reservations together. onCloseErr, if not
 // nil, receives errors from closing sessions of deleted models.
 func New(maxModels int, maxBytes int64, onCloseErr func(error)) *Store {
-	return &Store{maxModels: maxModels, maxBytes: maxBytes, models: map[string]*Model{}, closeErr: onCloseErr}
+	return &Store{maxModels: maxModels, maxBytes: maxBytes, models: map[string]*Model{}, claimed: map[string]bool{}, closeErr: onCloseErr}
 }
 
 // Reservation is room taken against the total-bytes cap while a model's
@@ -106,6 +107,27 @@ func (r *Reservation) Release() {
 	r.size = 0
 }
 
+// Claim reserves id for an upload in progress: until Unclaim, or until the
+// claimer adds the model, no one else can upload under id. It fails with
+// ErrExists when a model with id is loaded or claimed. A claimed id is not
+// loaded: runs and deletes of it find nothing.
+func (s *Store) Claim(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.models[id]; ok || s.claimed[id] {
+		return fmt.Errorf("%w: %q", ErrExists, id)
+	}
+	s.claimed[id] = true
+	return nil
+}
+
+// Unclaim releases a claim (a no-op once the model was added).
+func (s *Store) Unclaim(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.claimed, id)
+}
+
 // Has reports whether a model with id is loaded.
 func (s *Store) Has(id string) bool {
 	s.mu.Lock()
@@ -137,6 +159,9 @@ func (s *Store) AddIf(m *Model, res *Reservation, ok func() error) error {
 	if _, ok := s.models[m.ID]; ok {
 		return fmt.Errorf("%w: %q", ErrExists, m.ID)
 	}
+	// A claimed id is the claimer's: Add is how the claimer completes it.
+	// (Callers that did not claim, such as loading sealed models at start,
+	// run before any upload.)
 	if len(s.models) >= s.maxModels {
 		return fmt.Errorf("%w: %d of %d", ErrTooManyModels, len(s.models), s.maxModels)
 	}
@@ -152,6 +177,7 @@ func (s *Store) AddIf(m *Model, res *Reservation, ok func() error) error {
 	res.size = 0
 	m.refs, m.deleted = 0, false
 	s.models[m.ID] = m
+	delete(s.claimed, m.ID)
 	return nil
 }
 

@@ -122,3 +122,32 @@ func TestAddIfRefusedLeavesNothing(t *testing.T) {
 		t.Fatalf("usage %d models, %d bytes after a refused add", n, used)
 	}
 }
+
+// TestClaim: an id being uploaded is nobody else's, is not visible, and
+// becomes the model's when the claimer adds it.
+func TestClaim(t *testing.T) {
+	s := New(4, 1000, nil)
+	if err := s.Claim("m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Claim("m"); !errors.Is(err, ErrExists) {
+		t.Fatalf("second claim: %v", err)
+	}
+	if _, _, err := s.Acquire("m"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a claimed id is visible: %v", err)
+	}
+	if err := s.Delete("m"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a claimed id can be deleted: %v", err)
+	}
+	if err := s.Add(&Model{ID: "m", Size: 1}, s.Reserve()); err != nil {
+		t.Fatal(err)
+	}
+	s.Unclaim("m") // after Add: a no-op
+	if err := s.Claim("m"); !errors.Is(err, ErrExists) {
+		t.Fatalf("claim of a loaded id: %v", err)
+	}
+	s.Unclaim("x")
+	if err := s.Claim("x"); err != nil {
+		t.Fatalf("claim after an unclaim: %v", err)
+	}
+}
