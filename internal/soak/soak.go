@@ -394,9 +394,12 @@ func drive(ctx context.Context, cl *client.Client, r *rand.Rand, work []workload
 		record("signed-run", err, wrong)
 	case p < 60: // own model: upload, run, delete
 		if _, err := cl.UploadModel(ctx, w.model, client.WithModelID(id)); err != nil {
-			if !over() {
-				record("upload", err, "upload failed: "+err.Error())
+			if over() {
+				// Cut by the end of the run: the server may have kept it.
+				cleanup(cl, id, record, false)
+				return
 			}
+			record("upload", err, "upload failed: "+err.Error())
 			return
 		}
 		record("upload", nil, "")
@@ -433,6 +436,7 @@ func drive(ctx context.Context, cl *client.Client, r *rand.Rand, work []workload
 		_, err := cl.UploadModel(cctx, w.model, client.WithModelID(id), client.WithChunkSize(64))
 		cancel()
 		if over() {
+			cleanup(cl, id, record, false)
 			return
 		}
 		if err == nil { // it finished before the cancel: clean up
@@ -447,12 +451,20 @@ func drive(ctx context.Context, cl *client.Client, r *rand.Rand, work []workload
 		// A cancel that lands after the last chunk may find the upload
 		// already done: the client cannot know, so it deletes, and either
 		// answer (OK or NOT_FOUND) is right.
-		derr := cl.DeleteModel(context.Background(), id)
-		if c := status.Code(derr); c != codes.OK && c != codes.NotFound {
-			record("cleanup-delete", derr, "delete after a cancelled upload: "+derr.Error())
-			return
-		}
-		record("cleanup-delete", derr, "")
+		cleanup(cl, id, record, true)
+	}
+}
+
+// cleanup deletes a model whose upload ended in doubt; OK and NOT_FOUND are
+// both right. It records the answer when count is set.
+func cleanup(cl *client.Client, id string, record func(string, error, string), count bool) {
+	err := cl.DeleteModel(context.Background(), id)
+	wrong := ""
+	if c := status.Code(err); c != codes.OK && c != codes.NotFound {
+		wrong = "delete after an upload in doubt: " + err.Error()
+	}
+	if count || wrong != "" {
+		record("cleanup-delete", err, wrong)
 	}
 }
 
