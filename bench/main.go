@@ -45,6 +45,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	conc := fs.String("concurrency", "1,2,4,8", "concurrency levels for throughput")
 	tput := fs.Float64("throughput-time", 3, "seconds measured per throughput point (after a quarter as much warm-up)")
 	uploads := fs.Int("uploads", 3, "uploads per model (the median is reported; memory is read on the first)")
+	noSpin := fs.Bool("no-spinning", false, "turn ONNX Runtime's thread-pool spinning off, for the engine alone and the server alike")
 	chunk := fs.Int("upload-chunk", 0, "upload chunk size in bytes (0: the client's default, client.DefaultChunkSize)")
 	intra := fs.Int("intra-op-threads", 0, "ONNX Runtime intra-op threads, for the engine alone and the server alike (0: its default)")
 	inter := fs.Int("inter-op-threads", 0, "ONNX Runtime inter-op threads (0: its default)")
@@ -95,6 +96,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	set := Settings{
 		Quick: *quick, Warmup: *warmup, MinRuns: *minRuns, MaxRuns: *maxRuns, LatencyBudgetS: *budget, Block: *block,
 		ThroughputS: *tput, Uploads: *uploads, UploadChunkBytes: *chunk, IntraOpThreads: *intra, InterOpThreads: *inter,
+		NoSpinning: *noSpin,
 	}
 	if *quick {
 		set.Warmup, set.MinRuns, set.MaxRuns, set.LatencyBudgetS = min(set.Warmup, 3), min(set.MinRuns, 20), min(set.MaxRuns, 200), min(set.LatencyBudgetS, 0.5)
@@ -161,7 +163,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // Run measures models with settings set and returns the results.
 func Run(ctx context.Context, set Settings, models []Model, cacheDir, serverProfile string, log io.Writer) (*Results, error) {
 	began := time.Now()
-	rt, err := engine.Open(engine.Options{IntraOpThreads: set.IntraOpThreads, InterOpThreads: set.InterOpThreads})
+	rt, err := engine.Open(engine.Options{IntraOpThreads: set.IntraOpThreads, InterOpThreads: set.InterOpThreads, DisableSpinning: set.NoSpinning})
 	if err != nil {
 		return nil, fmt.Errorf("opening the engine: %w", err)
 	}

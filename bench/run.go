@@ -58,7 +58,7 @@ func (r *runner) measureModel(ctx context.Context, m Model, model []byte) (Model
 
 	// A fresh server process for this model.
 	srv, err := startServer(ctx, childConfig{
-		StateDir: r.stateDir, IntraOpThreads: r.set.IntraOpThreads, InterOpThreads: r.set.InterOpThreads,
+		StateDir: r.stateDir, IntraOpThreads: r.set.IntraOpThreads, InterOpThreads: r.set.InterOpThreads, NoSpinning: r.set.NoSpinning,
 		CPUProfile: r.serverProfile,
 	})
 	if err != nil {

@@ -32,6 +32,7 @@ type childConfig struct {
 	StateDir       string `json:"state_dir"`
 	IntraOpThreads int    `json:"intra_op_threads"`
 	InterOpThreads int    `json:"inter_op_threads"`
+	NoSpinning     bool   `json:"no_spinning,omitempty"`
 	CPUProfile     string `json:"cpu_profile,omitempty"`
 }
 
@@ -71,7 +72,7 @@ func ServeChild() int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	rt, err := engine.Open(engine.Options{IntraOpThreads: cc.IntraOpThreads, InterOpThreads: cc.InterOpThreads})
+	rt, err := engine.Open(engine.Options{IntraOpThreads: cc.IntraOpThreads, InterOpThreads: cc.InterOpThreads, DisableSpinning: cc.NoSpinning})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "blindfold-bench server: opening the engine: %v\n", err)
 		return 1
@@ -82,6 +83,7 @@ func ServeChild() int {
 	cfg.AttestedAddr = "127.0.0.1:0"
 	cfg.StateDir = cc.StateDir
 	cfg.IntraOpThreads, cfg.InterOpThreads = cc.IntraOpThreads, cc.InterOpThreads
+	cfg.EngineSpinning = !cc.NoSpinning
 	cfg.LogLevel = "warn"
 	// The throughput runs send more concurrent requests than the server
 	// runs at once (max_concurrent_runs); they queue instead of being

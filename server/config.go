@@ -67,6 +67,10 @@ type Config struct {
 	IntraOpThreads int `toml:"intra_op_threads"`
 	// InterOpThreads is ONNX Runtime's inter-op thread count (0: its default).
 	InterOpThreads int `toml:"inter_op_threads"`
+	// EngineSpinning lets ONNX Runtime's thread pools busy-wait between
+	// operators (its default). Turning it off leaves idle cores to gRPC,
+	// TLS and other runs.
+	EngineSpinning bool `toml:"engine_spinning"`
 	// EngineMemoryLimit caps ONNX Runtime's allocations (weights and
 	// intermediate tensors of every model together); 0 means no cap.
 	EngineMemoryLimit ByteSize `toml:"engine_memory_limit"`
@@ -141,6 +145,7 @@ func DefaultConfig() Config {
 		IdleTimeout:          Duration(15 * time.Minute),
 		MaxConcurrentRuns:    2 * runtime.NumCPU(),
 		EngineMemoryLimit:    defaultEngineMemoryLimit(),
+		EngineSpinning:       true,
 		RunQueueTimeout:      Duration(2 * time.Second),
 		LogLevel:             "info",
 		LogFormat:            "text",
@@ -321,6 +326,7 @@ var settingUsage = map[string]string{
 	"intra_op_threads":           "ONNX Runtime intra-op threads (0: its default)",
 	"inter_op_threads":           "ONNX Runtime inter-op threads (0: its default)",
 	"engine_memory_limit":        "cap on ONNX Runtime memory for all models, weights and intermediate tensors (0: none; default: 3/4 of RAM)",
+	"engine_spinning":            "let ONNX Runtime threads busy-wait for work (true, its default) or sleep (false)",
 	"max_model_bytes":            "largest model accepted, counted on bytes received (e.g. 1GiB)",
 	"max_models":                 "most models loaded at once",
 	"max_total_model_bytes":      "most bytes of all loaded models together",

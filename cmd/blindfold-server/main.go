@@ -90,7 +90,7 @@ Flags:
 	}
 	rt, err := engine.Open(engine.Options{
 		LibraryPath: cfg.OnnxRuntimeLib, IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: cfg.InterOpThreads,
-		MemoryLimit: int64(cfg.EngineMemoryLimit),
+		MemoryLimit: int64(cfg.EngineMemoryLimit), DisableSpinning: !cfg.EngineSpinning,
 	})
 	if err != nil {
 		log.Error("cannot start the engine", "err", err)
