@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,45 +15,48 @@ import (
 
 const memoryChildEnv = "BLINDFOLD_ENGINE_MEMORY_CHILD"
 
-// TestMemoryLimit runs TestMemoryLimitChild in a fresh process, since the
-// cap is fixed by the first Open of a process.
+// TestMain runs the memory-limit check when the test binary is started as
+// TestMemoryLimit's child, since the cap is fixed by a process's first Open.
+func TestMain(m *testing.M) {
+	if os.Getenv(memoryChildEnv) != "" {
+		if err := memoryChild(); err != nil {
+			fmt.Println("memory child failed:", err)
+			os.Exit(1)
+		}
+		fmt.Println("memory child: ok")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestMemoryLimit: with a 256 MiB cap, a run that needs a 1.6 GB
+// intermediate tensor fails with ErrMemoryLimit, and the same session then
+// runs a small request correctly (in a fresh process).
 func TestMemoryLimit(t *testing.T) {
 	runtimeOrSkip(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMemoryLimitChild$", "-test.v")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), memoryChildEnv+"=1")
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child process failed: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "--- PASS: TestMemoryLimitChild") {
-		t.Fatalf("child did not pass:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "memory child: ok") {
+		t.Fatalf("child process: %v\n%s", err, out)
 	}
 }
 
-// TestMemoryLimitChild: with a 256 MiB cap, a run that needs a 1.6 GB
-// intermediate tensor fails with an error, and the same session then runs
-// a small request correctly.
-func TestMemoryLimitChild(t *testing.T) {
-	if os.Getenv(memoryChildEnv) == "" {
-		t.Skip("runs only as TestMemoryLimit's child process")
-	}
-	if _, err := FindLibrary(""); err != nil {
-		t.Skipf("ONNX Runtime library not found (run scripts/setup-onnxruntime.sh): %v", err)
-	}
+func memoryChild() error {
 	rt, err := Open(Options{MemoryLimit: 256 << 20})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if _, err := Open(Options{MemoryLimit: 512 << 20}); err == nil {
-		t.Fatal("a second Open with another limit succeeded")
+		return errors.New("a second Open with another limit succeeded")
 	}
 	model, err := onnxgen.Huge()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	s, err := rt.Load(model)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer s.Close()
 	shape := func(a, b int64) []tensor.Tensor {
@@ -61,14 +65,14 @@ func TestMemoryLimitChild(t *testing.T) {
 	}
 	_, err = s.Run(context.Background(), shape(20000, 20000))
 	if !errors.Is(err, ErrRun) || !errors.Is(err, ErrMemoryLimit) {
-		t.Fatalf("1.6 GB intermediate under a 256 MiB cap: %v, want ErrRun and ErrMemoryLimit", err)
+		return fmt.Errorf("1.6 GB intermediate under a 256 MiB cap: %v, want ErrRun and ErrMemoryLimit", err)
 	}
-	t.Logf("refused: %v", err)
 	out, err := s.Run(context.Background(), shape(100, 100))
 	if err != nil {
-		t.Fatalf("small run after the refusal: %v", err)
+		return fmt.Errorf("small run after the refusal: %w", err)
 	}
 	if v, _ := tensor.Values[float32](out[0]); len(v) != 1 || v[0] != 10000 {
-		t.Fatalf("sum = %v, want 10000", v)
+		return fmt.Errorf("sum = %v, want 10000", v)
 	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -44,19 +46,44 @@ func seedProofs(tb testing.TB) [][]byte {
 	return out
 }
 
-// TestWriteFuzzSeeds writes real proof files into testdata/fuzz when
-// BLINDFOLD_WRITE_FUZZ_SEEDS is set; the files are committed.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("BLINDFOLD_WRITE_FUZZ_SEEDS") == "" {
-		t.Skip("set BLINDFOLD_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz seeds")
-	}
+// TestFuzzSeedsAreRealProofs checks that every committed seed in
+// testdata/fuzz/FuzzVerify is a real simulation proof that verifies.
+// BLINDFOLD_WRITE_FUZZ_SEEDS=1 rewrites them from fresh ones first.
+func TestFuzzSeedsAreRealProofs(t *testing.T) {
 	dir := filepath.Join("testdata", "fuzz", "FuzzVerify")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i, s := range seedProofs(t) {
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%d", i)), []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)), 0o644); err != nil {
+	if os.Getenv("BLINDFOLD_WRITE_FUZZ_SEEDS") != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
+		}
+		for i, s := range seedProofs(t) {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%d", i)), []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "seed-*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no committed seeds in %s (%v)", dir, err)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.SplitN(string(raw), "\n", 3)
+		if len(lines) < 2 || !strings.HasPrefix(lines[1], "[]byte(") {
+			t.Fatalf("%s is not a fuzz corpus file", f)
+		}
+		data, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		p, err := Unmarshal([]byte(data))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, err := Verify(p, VerifyOptions{AllowSimulation: true}); err != nil {
+			t.Fatalf("%s does not verify: %v", f, err)
 		}
 	}
 }

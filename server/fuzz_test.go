@@ -63,26 +63,32 @@ func seedSendRequests() [][]byte {
 	return out
 }
 
-// TestWriteFuzzSeeds writes the seed messages into testdata/fuzz when
-// BLINDFOLD_WRITE_FUZZ_SEEDS is set; the files are committed.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("BLINDFOLD_WRITE_FUZZ_SEEDS") == "" {
-		t.Skip("set BLINDFOLD_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz seeds")
-	}
-	write := func(target string, seeds [][]byte, extra string) {
+// TestFuzzSeedsCommitted checks that testdata/fuzz holds exactly the seed
+// messages built here (real client messages), so the committed corpus and
+// the code cannot drift apart. BLINDFOLD_WRITE_FUZZ_SEEDS=1 rewrites them.
+func TestFuzzSeedsCommitted(t *testing.T) {
+	rewrite := os.Getenv("BLINDFOLD_WRITE_FUZZ_SEEDS") != ""
+	check := func(target string, seeds [][]byte, extra string) {
 		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		for i, s := range seeds {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n%s", s, extra)
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%d", i)), []byte(body), 0o644); err != nil {
-				t.Fatal(err)
+			path := filepath.Join(dir, fmt.Sprintf("seed-%d", i))
+			want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n%s", s, extra)
+			if rewrite {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := os.ReadFile(path)
+			if err != nil || string(got) != want {
+				t.Errorf("%s differs from its seed (err %v); run with BLINDFOLD_WRITE_FUZZ_SEEDS=1 to rewrite", path, err)
 			}
 		}
 	}
-	write("FuzzAssemble", seedRunRequests(), "")
-	write("FuzzUpload", seedSendRequests(), "uint16(7)\n")
+	check("FuzzAssemble", seedRunRequests(), "")
+	check("FuzzUpload", seedSendRequests(), "uint16(7)\n")
 }
 
 // FuzzAssemble feeds arbitrary RunModelRequest chunks to the input
