@@ -27,6 +27,8 @@ import (
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/attesttest"
 	"github.com/blindfold-ai/blindfold/attest/gramine"
+	"github.com/blindfold-ai/blindfold/attest/pccs"
+	"github.com/blindfold-ai/blindfold/attest/pccs/pccstest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
 	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
@@ -383,5 +385,90 @@ func TestGramineAttesterOverRPC(t *testing.T) {
 	_, err = hwConnect(ctx, t, srv, att)
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), `"none", want "dcap"`) {
 		t.Fatalf("attestation_type none: %v", err)
+	}
+}
+
+// TestGramineAndPCCSEndToEnd runs the whole hardware path with nothing
+// simulated but the device and the PCCS: the server's Gramine attester on a
+// fake /dev/attestation tree, collateral fetched and cached from a fake PCCS
+// over HTTP, both backed by the test PKI; a client with the enclave's policy
+// connects, uploads and runs; a client whose policy names another MRENCLAVE
+// is refused at Connect, before any model byte could be sent.
+func TestGramineAndPCCSEndToEnd(t *testing.T) {
+	pki, err := sgxtest.NewPKI(hwNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sgxtest.NewBuilder(pki, hwNow)
+	dir := t.TempDir()
+	for name, data := range map[string]string{"attestation_type": "dcap", "user_report_data": ""} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The cache fetches on first use; its PCCS address is set below, once
+	// the device's quote (and so the collateral that goes with it) exists.
+	pccsClient := &pccs.Client{}
+	cache := &pccs.Cache{Client: pccsClient, Now: func() time.Time { return hwNow }}
+	ga, err := gramine.New(dir, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.StartHardware(t, ga)
+	// The device's quote over the report data the server will write.
+	b.ReportBody.ReportData = attest.ReportData(srv.AttestedCertificateDER(), nil)
+	ev, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "quote"), ev.Quote, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q, err := abi.ParseQuote(ev.Quote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	platform, err := pccs.QuotePlatform(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := pccstest.New(t, ev.Collateral, platform.FMSPC, platform.CA)
+	pccsClient.BaseURL = fake.URL
+	connect := func(mrenclave [32]byte) (*client.Client, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return client.Connect(ctx, srv.UntrustedAddr,
+			client.WithHostCertificateFile(srv.HostCertPEM),
+			client.WithAttestedPort(attestedPort(t, srv)),
+			client.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+			client.WithPolicy(attesttest.Policy(mrenclave)),
+			client.WithTestRootCA(pki.Root),
+			client.WithTime(func() time.Time { return hwNow }))
+	}
+
+	c, err := connect(attesttest.MREnclave())
+	if err != nil {
+		t.Fatalf("hardware-mode connect through Gramine and the PCCS: %v", err)
+	}
+	defer c.Close()
+	if fake.Hits("/sgx/certification/v4/tcb") == 0 || fake.Hits("/sgx/certification/v4/qe/identity") == 0 {
+		t.Fatal("the collateral did not come from the PCCS")
+	}
+	ctx := context.Background()
+	if _, err := c.UploadModel(ctx, testserver.Model(t, "mlp.onnx"), client.WithModelID("mlp")); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := tensor.New("x", []int64{1, 4}, []float32{1, 2, 3, 4})
+	if _, err := c.Run(ctx, "mlp", []tensor.Tensor{x}); err != nil {
+		t.Fatal(err)
+	}
+
+	other := attesttest.MREnclave()
+	other[0] ^= 0xff
+	if _, err := connect(other); !errors.Is(err, client.ErrPolicyMismatch) {
+		t.Fatalf("policy of another MRENCLAVE: %v, want ErrPolicyMismatch", err)
+	}
+	if n, _ := srv.Usage(); n != 1 {
+		t.Fatalf("%d models on the server; the refused client must not have sent any", n)
 	}
 }

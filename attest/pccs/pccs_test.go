@@ -4,104 +4,17 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest/internal/testvectors"
+	"github.com/blindfold-ai/blindfold/attest/pccs/pccstest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
 	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
 )
-
-// fakePCS serves collateral in the PCS API v4 shape.
-type fakePCS struct {
-	t                         *testing.T
-	tcbInfo, qeIdentity       string
-	tcbChain, qeChain         string
-	pckCRL, rootCRL, pckChain []byte // CRLs as DER
-	fmspc, ca                 string // expected query values
-
-	mu    sync.Mutex
-	hits  map[string]int
-	fail  bool   // answer 503 to everything
-	noHdr string // leave this header out
-}
-
-func crlDER(t *testing.T, s string) []byte {
-	t.Helper()
-	s = strings.TrimSpace(s)
-	if b, _ := pem.Decode([]byte(s)); b != nil {
-		return b.Bytes
-	}
-	d, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("CRL is neither PEM nor hex")
-	}
-	return d
-}
-
-func (f *fakePCS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	f.hits[r.URL.Path]++
-	fail, noHdr := f.fail, f.noHdr
-	f.mu.Unlock()
-	if fail {
-		http.Error(w, "maintenance", http.StatusServiceUnavailable)
-		return
-	}
-	hdr := func(name, chain string) {
-		if name != noHdr {
-			w.Header().Set(name, url.PathEscape(chain))
-		}
-	}
-	switch r.URL.Path {
-	case PathTCBInfo:
-		if got := r.URL.Query().Get("fmspc"); got != f.fmspc {
-			http.Error(w, "unknown fmspc "+got, http.StatusNotFound)
-			return
-		}
-		hdr("TCB-Info-Issuer-Chain", f.tcbChain)
-		w.Write([]byte(f.tcbInfo))
-	case PathQEIdentity:
-		hdr("SGX-Enterprise-Identity-Issuer-Chain", f.qeChain)
-		w.Write([]byte(f.qeIdentity))
-	case PathPCKCRL:
-		if r.URL.Query().Get("ca") != f.ca || r.URL.Query().Get("encoding") != "der" {
-			http.Error(w, "bad query "+r.URL.RawQuery, http.StatusBadRequest)
-			return
-		}
-		hdr("SGX-PCK-CRL-Issuer-Chain", string(f.pckChain))
-		w.Write(f.pckCRL)
-	case PathRootCACRL:
-		w.Write(f.rootCRL)
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-func (f *fakePCS) count(path string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.hits[path]
-}
-
-func newFake(t *testing.T, c *sgx.Collateral, fmspc [6]byte, ca string) (*fakePCS, *httptest.Server) {
-	f := &fakePCS{
-		t: t, tcbInfo: c.TCBInfo, qeIdentity: c.QEIdentity, tcbChain: c.TCBInfoIssuerChain, qeChain: c.QEIdentityIssuerChain,
-		pckCRL: crlDER(t, c.PCKCRL), rootCRL: crlDER(t, c.RootCACRL), pckChain: []byte(c.PCKCRLIssuerChain),
-		fmspc: strings.ToUpper(hex.EncodeToString(fmspc[:])), ca: ca, hits: map[string]int{},
-	}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	return f, srv
-}
 
 func parse(t *testing.T, quote []byte) *abi.Quote {
 	t.Helper()
@@ -131,9 +44,9 @@ func TestSyntheticFetchAndCache(t *testing.T) {
 	if p.FMSPC != b.FMSPC || p.CA != CAProcessor {
 		t.Fatalf("platform %v", p)
 	}
-	f, srv := newFake(t, ev.Collateral, b.FMSPC, CAProcessor)
+	f := pccstest.New(t, ev.Collateral, b.FMSPC, CAProcessor)
 	clock := now
-	cache := &Cache{Client: &Client{BaseURL: srv.URL + "/"}, Now: func() time.Time { return clock }}
+	cache := &Cache{Client: &Client{BaseURL: f.URL + "/"}, Now: func() time.Time { return clock }}
 	ctx := context.Background()
 	c, err := cache.Collateral(ctx, q)
 	if err != nil {
@@ -148,7 +61,7 @@ func TestSyntheticFetchAndCache(t *testing.T) {
 	if _, err := cache.Collateral(ctx, q); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.count(PathTCBInfo); n != 1 {
+	if n := f.Hits(PathTCBInfo); n != 1 {
 		t.Fatalf("TCB info fetched %d times, want 1 (cached)", n)
 	}
 	// Refetched after MaxAge.
@@ -156,13 +69,11 @@ func TestSyntheticFetchAndCache(t *testing.T) {
 	if _, err := cache.Collateral(ctx, q); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.count(PathTCBInfo); n != 2 {
+	if n := f.Hits(PathTCBInfo); n != 2 {
 		t.Fatalf("TCB info fetched %d times, want 2 (refreshed after a day)", n)
 	}
 	// The PCCS fails: collateral still before its nextUpdate is served.
-	f.mu.Lock()
-	f.fail = true
-	f.mu.Unlock()
+	f.SetFailing(true)
 	clock = now.Add(50 * time.Hour)
 	if _, err := cache.Collateral(ctx, q); err != nil {
 		t.Fatalf("cached collateral not served during an outage: %v", err)
@@ -190,28 +101,31 @@ func TestFetchRefuses(t *testing.T) {
 	p := Platform{FMSPC: b.FMSPC, CA: CAProcessor}
 	tests := []struct {
 		name   string
-		change func(f *fakePCS, p *Platform, now *time.Time)
+		change func(f *pccstest.Server, p *Platform, now *time.Time)
 		want   string
 	}{
-		{"no TCB info issuer chain", func(f *fakePCS, _ *Platform, _ *time.Time) { f.noHdr = "TCB-Info-Issuer-Chain" }, "TCB-Info-Issuer-Chain"},
-		{"no QE identity issuer chain", func(f *fakePCS, _ *Platform, _ *time.Time) { f.noHdr = "SGX-Enterprise-Identity-Issuer-Chain" }, "SGX-Enterprise-Identity-Issuer-Chain"},
-		{"no PCK CRL issuer chain", func(f *fakePCS, _ *Platform, _ *time.Time) { f.noHdr = "SGX-PCK-CRL-Issuer-Chain" }, "SGX-PCK-CRL-Issuer-Chain"},
-		{"unknown FMSPC", func(_ *fakePCS, p *Platform, _ *time.Time) { p.FMSPC[0] ^= 1 }, "404"},
-		{"TCB info for another FMSPC", func(f *fakePCS, p *Platform, _ *time.Time) {
-			f.fmspc = "FFFFFFFFFFFF"
+		{"no TCB info issuer chain", func(f *pccstest.Server, _ *Platform, _ *time.Time) { f.OmitHeader("TCB-Info-Issuer-Chain") }, "TCB-Info-Issuer-Chain"},
+		{"no QE identity issuer chain", func(f *pccstest.Server, _ *Platform, _ *time.Time) {
+			f.OmitHeader("SGX-Enterprise-Identity-Issuer-Chain")
+		}, "SGX-Enterprise-Identity-Issuer-Chain"},
+		{"no PCK CRL issuer chain", func(f *pccstest.Server, _ *Platform, _ *time.Time) { f.OmitHeader("SGX-PCK-CRL-Issuer-Chain") }, "SGX-PCK-CRL-Issuer-Chain"},
+		{"unknown FMSPC", func(_ *pccstest.Server, p *Platform, _ *time.Time) { p.FMSPC[0] ^= 1 }, "404"},
+		{"TCB info for another FMSPC", func(f *pccstest.Server, p *Platform, _ *time.Time) {
+			other := "FFFFFFFFFFFF"
+			f.Change(nil, nil, &other)
 			p.FMSPC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 		}, "asked for FFFFFFFFFFFF"},
-		{"bad CA type", func(_ *fakePCS, p *Platform, _ *time.Time) { p.CA = "other" }, "CA type"},
-		{"TCB info not JSON", func(f *fakePCS, _ *Platform, _ *time.Time) { f.tcbInfo = "<html>" }, "not JSON"},
-		{"PCK CRL not a CRL", func(f *fakePCS, _ *Platform, _ *time.Time) { f.pckCRL = []byte("nope") }, "PCK CRL is not a CRL"},
-		{"collateral past nextUpdate", func(_ *fakePCS, _ *Platform, now *time.Time) { *now = now.AddDate(0, 2, 0) }, "past its nextUpdate"},
+		{"bad CA type", func(_ *pccstest.Server, p *Platform, _ *time.Time) { p.CA = "other" }, "CA type"},
+		{"TCB info not JSON", func(f *pccstest.Server, _ *Platform, _ *time.Time) { html := "<html>"; f.Change(&html, nil, nil) }, "not JSON"},
+		{"PCK CRL not a CRL", func(f *pccstest.Server, _ *Platform, _ *time.Time) { nope := []byte("nope"); f.Change(nil, &nope, nil) }, "PCK CRL is not a CRL"},
+		{"collateral past nextUpdate", func(_ *pccstest.Server, _ *Platform, now *time.Time) { *now = now.AddDate(0, 2, 0) }, "past its nextUpdate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f, srv := newFake(t, ev.Collateral, b.FMSPC, CAProcessor)
+			f := pccstest.New(t, ev.Collateral, b.FMSPC, CAProcessor)
 			pp, at := p, now
 			tc.change(f, &pp, &at)
-			_, err := (&Client{BaseURL: srv.URL}).Fetch(context.Background(), pp, at)
+			_, err := (&Client{BaseURL: f.URL}).Fetch(context.Background(), pp, at)
 			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want ErrUnavailable mentioning %q", err, tc.want)
 			}
@@ -270,7 +184,7 @@ func TestRealCollateral(t *testing.T) {
 		TCBInfo:    `{"tcbInfo":` + raw.TCBInfo + `,"signature":"` + raw.TCBInfoSignature + `"}`,
 		QEIdentity: `{"enclaveIdentity":` + raw.QEIdentity + `,"signature":"` + raw.QEIdentitySignature + `"}`,
 	}
-	_, srv := newFake(t, c, p.FMSPC, p.CA)
+	srv := pccstest.New(t, c, p.FMSPC, p.CA)
 	at := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
 	got, err := (&Client{BaseURL: srv.URL}).Fetch(context.Background(), p, at)
 	if err != nil {
