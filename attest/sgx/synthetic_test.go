@@ -1,6 +1,7 @@
 package sgx_test
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"math/big"
@@ -359,4 +360,45 @@ func TestErrorsAreTyped(t *testing.T) {
 	if _, err := sgx.Verify(nil, nil, sgx.Options{}); err == nil {
 		t.Fatal("nil collateral accepted")
 	}
+}
+
+// TestAnyQuoteByteChanged flips each byte of a valid quote in turn: every
+// change must make verification fail (header, report body, signatures,
+// keys, QE report, authentication data, certification data). Bytes of the
+// PEM certification data are sampled every 5th, the rest taken all.
+func TestAnyQuoteByteChanged(t *testing.T) {
+	ev := build(t, nil)
+	o := opts(ev)
+	if _, err := sgx.Verify(ev.Quote, ev.Collateral, o); err != nil {
+		t.Fatal(err)
+	}
+	// 48-byte header + 384-byte report body + 4-byte length, then the
+	// signature data; its certification data (PEM) is at the end.
+	const sigData = 48 + 384 + 4
+	pemStart := bytes.Index(ev.Quote, []byte("-----BEGIN"))
+	if pemStart < 0 {
+		t.Fatal("no PEM certification data in the quote")
+	}
+	checked := 0
+	for i := range ev.Quote {
+		if i >= pemStart && (i-pemStart)%5 != 0 {
+			continue
+		}
+		q := bytes.Clone(ev.Quote)
+		q[i] ^= 0x01
+		if _, err := sgx.Verify(q, ev.Collateral, o); err == nil {
+			region := "header"
+			switch {
+			case i >= pemStart:
+				region = "certification data"
+			case i >= sigData:
+				region = "signature data"
+			case i >= 48:
+				region = "report body"
+			}
+			t.Fatalf("the quote with byte %d (%s) changed still verifies", i, region)
+		}
+		checked++
+	}
+	t.Logf("%d changed quotes, all refused", checked)
 }
