@@ -45,7 +45,7 @@ type Settings struct {
 	UploadChunkBytes int     `json:"upload_chunk_bytes"`
 	IntraOpThreads   int     `json:"intra_op_threads"`
 	InterOpThreads   int     `json:"inter_op_threads"`
-	NoSpinning       bool    `json:"no_spinning,omitempty"`
+	NoSpinning       bool    `json:"no_spinning"`
 }
 
 // ModelResult is what was measured for one model.
