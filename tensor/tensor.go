@@ -4,11 +4,13 @@
 package tensor
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"strings"
+	"unsafe"
 )
 
 // DType is a tensor element type. Its values are those of the wire enum
@@ -201,6 +203,13 @@ func New[T Element](name string, shape []int64, values []T) (Tensor, error) {
 	if n != int64(len(values)) {
 		return Tensor{}, fmt.Errorf("tensor %q: shape %v holds %d elements, got %d values", name, shape, n, len(values))
 	}
+	if raw, ok := asBytes(values); ok {
+		t.Data = bytes.Clone(raw)
+		if t.Data == nil {
+			t.Data = []byte{}
+		}
+		return t, nil
+	}
 	t.Data = make([]byte, 0, int(n)*t.DType.Size())
 	for _, v := range values {
 		switch x := any(v).(type) {
@@ -257,6 +266,10 @@ func Values[T Element](t Tensor) ([]T, error) {
 	}
 	size := t.DType.Size()
 	out := make([]T, len(t.Data)/size)
+	if raw, ok := asBytes(out); ok {
+		copy(raw, t.Data)
+		return out, nil
+	}
 	for i := range out {
 		b := t.Data[i*size:]
 		var v any
@@ -287,4 +300,22 @@ func Values[T Element](t Tensor) ([]T, error) {
 		out[i] = v.(T)
 	}
 	return out, nil
+}
+
+// littleEndian reports whether this host stores numbers little-endian, as
+// tensor bytes are.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// asBytes views a slice of numbers as its bytes, when their memory layout
+// is the tensor encoding (little-endian host; not bool, whose Go values must
+// be 0 or 1 and are checked one by one).
+func asBytes[T Element](v []T) ([]byte, bool) {
+	var z T
+	if _, isBool := any(z).(bool); isBool || !littleEndian {
+		return nil, false
+	}
+	if len(v) == 0 {
+		return nil, true
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), len(v)*int(unsafe.Sizeof(z))), true
 }
