@@ -28,8 +28,13 @@ if [ -f "$lib" ] && echo "$ORT_LIB_SHA256  $lib" | sha256sum --check --status; t
 fi
 
 if ! command -v npm >/dev/null 2>&1; then
-  say "npm is needed to fetch onnxruntime-node@$ORT_NPM_VERSION; install it (Debian: apt-get install npm)"
-  exit 1
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing npm (Debian package), needed to fetch onnxruntime-node@$ORT_NPM_VERSION"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  else
+    say "npm is needed to fetch onnxruntime-node@$ORT_NPM_VERSION; install it (Debian: sudo apt-get install npm) and run again"
+    exit 1
+  fi
 fi
 
 work=$(mktemp -d)

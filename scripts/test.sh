@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as `make test` runs it (and CI through .ci/run).
-# Installs what it needs: npm (Debian package, when missing and run as root),
-# the pinned ONNX Runtime library, staticcheck (Go module proxy).
+# Installs what it needs: the pinned ONNX Runtime library (and npm to fetch
+# it, as a Debian package, when missing and run as root; see
+# setup-onnxruntime.sh), staticcheck (Go module proxy).
 # Usage: scripts/test.sh [lint]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,16 +10,6 @@ cd "$(dirname "$0")/.."
 STATICCHECK_VERSION=v0.8.2
 
 step() { printf '\n==> %s\n' "$*"; }
-
-if ! command -v npm >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    step "installing npm (needed to fetch ONNX Runtime)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
-  else
-    echo "npm is missing: install it (Debian: sudo apt-get install npm), then run again" >&2
-    exit 1
-  fi
-fi
 
 step "ONNX Runtime library"
 scripts/setup-onnxruntime.sh
