@@ -344,6 +344,8 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	if err != nil {
 		return err
 	}
+	// Checked before waiting for an inference slot, so that a bad request
+	// never holds or waits for one (Run checks again, cheaply).
 	if err := m.Session.CheckInputs(inputs); err != nil {
 		return errorf(codes.InvalidArgument, "%v", err)
 	}

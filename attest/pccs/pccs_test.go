@@ -3,7 +3,6 @@ package pccs
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -156,18 +155,8 @@ func TestRootCRLURL(t *testing.T) {
 // the quote against the pinned Intel root.
 func TestRealCollateral(t *testing.T) {
 	quote := testvectors.Read(t, "sgx/dcap-qvl/sgx_quote")
-	var raw struct {
-		PCKCRLIssuerChain     string `json:"pck_crl_issuer_chain"`
-		RootCACRL             string `json:"root_ca_crl"`
-		PCKCRL                string `json:"pck_crl"`
-		TCBInfoIssuerChain    string `json:"tcb_info_issuer_chain"`
-		TCBInfo               string `json:"tcb_info"`
-		TCBInfoSignature      string `json:"tcb_info_signature"`
-		QEIdentityIssuerChain string `json:"qe_identity_issuer_chain"`
-		QEIdentity            string `json:"qe_identity"`
-		QEIdentitySignature   string `json:"qe_identity_signature"`
-	}
-	if err := json.Unmarshal(testvectors.Read(t, "sgx/dcap-qvl/sgx_quote_collateral.json"), &raw); err != nil {
+	c, err := sgx.CollateralFromDCAPQVLJSON(testvectors.Read(t, "sgx/dcap-qvl/sgx_quote_collateral.json"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	q := parse(t, quote)
@@ -177,12 +166,6 @@ func TestRealCollateral(t *testing.T) {
 	}
 	if got := strings.ToUpper(hex.EncodeToString(p.FMSPC[:])); got != "00A067110000" {
 		t.Fatalf("FMSPC %s", got)
-	}
-	c := &sgx.Collateral{
-		TCBInfoIssuerChain: raw.TCBInfoIssuerChain, QEIdentityIssuerChain: raw.QEIdentityIssuerChain,
-		PCKCRLIssuerChain: raw.PCKCRLIssuerChain, PCKCRL: raw.PCKCRL, RootCACRL: raw.RootCACRL,
-		TCBInfo:    `{"tcbInfo":` + raw.TCBInfo + `,"signature":"` + raw.TCBInfoSignature + `"}`,
-		QEIdentity: `{"enclaveIdentity":` + raw.QEIdentity + `,"signature":"` + raw.QEIdentitySignature + `"}`,
 	}
 	srv := pccstest.New(t, c, p.FMSPC, p.CA)
 	at := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)

@@ -208,74 +208,39 @@ func jsonValues(t tensor.Tensor) ([]any, error) {
 	return out, nil
 }
 
-func intValues(t tensor.Tensor) ([]any, error) {
-	conv := func(v any, err error) ([]any, error) {
-		if err != nil {
-			return nil, err
-		}
-		var out []any
-		switch x := v.(type) {
-		case []int8:
-			for _, e := range x {
-				out = append(out, e)
-			}
-		case []int16:
-			for _, e := range x {
-				out = append(out, e)
-			}
-		case []int32:
-			for _, e := range x {
-				out = append(out, e)
-			}
-		case []int64:
-			for _, e := range x {
-				out = append(out, e)
-			}
-		case []uint8:
-			for _, e := range x {
-				out = append(out, e)
-			}
-		case []uint16:
-			for _, e := range x {
-				out = append(out, e)
-			}
-		case []uint32:
-			for _, e := range x {
-				out = append(out, e)
-			}
-		case []uint64:
-			for _, e := range x {
-				out = append(out, e)
-			}
-		case []bool:
-			for _, e := range x {
-				out = append(out, e)
-			}
-		}
-		if out == nil {
-			out = []any{}
-		}
-		return out, nil
+// anyValues decodes t's elements as T, boxed for JSON.
+func anyValues[T tensor.Element](t tensor.Tensor) ([]any, error) {
+	v, err := tensor.Values[T](t)
+	if err != nil {
+		return nil, err
 	}
+	out := make([]any, len(v))
+	for i, e := range v {
+		out[i] = e
+	}
+	return out, nil
+}
+
+func intValues(t tensor.Tensor) ([]any, error) {
 	switch t.DType {
 	case tensor.I8:
-		return conv(tensor.Values[int8](t))
+		return anyValues[int8](t)
 	case tensor.I16:
-		return conv(tensor.Values[int16](t))
+		return anyValues[int16](t)
 	case tensor.I32:
-		return conv(tensor.Values[int32](t))
+		return anyValues[int32](t)
 	case tensor.I64:
-		return conv(tensor.Values[int64](t))
+		return anyValues[int64](t)
 	case tensor.U8:
-		return conv(tensor.Values[uint8](t))
+		return anyValues[uint8](t)
 	case tensor.U16:
-		return conv(tensor.Values[uint16](t))
+		return anyValues[uint16](t)
 	case tensor.U32:
-		return conv(tensor.Values[uint32](t))
+		return anyValues[uint32](t)
 	case tensor.U64:
-		return conv(tensor.Values[uint64](t))
+		return anyValues[uint64](t)
 	case tensor.Bool:
-		return conv(tensor.Values[bool](t))
+		return anyValues[bool](t)
 	}
 	return nil, fmt.Errorf("output %q: cannot print element type %s", t.Name, t.DType)
 }
