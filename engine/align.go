@@ -31,3 +31,14 @@ func alignedBuffer(n int) []byte {
 	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(raw))) & (Alignment - 1))
 	return raw[off : off+n : off+n]
 }
+
+// backing returns b, or for an empty tensor a small buffer that stands in
+// for it: ONNX Runtime accepts a buffer at least as large as the tensor
+// (zero bytes here), but the binding refuses an empty one. Nothing is read
+// from or written to it.
+func backing(b []byte) []byte {
+	if len(b) == 0 {
+		return alignedBuffer(Alignment)[:Alignment:Alignment]
+	}
+	return b
+}

@@ -21,9 +21,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -58,6 +60,12 @@ var (
 	ErrMemoryLimit = errors.New("engine: out of memory for this run")
 	// ErrClosed is returned by Run on a closed Session.
 	ErrClosed = errors.New("engine: session closed")
+	// ErrOutputTooLarge is wrapped when a run's outputs would exceed
+	// Options.MaxOutputBytes, or when the memory the engine allocates for
+	// outputs would exceed Options.MemoryLimit. Outputs whose size is
+	// known before the run are checked before anything runs or is
+	// allocated.
+	ErrOutputTooLarge = errors.New("engine: outputs too large")
 )
 
 // InputError says why an input does not fit the model. It wraps
@@ -106,6 +114,23 @@ type Options struct {
 	DisableSpinning bool
 }
 
+// RunOption changes one Run.
+type RunOption func(*runConfig)
+
+type runConfig struct {
+	maxOut int64
+}
+
+// WithMaxOutputBytes caps the bytes of the run's outputs, all outputs
+// together (n <= 0: no cap). An output whose shape is known before the run
+// (static, or following input dimensions) is checked before any of its
+// memory is allocated and before the run starts; the others as soon as
+// ONNX Runtime returns them, before they are handed on. Past the cap, Run
+// fails with ErrOutputTooLarge.
+func WithMaxOutputBytes(n int64) RunOption {
+	return func(c *runConfig) { c.maxOut = n }
+}
+
 // Runtime is a handle on the process-wide ONNX Runtime environment, from
 // which models are loaded. It is safe for concurrent use.
 type Runtime struct {
@@ -115,6 +140,11 @@ type Runtime struct {
 	limit int64
 	// noSpin disables the thread pools' busy-waiting.
 	noSpin bool
+	// outMem counts the bytes of output buffers the engine has allocated
+	// for runs in progress; they may not pass outMemCap (the memory limit,
+	// else the machine's memory).
+	outMem    atomic.Int64
+	outMemCap int64
 	// runOpts holds idle ONNX Runtime run options for reuse: a run that
 	// can be cancelled needs one, and making one per request costs more
 	// than small models take to run.
@@ -175,7 +205,11 @@ func Open(opts Options) (*Runtime, error) {
 		}
 		env.path, env.limit = path, opts.MemoryLimit
 	}
-	return &Runtime{path: path, intra: opts.IntraOpThreads, inter: opts.InterOpThreads, limit: opts.MemoryLimit,
+	outCap := opts.MemoryLimit
+	if outCap == 0 {
+		outCap = totalMemory()
+	}
+	return &Runtime{path: path, outMemCap: outCap, intra: opts.IntraOpThreads, inter: opts.InterOpThreads, limit: opts.MemoryLimit,
 		noSpin: opts.DisableSpinning, runOpts: make(chan *ort.RunOptions, runOptionsPool)}, nil
 }
 
@@ -233,9 +267,10 @@ type outputKind int
 const (
 	// outAuto: ONNX Runtime allocates; the binding copies into Go memory.
 	outAuto outputKind = iota
-	// outBuffer: the engine allocates a byte buffer (float16/bfloat16,
-	// which the binding copies wrongly); its shape is static or follows
-	// input dimensions (outDims).
+	// outBuffer: the engine allocates a byte buffer before the run, so its
+	// size is checked before any memory is taken: every output with a
+	// static shape, and float16/bfloat16 outputs (which the binding copies
+	// wrongly), whose shape may also follow input dimensions (outDims).
 	outBuffer
 	// outScalar: the engine allocates a typed rank-0 value (the binding
 	// cannot wrap rank-0 outputs it did not allocate).
@@ -350,6 +385,10 @@ func (r *Runtime) Load(model []byte) (*Session, error) {
 			s.outKinds[i] = outAuto
 		case len(out.Shape) == 0:
 			s.outKinds[i] = outScalar
+		case out.static():
+			// Known before the run: checked against the caps and
+			// allocated by the engine, so the binding does not copy it.
+			s.outKinds[i] = outBuffer
 		}
 	}
 
@@ -462,7 +501,7 @@ func cloneSpecs(in []TensorSpec) []TensorSpec {
 // CheckInputs checks inputs, given in the model's order, against the model:
 // their count, names (when set), element types, ranks, static dimensions
 // and data lengths. It returns an *InputError for the first problem.
-// Tensors with a zero-sized dimension are refused.
+// Tensors with a zero-sized dimension (no elements) are valid.
 func (s *Session) CheckInputs(inputs []tensor.Tensor) error {
 	if len(inputs) < len(s.inputs) {
 		return &InputError{Input: s.inputs[len(inputs)].Name, Reason: fmt.Sprintf("missing (expected %d inputs, got %d)", len(s.inputs), len(inputs))}
@@ -500,8 +539,6 @@ func checkInput(i int, spec TensorSpec, in tensor.Tensor) error {
 			return bad("dimension %d is negative (%d)", j, d)
 		case spec.Shape != nil && spec.Shape[j] >= 0 && d != spec.Shape[j]:
 			return bad("dimension %d must be %d, got %d", j, spec.Shape[j], d)
-		case d == 0:
-			return bad("dimension %d is 0; empty tensors are not supported", j)
 		}
 	}
 	want, err := tensor.ByteSize(in.DType, in.Shape)
@@ -520,7 +557,11 @@ func checkInput(i int, spec TensorSpec, in tensor.Tensor) error {
 // each with its own Data. Run returns ctx.Err() (wrapped) when ctx is done
 // before or during the run: a running inference is asked to stop through
 // ONNX Runtime's terminate flag. ONNX Runtime failures wrap ErrRun.
-func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor) ([]tensor.Tensor, error) {
+func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor, opts ...RunOption) ([]tensor.Tensor, error) {
+	var cfg runConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("engine: run not started: %w", err)
 	}
@@ -547,35 +588,57 @@ func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor) ([]tensor.Ten
 			}
 		}
 	}()
+	// Sizes of the outputs the engine allocates, checked against the
+	// caps before anything is allocated or run.
+	shapes := make([][]int64, len(s.outputs))
+	sizes := make([]int64, len(s.outputs))
+	var planned int64
+	for i, out := range s.outputs {
+		if s.outKinds[i] != outBuffer {
+			continue
+		}
+		shapes[i] = append([]int64{}, out.Shape...)
+		for j, src := range s.outDims[i] {
+			if src.in >= 0 {
+				shapes[i][j] = inputs[src.in].Shape[src.dim]
+			}
+		}
+		n, err := tensor.ByteSize(out.DType, shapes[i])
+		if err != nil || n > math.MaxInt64-planned {
+			return nil, fmt.Errorf("%w: output %q: shape %v cannot be held in memory", ErrOutputTooLarge, out.Name, shapes[i])
+		}
+		sizes[i] = n
+		planned += n
+	}
+	if cfg.maxOut > 0 && planned > cfg.maxOut {
+		return nil, fmt.Errorf("%w: the outputs take %d bytes for these inputs, over the limit of %d bytes", ErrOutputTooLarge, planned, cfg.maxOut)
+	}
+	if planned > 0 {
+		if s.rt.outMem.Add(planned) > s.rt.outMemCap {
+			s.rt.outMem.Add(-planned)
+			return nil, fmt.Errorf("%w: %w: the outputs take %d bytes for these inputs, more than the engine's memory limit leaves free", ErrOutputTooLarge, ErrMemoryLimit, planned)
+		}
+		defer s.rt.outMem.Add(-planned)
+	}
+
 	for i, in := range inputs {
 		var err error
 		if len(in.Shape) == 0 {
 			ins[i], err = dtypes[in.DType].newScalar(in.Data)
 		} else {
-			ins[i], err = ort.NewCustomDataTensor(ort.Shape(in.Shape), aligned(in.Data), dtypes[in.DType].ort)
+			ins[i], err = ort.NewCustomDataTensor(ort.Shape(in.Shape), backing(aligned(in.Data)), dtypes[in.DType].ort)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("engine: input %q: creating ONNX Runtime tensor: %w", s.inputs[i].Name, err)
 		}
 	}
 	buffers := make([][]byte, len(s.outputs))
-	shapes := make([][]int64, len(s.outputs))
 	for i, out := range s.outputs {
 		var err error
 		switch s.outKinds[i] {
 		case outBuffer:
-			shapes[i] = append([]int64{}, out.Shape...)
-			for j, src := range s.outDims[i] {
-				if src.in >= 0 {
-					shapes[i][j] = inputs[src.in].Shape[src.dim]
-				}
-			}
-			n, serr := tensor.ByteSize(out.DType, shapes[i])
-			if serr != nil {
-				return nil, fmt.Errorf("engine: output %q: shape %v: %w", out.Name, shapes[i], serr)
-			}
-			buffers[i] = alignedBuffer(int(n))
-			outs[i], err = ort.NewCustomDataTensor(ort.Shape(shapes[i]), buffers[i], dtypes[out.DType].ort)
+			buffers[i] = alignedBuffer(int(sizes[i]))
+			outs[i], err = ort.NewCustomDataTensor(ort.Shape(shapes[i]), backing(buffers[i]), dtypes[out.DType].ort)
 		case outScalar:
 			outs[i], err = dtypes[out.DType].emptyScalar()
 		}
@@ -586,6 +649,23 @@ func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor) ([]tensor.Ten
 
 	if err := s.run(ctx, ins, outs); err != nil {
 		return nil, err
+	}
+	// Outputs that ONNX Runtime sized during the run: checked before they
+	// are handed on (the binding has copied them already, inside the
+	// engine's memory limit).
+	total := planned
+	for i, spec := range s.outputs {
+		if s.outKinds[i] != outAuto {
+			continue
+		}
+		n, err := tensor.ByteSize(spec.DType, outs[i].GetShape())
+		if err != nil || n > math.MaxInt64-total {
+			return nil, fmt.Errorf("%w: output %q has shape %v", ErrOutputTooLarge, spec.Name, outs[i].GetShape())
+		}
+		total += n
+	}
+	if cfg.maxOut > 0 && total > cfg.maxOut {
+		return nil, fmt.Errorf("%w: the outputs took %d bytes for these inputs, over the limit of %d bytes", ErrOutputTooLarge, total, cfg.maxOut)
 	}
 
 	result := make([]tensor.Tensor, len(s.outputs))

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -45,4 +47,23 @@ func isAllocationFailure(err error) bool {
 		}
 	}
 	return false
+}
+
+// totalMemory returns the machine's memory in bytes from /proc/meminfo, or
+// 1 TiB where it cannot be read. Output buffers larger than the machine
+// would end the process (the Go runtime cannot recover from running out of
+// memory), so with no cap configured this is the cap.
+func totalMemory() int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+				if err == nil && kb > 0 {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return 1 << 40
 }

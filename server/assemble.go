@@ -14,16 +14,22 @@ import (
 
 // assembler joins the input tensors of one RunModel stream: chunks with the
 // same index, or the same index_name, are concatenated in the order they
-// arrive. It counts every byte against a limit as it arrives, allocates each
-// tensor once from its declared type and shape (or keeps a tensor that
-// arrives whole in one chunk without copying), and feeds the input hash when
-// a signature is asked for.
+// arrive. It counts every byte against a limit as it arrives. Before it
+// allocates a tensor it checks the declared type, rank and static
+// dimensions against the model's input and takes the tensor's size from
+// the request's limit and from the server-wide budget of input bytes in
+// flight; then it allocates the tensor once (or keeps a tensor that arrives
+// whole in one chunk without copying). It feeds the input hash when a
+// signature is asked for.
 type assembler struct {
-	specs []engine.TensorSpec
-	limit int64
-	total int64
-	parts []*part
-	hash  hash.Hash // nil when the reply is not signed
+	specs   []engine.TensorSpec
+	limit   int64
+	total   int64 // bytes received
+	parts   []*part
+	hash    hash.Hash   // nil when the reply is not signed
+	budget  *byteBudget // server-wide input bytes in flight
+	taken   int64       // bytes taken from budget
+	empties int         // chunks without bytes
 }
 
 type part struct {
@@ -34,8 +40,36 @@ type part struct {
 	whole bool // data is the received buffer of a single chunk
 }
 
-func newAssembler(specs []engine.TensorSpec, limit int64, h hash.Hash) *assembler {
-	return &assembler{specs: specs, limit: limit, parts: make([]*part, len(specs)), hash: h}
+func newAssembler(specs []engine.TensorSpec, limit int64, budget *byteBudget, h hash.Hash) *assembler {
+	return &assembler{specs: specs, limit: limit, parts: make([]*part, len(specs)), hash: h, budget: budget}
+}
+
+// empty counts a chunk that carries no bytes.
+func (a *assembler) empty() error {
+	if a.empties++; a.empties > maxEmptyChunks {
+		return errorf(codes.InvalidArgument, "more than %d chunks without input bytes; every chunk must carry some", maxEmptyChunks)
+	}
+	return nil
+}
+
+// checkDeclared compares an input's declared shape with the model's,
+// before anything is allocated for it.
+func checkDeclared(spec engine.TensorSpec, dtype tensor.DType, shape []int64) error {
+	if spec.Shape == nil {
+		return nil
+	}
+	if len(shape) != len(spec.Shape) {
+		return errorf(codes.InvalidArgument, "input %q: the request declares %s%v, rank %d; the model expects rank %d (%s)", spec.Name, dtype, shape, len(shape), len(spec.Shape), describeSpec(spec))
+	}
+	for i, d := range shape {
+		if d < 0 {
+			return errorf(codes.InvalidArgument, "input %q: dimension %d is negative (%d)", spec.Name, i, d)
+		}
+		if spec.Shape[i] >= 0 && d != spec.Shape[i] {
+			return errorf(codes.InvalidArgument, "input %q: the request declares dimension %d = %d; the model expects %d (%s)", spec.Name, i, d, spec.Shape[i], describeSpec(spec))
+		}
+	}
+	return nil
 }
 
 // position finds the model input a chunk belongs to.
@@ -67,6 +101,11 @@ func (a *assembler) add(td *securedexchange.TensorData) error {
 	}
 	spec := a.specs[pos]
 	data := td.GetBytesData()
+	if len(data) == 0 && a.parts[pos] != nil {
+		if err := a.empty(); err != nil {
+			return err
+		}
+	}
 	a.total += int64(len(data))
 	if a.total > a.limit {
 		return errorf(codes.ResourceExhausted, "inputs exceed the server's limit of %d bytes (max_input_bytes)", a.limit)
@@ -84,13 +123,20 @@ func (a *assembler) add(td *securedexchange.TensorData) error {
 		for i, d := range info.GetDims() {
 			shape[i] = int64(d)
 		}
+		if err := checkDeclared(spec, dtype, shape); err != nil {
+			return err
+		}
 		want, err := tensor.ByteSize(dtype, shape)
 		if err != nil {
 			return errorf(codes.InvalidArgument, "input %q: bad dims %v: %v", spec.Name, shape, err)
 		}
-		if want > a.limit {
-			return errorf(codes.ResourceExhausted, "input %q: %s%v is %d bytes, over the server's limit of %d bytes (max_input_bytes)", spec.Name, dtype, shape, want, a.limit)
+		if want > a.limit-a.declared() {
+			return errorf(codes.ResourceExhausted, "input %q: %s%v is %d bytes; with the other inputs that is over the server's limit of %d bytes per request (max_input_bytes)", spec.Name, dtype, shape, want, a.limit)
 		}
+		if !a.budget.take(want) {
+			return errorf(codes.ResourceExhausted, "the server holds as many input bytes as it allows at once (max_inflight_input_bytes); retry later")
+		}
+		a.taken += want
 		p = &part{dtype: dtype, shape: shape, want: want}
 		a.parts[pos] = p
 		if int64(len(data)) == want {
@@ -147,13 +193,29 @@ func (a *assembler) finish() ([]tensor.Tensor, error) {
 	return out, nil
 }
 
-// wipe zeroes the assembled input bytes.
-func (a *assembler) wipe() {
+// declared returns the bytes of the inputs declared so far.
+func (a *assembler) declared() int64 {
+	var n int64
 	for _, p := range a.parts {
 		if p != nil {
-			clear(p.data[:cap(p.data)])
+			n += p.want
 		}
 	}
+	return n
+}
+
+// release zeroes the input bytes received (only those: memory never
+// written is never touched) and gives their room back to the server-wide
+// budget. It may be called more than once.
+func (a *assembler) release() {
+	for i, p := range a.parts {
+		if p != nil {
+			clear(p.data)
+			a.parts[i] = nil
+		}
+	}
+	a.budget.give(a.taken)
+	a.taken = 0
 }
 
 func describeSpec(s engine.TensorSpec) string {

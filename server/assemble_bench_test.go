@@ -29,7 +29,7 @@ func BenchmarkAssemble(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				a := newAssembler(specs, 1<<30, nil)
+				a := newAssembler(specs, 1<<30, &byteBudget{max: 1 << 40}, nil)
 				for _, m := range msgs {
 					if err := a.add(m); err != nil {
 						b.Fatal(err)

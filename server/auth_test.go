@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/internal/testserver"
@@ -91,10 +92,28 @@ func TestOwnership(t *testing.T) {
 	if _, _, _, err := b.run(alice, "private", in, false); err != nil {
 		t.Fatalf("owner cannot run own model: %v", err)
 	}
-	_, _, _, err := b.run(bob, "private", in, false)
-	wantStatus(t, err, codes.PermissionDenied, "private")
-	_, err = b.ex.DeleteModel(bob, &securedexchange.DeleteModelRequest{ModelId: "private"})
-	wantStatus(t, err, codes.PermissionDenied, "only the owner")
+	// Another subject's private model answers exactly like a missing one:
+	// no existence oracle.
+	_, _, _, errPrivate := b.run(bob, "private", in, false)
+	_, _, _, errMissing := b.run(bob, "no-such-model", in, false)
+	wantStatus(t, errPrivate, codes.NotFound, `no model with id "private" that you may run`)
+	wantStatus(t, errMissing, codes.NotFound, `no model with id "no-such-model" that you may run`)
+	_, err := b.ex.DeleteModel(bob, &securedexchange.DeleteModelRequest{ModelId: "private"})
+	wantStatus(t, err, codes.NotFound, `you have no model with id "private"`)
+
+	// Ids are per owner: bob's "private" is his own, not a squat on alice's.
+	if _, _, _, err := b.upload(bob, model, "private", false); err != nil {
+		t.Fatalf("bob cannot use an id alice uses: %v", err)
+	}
+	if _, _, _, err := b.upload(alice, model, "private", false); status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("alice re-uploading her own id: %v, want AlreadyExists", err)
+	}
+	if _, err := b.ex.DeleteModel(bob, &securedexchange.DeleteModelRequest{ModelId: "private"}); err != nil {
+		t.Fatalf("bob deleting his own model: %v", err)
+	}
+	if _, _, _, err := b.run(alice, "private", in, false); err != nil {
+		t.Fatalf("alice's model went with bob's delete: %v", err)
+	}
 
 	// A public model: anyone authenticated runs it, only the owner deletes it.
 	stream, err := b.ex.SendModel(alice)
@@ -111,7 +130,17 @@ func TestOwnership(t *testing.T) {
 		t.Fatalf("another subject cannot run a public model: %v", err)
 	}
 	_, err = b.ex.DeleteModel(bob, &securedexchange.DeleteModelRequest{ModelId: "shared"})
-	wantStatus(t, err, codes.PermissionDenied, "only the owner")
+	wantStatus(t, err, codes.NotFound, `you have no model with id "shared"`)
+	// Public ids are one namespace: bob cannot publish another "shared".
+	stream, err = b.ex.SendModel(bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&securedexchange.SendModelRequest{Data: model, Length: uint64(len(model)), ModelId: "shared", Public: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.CloseAndRecv()
+	wantStatus(t, err, codes.AlreadyExists, "public models share one namespace")
 	for _, id := range []string{"private", "shared"} {
 		if _, err := b.ex.DeleteModel(alice, &securedexchange.DeleteModelRequest{ModelId: id}); err != nil {
 			t.Fatalf("owner cannot delete %s: %v", id, err)

@@ -119,8 +119,8 @@ func TestBadInputs(t *testing.T) {
 			_, err := stream.CloseAndRecv()
 			return err
 		}, codes.InvalidArgument, "empty upload"},
-		{"duplicate id", func() error { _, _, _, err := b.upload(ctx, mlp, "mlp", false); return err }, codes.AlreadyExists, "already loaded"},
-		{"bad id", func() error { _, _, _, err := b.upload(ctx, mlp, "bad\nid", false); return err }, codes.InvalidArgument, "control character"},
+		{"duplicate id", func() error { _, _, _, err := b.upload(ctx, mlp, "mlp", false); return err }, codes.AlreadyExists, "already have a model"},
+		{"bad id", func() error { _, _, _, err := b.upload(ctx, mlp, "bad\nid", false); return err }, codes.InvalidArgument, "not printable"},
 		{"no inputs model", func() error {
 			_, _, _, err := b.upload(ctx, testserver.Model(t, "noinputs.onnx"), "ni", false)
 			return err

@@ -84,8 +84,14 @@ type Config struct {
 	MaxTotalModelBytes ByteSize `toml:"max_total_model_bytes"`
 	// MaxInputBytes caps the input bytes of one RunModel call.
 	MaxInputBytes ByteSize `toml:"max_input_bytes"`
-	// MaxReplyBytes caps the output bytes of one RunModel reply.
+	// MaxReplyBytes caps the output bytes of one RunModel reply. It is
+	// checked before the engine allocates outputs whose size is known
+	// before the run.
 	MaxReplyBytes ByteSize `toml:"max_reply_bytes"`
+	// MaxInflightInputBytes caps the input bytes that all RunModel calls
+	// in progress hold together, server-wide. It is taken when a request
+	// declares an input's shape, before any memory is allocated for it.
+	MaxInflightInputBytes ByteSize `toml:"max_inflight_input_bytes"`
 	// MaxMessageBytes caps one gRPC message (one chunk).
 	MaxMessageBytes ByteSize `toml:"max_message_bytes"`
 	// MaxConcurrentStreams caps the concurrent RPCs of one connection.
@@ -94,6 +100,13 @@ type Config struct {
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
 	// IdleTimeout closes a connection with no RPC for this long.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// StreamProgressTimeout cancels an upload or a run request whose
+	// client sends nothing for this long before the stream ends,
+	// releasing everything it held; 0 means never.
+	StreamProgressTimeout Duration `toml:"stream_progress_timeout"`
+	// MaxRunTime stops an inference inside ONNX Runtime after this long,
+	// whatever the client's deadline; 0 means no limit.
+	MaxRunTime Duration `toml:"max_run_time"`
 	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 
@@ -116,6 +129,12 @@ type Config struct {
 	MaxConcurrentPerSubject int `toml:"max_concurrent_per_subject"`
 	// MaxConcurrentRuns caps inferences running at once, server-wide.
 	MaxConcurrentRuns int `toml:"max_concurrent_runs"`
+	// MaxRunsPerSubject caps the inferences one authenticated subject
+	// runs at once, so that one tenant never holds every slot; 0 means
+	// three quarters of max_concurrent_runs (at least 1). Without
+	// authentication every client is the same subject and it does not
+	// apply.
+	MaxRunsPerSubject int `toml:"max_runs_per_subject"`
 	// RunQueueTimeout is how long a run waits for a free slot before it is
 	// refused with RESOURCE_EXHAUSTED.
 	RunQueueTimeout Duration `toml:"run_queue_timeout"`
@@ -129,26 +148,29 @@ type Config struct {
 // DefaultConfig returns the defaults documented in docs/configuration.md.
 func DefaultConfig() Config {
 	return Config{
-		UntrustedAddr:        "127.0.0.1:50052",
-		AttestationDir:       "/dev/attestation",
-		AttestedAddr:         "127.0.0.1:50051",
-		StateDir:             defaultStateDir(),
-		MaxModelBytes:        1 << 30,
-		MaxModels:            32,
-		MaxTotalModelBytes:   4 << 30,
-		MaxInputBytes:        256 << 20,
-		MaxReplyBytes:        64 << 20,
-		MaxMessageBytes:      16 << 20,
-		MaxConcurrentStreams: 256,
-		ShutdownTimeout:      Duration(30 * time.Second),
-		HandshakeTimeout:     Duration(10 * time.Second),
-		IdleTimeout:          Duration(15 * time.Minute),
-		MaxConcurrentRuns:    2 * runtime.NumCPU(),
-		EngineMemoryLimit:    defaultEngineMemoryLimit(),
-		EngineSpinning:       true,
-		RunQueueTimeout:      Duration(2 * time.Second),
-		LogLevel:             "info",
-		LogFormat:            "text",
+		UntrustedAddr:         "127.0.0.1:50052",
+		AttestationDir:        "/dev/attestation",
+		AttestedAddr:          "127.0.0.1:50051",
+		StateDir:              defaultStateDir(),
+		MaxModelBytes:         1 << 30,
+		MaxModels:             32,
+		MaxTotalModelBytes:    4 << 30,
+		MaxInputBytes:         256 << 20,
+		MaxReplyBytes:         64 << 20,
+		MaxInflightInputBytes: 1 << 30,
+		StreamProgressTimeout: Duration(30 * time.Second),
+		MaxRunTime:            Duration(5 * time.Minute),
+		MaxMessageBytes:       16 << 20,
+		MaxConcurrentStreams:  256,
+		ShutdownTimeout:       Duration(30 * time.Second),
+		HandshakeTimeout:      Duration(10 * time.Second),
+		IdleTimeout:           Duration(15 * time.Minute),
+		MaxConcurrentRuns:     2 * runtime.NumCPU(),
+		EngineMemoryLimit:     defaultEngineMemoryLimit(),
+		EngineSpinning:        true,
+		RunQueueTimeout:       Duration(2 * time.Second),
+		LogLevel:              "info",
+		LogFormat:             "text",
 	}
 }
 
@@ -222,6 +244,7 @@ func (c *Config) Validate() error {
 		{"max_total_model_bytes", int64(c.MaxTotalModelBytes)}, {"max_input_bytes", int64(c.MaxInputBytes)},
 		{"max_reply_bytes", int64(c.MaxReplyBytes)}, {"max_message_bytes", int64(c.MaxMessageBytes)},
 		{"max_concurrent_streams", int64(c.MaxConcurrentStreams)},
+		{"max_inflight_input_bytes", int64(c.MaxInflightInputBytes)},
 	} {
 		if p.v <= 0 {
 			bad(p.key, "must be positive, got %d", p.v)
@@ -247,6 +270,18 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout", "must not be negative")
+	}
+	if c.StreamProgressTimeout < 0 {
+		bad("stream_progress_timeout", "must not be negative (0: none)")
+	}
+	if c.MaxRunTime < 0 {
+		bad("max_run_time", "must not be negative (0: no limit)")
+	}
+	if c.MaxInflightInputBytes < c.MaxInputBytes {
+		bad("max_inflight_input_bytes", "(%s) must be at least max_input_bytes (%s)", c.MaxInflightInputBytes, c.MaxInputBytes)
+	}
+	if c.MaxRunsPerSubject < 0 {
+		bad("max_runs_per_subject", "must not be negative (0: three quarters of max_concurrent_runs)")
 	}
 	switch c.Auth {
 	case "", AuthRequired, AuthNone:
@@ -331,7 +366,11 @@ var settingUsage = map[string]string{
 	"max_models":                 "most models loaded at once",
 	"max_total_model_bytes":      "most bytes of all loaded models together",
 	"max_input_bytes":            "most input bytes of one RunModel call",
-	"max_reply_bytes":            "most output bytes of one RunModel reply",
+	"max_reply_bytes":            "most output bytes of one RunModel reply (checked before outputs are allocated where their size is known)",
+	"max_inflight_input_bytes":   "most input bytes held by all RunModel calls in progress together, server-wide",
+	"stream_progress_timeout":    "cancel an upload or run whose client sends nothing for this long (0: never)",
+	"max_run_time":               "stop an inference after this long, whatever the client's deadline (0: no limit)",
+	"max_runs_per_subject":       "inferences one authenticated subject may run at once (0: three quarters of max_concurrent_runs)",
 	"max_message_bytes":          "largest single gRPC message (one chunk)",
 	"max_concurrent_streams":     "most concurrent RPCs on one connection",
 	"shutdown_timeout":           "how long in-flight requests may finish after SIGTERM (e.g. 30s)",
@@ -343,7 +382,7 @@ var settingUsage = map[string]string{
 	"auth_audience":              "required aud claim of tokens (optional)",
 	"rate_limit":                 "requests per second allowed to one subject (0: unlimited)",
 	"rate_burst":                 "burst of requests allowed to one subject above rate_limit",
-	"max_concurrent_per_subject": "requests one subject may have in flight (0: unlimited)",
+	"max_concurrent_per_subject": "requests of any kind one subject may have in flight (0: unlimited)",
 	"max_concurrent_runs":        "inferences running at once, server-wide (default: twice the CPU count)",
 	"run_queue_timeout":          "how long a run waits for a free inference slot before RESOURCE_EXHAUSTED",
 	"log_level":                  "log level: debug, info, warn, error",
@@ -561,3 +600,11 @@ func (d *Duration) UnmarshalText(text []byte) error {
 
 // String formats d as a Go duration.
 func (d Duration) String() string { return time.Duration(d).String() }
+
+// RunsPerSubject returns the effective max_runs_per_subject.
+func (c *Config) RunsPerSubject() int {
+	if c.MaxRunsPerSubject > 0 {
+		return min(c.MaxRunsPerSubject, c.MaxConcurrentRuns)
+	}
+	return max(1, c.MaxConcurrentRuns*3/4)
+}

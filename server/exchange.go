@@ -44,8 +44,7 @@ func recvErr(err error) error {
 }
 
 // modelID picks the id of an upload (model_id, else model_name, else a new
-// UUIDv4) and checks it: 1 to MaxModelIDBytes bytes of UTF-8 text without
-// control characters or surrounding spaces.
+// UUIDv4) and checks it (see checkModelID).
 func modelID(req *securedexchange.SendModelRequest) (string, error) {
 	id := req.GetModelId()
 	if id == "" {
@@ -60,6 +59,12 @@ func modelID(req *securedexchange.SendModelRequest) (string, error) {
 	return id, nil
 }
 
+// checkModelID accepts 1 to MaxModelIDBytes bytes of UTF-8 text made of
+// printable characters (letters, marks, numbers, punctuation, symbols and
+// the ASCII space) that neither starts nor ends with a space. Control,
+// format (zero-width, bidirectional), line and paragraph separator and
+// other space characters are refused: an id must read the same wherever it
+// is shown.
 func checkModelID(id string) error {
 	switch {
 	case id == "":
@@ -68,12 +73,27 @@ func checkModelID(id string) error {
 		return errorf(codes.InvalidArgument, "model id is %d bytes long; at most %d are allowed", len(id), MaxModelIDBytes)
 	case !utf8.ValidString(id):
 		return errorf(codes.InvalidArgument, "model id is not valid UTF-8")
-	case unicode.IsSpace(rune(id[0])) || unicode.IsSpace(rune(id[len(id)-1])):
+	case id[0] == ' ' || id[len(id)-1] == ' ':
 		return errorf(codes.InvalidArgument, "model id %q starts or ends with a space", id)
 	}
 	for _, r := range id {
+		if !unicode.IsPrint(r) {
+			return errorf(codes.InvalidArgument, "model id %q holds the character U+%04X, which is not printable text (control, format, zero-width, bidirectional and separator characters are refused)", id, r)
+		}
+	}
+	return nil
+}
+
+// checkStoredModelID is the check that sealed models saved before
+// checkModelID's stricter rules passed: they are loaded still (with a
+// warning), since they were accepted then.
+func checkStoredModelID(id string) error {
+	if id == "" || len(id) > MaxModelIDBytes || !utf8.ValidString(id) {
+		return errors.New("not a valid model id")
+	}
+	for _, r := range id {
 		if unicode.IsControl(r) {
-			return errorf(codes.InvalidArgument, "model id %q holds a control character (U+%04X); use printable text", id, r)
+			return errors.New("the model id holds a control character")
 		}
 	}
 	return nil
@@ -81,7 +101,9 @@ func checkModelID(id string) error {
 
 func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelServer) error {
 	s := e.s
-	first, err := stream.Recv()
+	in := newProgressReader(stream.Context(), stream.Recv, time.Duration(s.cfg.StreamProgressTimeout), "upload")
+	defer in.stop()
+	first, err := in.next()
 	if err == io.EOF {
 		return errorf(codes.InvalidArgument, "empty upload: the stream ended before any chunk arrived")
 	}
@@ -100,19 +122,19 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 	// The id is this upload's until it ends: nobody else can upload, run or
 	// delete under it meanwhile, so the sealed copy below can be written
 	// before the model becomes visible.
-	if err := s.models.Claim(id); err != nil {
-		return errorf(codes.AlreadyExists, "a model with id %q is already loaded or being uploaded; delete it first or choose another id", id)
+	if err := s.models.Claim(owner, id); err != nil {
+		return errorf(codes.AlreadyExists, "you already have a model with id %q loaded or being uploaded; delete it first or choose another id", id)
 	}
-	defer s.models.Unclaim(id)
+	defer s.models.Unclaim(owner, id)
 	res := s.models.Reserve()
 	defer res.Release()
-	up, err := newUpload(first, int64(s.cfg.MaxModelBytes), res)
+	up, err := newUpload(first, id, int64(s.cfg.MaxModelBytes), res)
 	if err != nil {
 		return err
 	}
 	defer up.wipe()
 	for {
-		msg, err := stream.Recv()
+		msg, err := in.next()
 		if err == io.EOF {
 			break
 		}
@@ -153,7 +175,7 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 	if err := s.models.AddIf(m, res, stream.Context().Err); err != nil {
 		sess.Close()
 		if m.Saved {
-			if rerr := s.sealer.Remove(id); rerr != nil {
+			if rerr := s.sealer.Remove(owner, id); rerr != nil {
 				s.log.Error("upload not kept, and its sealed copy could not be removed", "model_id", id, "err", rerr)
 			}
 		}
@@ -161,8 +183,10 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 			return st
 		}
 		switch {
+		case errors.Is(err, store.ErrExists) && m.Public:
+			return errorf(codes.AlreadyExists, "a public model with id %q is already loaded (public models share one namespace); choose another id", id)
 		case errors.Is(err, store.ErrExists):
-			return errorf(codes.AlreadyExists, "a model with id %q is already loaded; delete it first or choose another id", id)
+			return errorf(codes.AlreadyExists, "you already have a model with id %q loaded; delete it first or choose another id", id)
 		case errors.Is(err, store.ErrTooManyModels):
 			return errorf(codes.ResourceExhausted, "the server holds its maximum number of models (%d, max_models); delete one first", s.cfg.MaxModels)
 		default:
@@ -297,7 +321,9 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 		return err
 	}
 	defer done()
-	first, err := stream.Recv()
+	in := newProgressReader(stream.Context(), stream.Recv, time.Duration(s.cfg.StreamProgressTimeout), "request")
+	defer in.stop()
+	first, err := in.next()
 	if err == io.EOF {
 		return errorf(codes.InvalidArgument, "empty request: the stream ended before any chunk arrived")
 	}
@@ -308,31 +334,35 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	if id == "" {
 		return errorf(codes.InvalidArgument, "model_id is empty; name the model to run")
 	}
-	m, release, err := s.models.Acquire(id)
+	// Another subject's private model is not found, exactly like a model
+	// that does not exist: its existence is not the caller's to learn.
+	m, release, err := s.models.Acquire(subject, id)
 	if err != nil {
-		return errorf(codes.NotFound, "no model with id %q is loaded", id)
+		return errorf(codes.NotFound, "no model with id %q that you may run is loaded", id)
 	}
 	defer release()
-	if !m.Public && m.Owner != subject {
-		return errorf(codes.PermissionDenied, "model %q is private to its owner; it can be run by others only if uploaded as public", id)
-	}
 	sign := first.GetSign()
 	var h = sha256.New()
 	if !sign {
 		h = nil
 	}
-	asm := newAssembler(m.Session.Inputs(), int64(s.cfg.MaxInputBytes), h)
-	defer asm.wipe()
+	asm := newAssembler(m.Session.Inputs(), int64(s.cfg.MaxInputBytes), &s.inflight, h)
+	defer asm.release()
 	for msg := first; ; {
 		if mid := msg.GetModelId(); mid != "" && mid != id {
 			return errorf(codes.InvalidArgument, "a later chunk names model id %q, the first named %q", mid, id)
+		}
+		if len(msg.GetInputTensors()) == 0 {
+			if err := asm.empty(); err != nil {
+				return err
+			}
 		}
 		for _, td := range msg.GetInputTensors() {
 			if err := asm.add(td); err != nil {
 				return err
 			}
 		}
-		msg, err = stream.Recv()
+		msg, err = in.next()
 		if err == io.EOF {
 			break
 		}
@@ -350,17 +380,33 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 		return errorf(codes.InvalidArgument, "%v", err)
 	}
 	ctx := stream.Context()
-	freeSlot, err := s.runSlot(ctx)
+	freeSlot, err := s.runSlot(ctx, subject)
 	if err != nil {
 		return err
 	}
+	runCtx, cancel := ctx, context.CancelFunc(func() {})
+	if s.cfg.MaxRunTime > 0 {
+		runCtx, cancel = context.WithTimeout(ctx, time.Duration(s.cfg.MaxRunTime))
+	}
 	start := time.Now()
-	outputs, err := m.Session.Run(ctx, inputs)
-	freeSlot()
+	outputs, err := m.Session.Run(runCtx, inputs, engine.WithMaxOutputBytes(int64(s.cfg.MaxReplyBytes)))
 	elapsed := time.Since(start)
+	freeSlot()
+	timedOut := runCtx.Err() != nil && ctx.Err() == nil
+	cancel()
+	asm.release() // the inputs are not needed any more
 	if err != nil {
+		if timedOut {
+			s.log.Warn("run stopped at the server's time limit", "model_id", id, "max_run_time", s.cfg.MaxRunTime.String())
+			return errorf(codes.DeadlineExceeded, "the run took longer than the server's limit of %s (max_run_time) and was stopped", s.cfg.MaxRunTime)
+		}
 		return runStatus(ctx, err)
 	}
+	defer func() {
+		for _, t := range outputs {
+			clear(t.Data)
+		}
+	}()
 	out, err := s.outputTensors(outputs)
 	if err != nil {
 		return err
@@ -379,9 +425,6 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 		Payload: &securedexchange.Payload_RunModelPayload{RunModelPayload: rp},
 	}
 	r, err := s.signedReply(payload, sign)
-	for _, t := range outputs {
-		clear(t.Data)
-	}
 	if err != nil {
 		return err
 	}
@@ -390,21 +433,32 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	return err
 }
 
-// runSlot waits for a free inference slot, at most run_queue_timeout.
-func (s *Server) runSlot(ctx context.Context) (func(), error) {
-	select {
-	case s.runs <- struct{}{}:
-		return func() { <-s.runs }, nil
-	default:
-	}
+// runSlot waits for a free inference slot, at most run_queue_timeout in
+// all: first for one of the subject's own (an authenticated subject holds
+// at most max_runs_per_subject), then for one of the server's.
+func (s *Server) runSlot(ctx context.Context, subject string) (func(), error) {
 	t := time.NewTimer(time.Duration(s.cfg.RunQueueTimeout))
 	defer t.Stop()
+	mine := func() {}
+	if subject != "" {
+		var err error
+		if mine, err = s.subjectRuns.acquire(ctx, subject, t.C); err != nil {
+			return nil, err
+		}
+	}
 	select {
 	case s.runs <- struct{}{}:
-		return func() { <-s.runs }, nil
+		return func() { <-s.runs; mine() }, nil
+	default:
+	}
+	select {
+	case s.runs <- struct{}{}:
+		return func() { <-s.runs; mine() }, nil
 	case <-t.C:
+		mine()
 		return nil, errorf(codes.ResourceExhausted, "the server is busy: %d inferences are running (max_concurrent_runs) and none finished within %s; retry later", cap(s.runs), s.cfg.RunQueueTimeout)
 	case <-ctx.Done():
+		mine()
 		return nil, contextStatus(ctx.Err())
 	}
 }
@@ -419,6 +473,8 @@ func runStatus(ctx context.Context, err error) error {
 	}
 	var ie *engine.InputError
 	switch {
+	case errors.Is(err, engine.ErrOutputTooLarge):
+		return errorf(codes.ResourceExhausted, "the model's outputs for these inputs are too large for this server (max_reply_bytes, engine_memory_limit): %v", err)
 	case errors.Is(err, engine.ErrMemoryLimit):
 		return errorf(codes.ResourceExhausted, "the model needs more memory for these inputs than the server allows (engine_memory_limit): %v", err)
 	case errors.As(err, &ie):
@@ -464,22 +520,21 @@ func (e *exchangeService) DeleteModel(ctx context.Context, req *securedexchange.
 	if id == "" {
 		return nil, errorf(codes.InvalidArgument, "model_id is empty; name the model to delete")
 	}
+	// Only the caller's own models are found: another subject's model,
+	// public or not, is not found, like one that does not exist.
 	saved := false
-	err = e.s.models.DeleteIf(id, func(m *store.Model) error {
-		if m.Owner != subject {
-			return errorf(codes.PermissionDenied, "only the owner of model %q may delete it", id)
-		}
+	err = e.s.models.DeleteIf(subject, id, func(m *store.Model) error {
 		saved = m.Saved
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errorf(codes.NotFound, "no model with id %q is loaded", id)
+		return nil, errorf(codes.NotFound, "you have no model with id %q loaded", id)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if saved {
-		if err := e.s.sealer.Remove(id); err != nil {
+		if err := e.s.sealer.Remove(subject, id); err != nil {
 			e.s.log.Error("model deleted, but its sealed copy could not be removed", "model_id", id, "err", err)
 			return nil, errorf(codes.Internal, "model %q was unloaded, but its saved copy could not be removed: %v", id, err)
 		}

@@ -104,7 +104,7 @@ func FuzzAssemble(f *testing.F) {
 		if proto.Unmarshal(data, &req) != nil {
 			return
 		}
-		a := newAssembler(asmSpecs, limit, nil)
+		a := newAssembler(asmSpecs, limit, &byteBudget{max: 1 << 40}, nil)
 		for _, td := range req.GetInputTensors() {
 			if a.add(td) != nil {
 				return
@@ -127,7 +127,7 @@ func FuzzAssemble(f *testing.F) {
 		if total > limit {
 			t.Fatalf("accepted %d bytes over the %d limit", total, limit)
 		}
-		a.wipe()
+		a.release()
 	})
 }
 
@@ -152,7 +152,7 @@ func FuzzUpload(f *testing.F) {
 		defer res.Release()
 		first := proto.Clone(&req).(*securedexchange.SendModelRequest)
 		first.Data = all[:min(chunk, len(all))]
-		up, err := newUpload(first, limit, res)
+		up, err := newUpload(first, first.GetModelId(), limit, res)
 		if err != nil {
 			return
 		}

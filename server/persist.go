@@ -135,11 +135,23 @@ func (s *Server) loadSealedFile(path string) error {
 		return err
 	}
 	defer clear(model)
-	if s.sealer.Path(h.ModelID) != path {
-		return fmt.Errorf("file name does not match its model id %q", h.ModelID)
+	if err := checkStoredModelID(h.ModelID); err != nil {
+		return fmt.Errorf("model id %q: %v", h.ModelID, err)
+	}
+	if want := s.sealer.Path(h.Owner, h.ModelID); want != path {
+		// Files saved before model ids were per owner are named after
+		// the id alone; the header (authenticated) names the owner, so
+		// the file moves to its owner's name.
+		if h.Owner == "" || s.sealer.Path("", h.ModelID) != path {
+			return fmt.Errorf("file name does not match its model id %q", h.ModelID)
+		}
+		if err := os.Rename(path, want); err != nil {
+			return fmt.Errorf("model %q: moving to its owner's file name: %w", h.ModelID, err)
+		}
+		s.log.Info("sealed model renamed to its owner's namespace", "model_id", h.ModelID, "owner", h.Owner)
 	}
 	if checkModelID(h.ModelID) != nil {
-		return fmt.Errorf("model id %q is not allowed", h.ModelID)
+		s.log.Warn("a saved model's id would be refused for a new upload (it holds characters that are not printable text); it is loaded as saved", "model_id", fmt.Sprintf("%+q", h.ModelID))
 	}
 	sess, err := s.rt.Load(model)
 	if err != nil {

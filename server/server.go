@@ -71,6 +71,10 @@ type Server struct {
 	att     attest.Attester
 	auth    *authenticator
 	runs    chan struct{} // one token per inference slot
+	// subjectRuns caps the slots one authenticated subject holds.
+	subjectRuns subjectSlots
+	// inflight is the budget of input bytes held by runs in progress.
+	inflight byteBudget
 
 	untrusted *grpc.Server
 	attested  *grpc.Server
@@ -112,6 +116,8 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.runs = make(chan struct{}, cfg.MaxConcurrentRuns)
+	s.subjectRuns = subjectSlots{max: cfg.RunsPerSubject(), sem: map[string]*subjectSem{}}
+	s.inflight = byteBudget{max: int64(cfg.MaxInflightInputBytes)}
 	if s.id, err = identity.NewAttested(); err != nil {
 		return nil, err
 	}

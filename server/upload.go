@@ -16,15 +16,17 @@ import (
 // garbage collector's pacing, and returned to the system at wipe.
 type upload struct {
 	first    *securedexchange.SendModelRequest
+	id       string // the upload's model id
 	limit    int64
 	declared uint64
 	res      *store.Reservation
 	buf      secmem.Buffer
+	empty    int // chunks without model bytes
 }
 
 // newUpload starts an upload with its first message (whose header fields
 // are the upload's) and takes that message's bytes.
-func newUpload(first *securedexchange.SendModelRequest, limit int64, res *store.Reservation) (*upload, error) {
+func newUpload(first *securedexchange.SendModelRequest, id string, limit int64, res *store.Reservation) (*upload, error) {
 	declared := first.GetLength()
 	if declared > uint64(limit) {
 		return nil, errorf(codes.ResourceExhausted, "the upload declares %d bytes, over the server's model size limit of %d bytes (max_model_bytes)", declared, limit)
@@ -32,7 +34,7 @@ func newUpload(first *securedexchange.SendModelRequest, limit int64, res *store.
 	if err := res.Grow(int64(declared)); err != nil {
 		return nil, errorf(codes.ResourceExhausted, "no room for a %d-byte model: %v (max_total_model_bytes)", declared, err)
 	}
-	u := &upload{first: first, limit: limit, declared: declared, res: res}
+	u := &upload{first: first, id: id, limit: limit, declared: declared, res: res}
 	if err := u.buf.Grow(int(declared)); err != nil {
 		return nil, errorf(codes.ResourceExhausted, "no memory for a %d-byte model: %v", declared, err)
 	}
@@ -45,10 +47,15 @@ func newUpload(first *securedexchange.SendModelRequest, limit int64, res *store.
 
 // add takes one more chunk.
 func (u *upload) add(msg *securedexchange.SendModelRequest) error {
-	if mid := msg.GetModelId(); mid != "" && mid != u.first.GetModelId() {
-		return errorf(codes.InvalidArgument, "a later chunk names model id %q, the first named %q", mid, u.first.GetModelId())
+	if mid := msg.GetModelId(); mid != "" && mid != u.id && msg != u.first {
+		return errorf(codes.InvalidArgument, "a later chunk names model id %q, but this upload's model id is %q (%s)", mid, u.id, u.idSource())
 	}
 	data := msg.GetData()
+	if len(data) == 0 && msg != u.first {
+		if u.empty++; u.empty > maxEmptyChunks {
+			return errorf(codes.InvalidArgument, "more than %d chunks without model bytes; every chunk after the first must carry some", maxEmptyChunks)
+		}
+	}
 	n := int64(u.buf.Len()) + int64(len(data))
 	if n > u.limit {
 		return errorf(codes.ResourceExhausted, "the model is larger than the server's limit of %d bytes (max_model_bytes), counted on the bytes received", u.limit)
@@ -62,6 +69,18 @@ func (u *upload) add(msg *securedexchange.SendModelRequest) error {
 		return errorf(codes.ResourceExhausted, "no memory for more model bytes: %v", err)
 	}
 	return nil
+}
+
+// idSource says where the upload's id came from, for messages.
+func (u *upload) idSource() string {
+	switch {
+	case u.first.GetModelId() != "":
+		return "the first chunk's model_id"
+	case u.first.GetModelName() != "":
+		return "the first chunk's model_name"
+	default:
+		return "made by the server, as the first chunk named none"
+	}
 }
 
 // finish returns the model bytes once the stream has ended. They are valid

@@ -99,10 +99,17 @@ func NewSealer(dir string, platformKey []byte) (*Sealer, error) {
 	return &Sealer{dir: dir, aead: aead}, nil
 }
 
-// Path returns the file that holds the sealed model id (named by the
-// SHA-256 of the id, so any id is a safe file name).
-func (s *Sealer) Path(id string) string {
-	sum := sha256.Sum256([]byte(id))
+// Path returns the file that holds owner's sealed model id: named by the
+// SHA-256 of the id when owner is "" (no authentication, one namespace),
+// else of the owner's length (8 bytes, big-endian), the owner and the id,
+// so that any id is a safe file name and each owner's ids are their own.
+func (s *Sealer) Path(owner, id string) string {
+	name := []byte(id)
+	if owner != "" {
+		name = binary.BigEndian.AppendUint64(nil, uint64(len(owner)))
+		name = append(append(name, owner...), id...)
+	}
+	sum := sha256.Sum256(name)
 	return filepath.Join(s.dir, hex.EncodeToString(sum[:])+SealedExt)
 }
 
@@ -177,7 +184,7 @@ func (s *Sealer) Save(h SealedHeader, model []byte) (err error) {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("sealing: %w", err)
 	}
-	if err := os.Rename(tmp, s.Path(h.ModelID)); err != nil {
+	if err := os.Rename(tmp, s.Path(h.Owner, h.ModelID)); err != nil {
 		return fmt.Errorf("sealing: %w", err)
 	}
 	return syncDir(s.dir)
@@ -263,9 +270,9 @@ func (s *Sealer) Open(path string, maxSize int64) (SealedHeader, []byte, error) 
 	return h, model, nil
 }
 
-// Remove deletes the sealed file of id, if any.
-func (s *Sealer) Remove(id string) error {
-	err := os.Remove(s.Path(id))
+// Remove deletes the sealed file of owner's model id, if any.
+func (s *Sealer) Remove(owner, id string) error {
+	err := os.Remove(s.Path(owner, id))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("sealing: %w", err)
 	}

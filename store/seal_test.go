@@ -54,7 +54,7 @@ func TestSealRefusesTampering(t *testing.T) {
 	if err := s.Save(SealedHeader{ModelID: "m", Owner: "alice"}, model); err != nil {
 		t.Fatal(err)
 	}
-	path := s.Path("m")
+	path := s.Path("alice", "m")
 	orig, _ := os.ReadFile(path)
 	try := func(name string, data []byte, sealer *Sealer) {
 		t.Helper()
@@ -95,7 +95,7 @@ func TestSealTempFilesRemoved(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, tmpPrefix+"123")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("temporary file left")
 	}
-	if err := s.Remove("absent"); err != nil {
+	if err := s.Remove("", "absent"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := NewSealer(dir, []byte("short")); err == nil {

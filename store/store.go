@@ -1,6 +1,12 @@
 // Package store keeps the models a server has loaded: it owns their engine
 // sessions, enforces the caps on their count and total bytes (uploads in
 // progress included), and keeps a model alive while requests use it.
+//
+// Model ids are per owner: each owner (authenticated subject) has a
+// namespace of its own, so one owner can neither take nor see another's
+// ids. Public models are also found by id by everyone, so their ids are
+// unique among public models. With authentication off every model has the
+// owner "" and there is one namespace.
 package store
 
 import (
@@ -50,17 +56,23 @@ type Store struct {
 	maxBytes  int64
 
 	mu       sync.Mutex
-	models   map[string]*Model
-	claimed  map[string]bool // ids of uploads in progress
-	used     int64           // bytes of loaded models plus reservations
+	models   map[key]*Model
+	public   map[string]*Model // public models by id
+	claimed  map[key]bool      // ids of uploads in progress
+	used     int64             // bytes of loaded models plus reservations
 	closeErr func(error)
 }
+
+// key names a model: its id within its owner's namespace.
+type key struct{ owner, id string }
+
+func keyOf(m *Model) key { return key{m.Owner, m.ID} }
 
 // New returns an empty store that holds at most maxModels models and
 // maxBytes bytes of models and reservations together. onCloseErr, if not
 // nil, receives errors from closing sessions of deleted models.
 func New(maxModels int, maxBytes int64, onCloseErr func(error)) *Store {
-	return &Store{maxModels: maxModels, maxBytes: maxBytes, models: map[string]*Model{}, claimed: map[string]bool{}, closeErr: onCloseErr}
+	return &Store{maxModels: maxModels, maxBytes: maxBytes, models: map[key]*Model{}, public: map[string]*Model{}, claimed: map[key]bool{}, closeErr: onCloseErr}
 }
 
 // Reservation is room taken against the total-bytes cap while a model's
@@ -107,32 +119,34 @@ func (r *Reservation) Release() {
 	r.size = 0
 }
 
-// Claim reserves id for an upload in progress: until Unclaim, or until the
-// claimer adds the model, no one else can upload under id. It fails with
-// ErrExists when a model with id is loaded or claimed. A claimed id is not
-// loaded: runs and deletes of it find nothing.
-func (s *Store) Claim(id string) error {
+// Claim reserves id in owner's namespace for an upload in progress: until
+// Unclaim, or until the claimer adds the model, no one else can upload
+// under it. It fails with ErrExists when owner has a model with id loaded
+// or claimed. A claimed id is not loaded: runs and deletes of it find
+// nothing.
+func (s *Store) Claim(owner, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.models[id]; ok || s.claimed[id] {
+	k := key{owner, id}
+	if _, ok := s.models[k]; ok || s.claimed[k] {
 		return fmt.Errorf("%w: %q", ErrExists, id)
 	}
-	s.claimed[id] = true
+	s.claimed[k] = true
 	return nil
 }
 
 // Unclaim releases a claim (a no-op once the model was added).
-func (s *Store) Unclaim(id string) {
+func (s *Store) Unclaim(owner, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.claimed, id)
+	delete(s.claimed, key{owner, id})
 }
 
-// Has reports whether a model with id is loaded.
-func (s *Store) Has(id string) bool {
+// Has reports whether owner has a model with id loaded.
+func (s *Store) Has(owner, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.models[id]
+	_, ok := s.models[key{owner, id}]
 	return ok
 }
 
@@ -156,8 +170,12 @@ func (s *Store) AddIf(m *Model, res *Reservation, ok func() error) error {
 			return err
 		}
 	}
-	if _, ok := s.models[m.ID]; ok {
+	k := keyOf(m)
+	if _, ok := s.models[k]; ok {
 		return fmt.Errorf("%w: %q", ErrExists, m.ID)
+	}
+	if p, ok := s.public[m.ID]; ok && m.Public && p.Owner != m.Owner {
+		return fmt.Errorf("%w: %q is the id of another owner's public model", ErrExists, m.ID)
 	}
 	// A claimed id is the claimer's: Add is how the claimer completes it.
 	// (Callers that did not claim, such as loading sealed models at start,
@@ -176,18 +194,27 @@ func (s *Store) AddIf(m *Model, res *Reservation, ok func() error) error {
 	}
 	res.size = 0
 	m.refs, m.deleted = 0, false
-	s.models[m.ID] = m
-	delete(s.claimed, m.ID)
+	s.models[k] = m
+	if m.Public {
+		s.public[m.ID] = m
+	}
+	delete(s.claimed, k)
 	return nil
 }
 
-// Acquire returns the model with id and a release function that must be
-// called when the caller no longer uses it. A model deleted meanwhile stays
-// usable until released.
-func (s *Store) Acquire(id string) (*Model, func(), error) {
+// Acquire returns the model that caller may use under id: caller's own
+// model with that id, else the public model with that id. It also returns a
+// release function that must be called when the caller no longer uses the
+// model. A model deleted meanwhile stays usable until released. A model
+// that exists but that caller may not use is reported as ErrNotFound, like
+// one that does not exist.
+func (s *Store) Acquire(caller, id string) (*Model, func(), error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.models[id]
+	m, ok := s.models[key{caller, id}]
+	if !ok {
+		m, ok = s.public[id]
+	}
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
@@ -215,16 +242,18 @@ func (s *Store) closeSession(m *Model) {
 	}
 }
 
-// Delete removes the model with id. Its session closes once the last
+// Delete removes owner's model with id. Its session closes once the last
 // request using it is done; its bytes leave the cap at once.
-func (s *Store) Delete(id string) error { return s.DeleteIf(id, nil) }
+func (s *Store) Delete(owner, id string) error { return s.DeleteIf(owner, id, nil) }
 
-// DeleteIf removes the model with id if allow (when not nil) returns nil
-// for it; otherwise it returns allow's error and keeps the model. The check
-// and the removal are one atomic step.
-func (s *Store) DeleteIf(id string, allow func(*Model) error) error {
+// DeleteIf removes owner's model with id if allow (when not nil) returns
+// nil for it; otherwise it returns allow's error and keeps the model. The
+// check and the removal are one atomic step. Only the owner's namespace is
+// searched: another owner's model, public or not, is ErrNotFound.
+func (s *Store) DeleteIf(owner, id string, allow func(*Model) error) error {
 	s.mu.Lock()
-	m, ok := s.models[id]
+	k := key{owner, id}
+	m, ok := s.models[k]
 	if !ok {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %q", ErrNotFound, id)
@@ -235,7 +264,10 @@ func (s *Store) DeleteIf(id string, allow func(*Model) error) error {
 			return err
 		}
 	}
-	delete(s.models, id)
+	delete(s.models, k)
+	if s.public[id] == m {
+		delete(s.public, id)
+	}
 	s.used -= m.Size
 	m.deleted = true
 	closeNow := m.refs == 0
@@ -249,20 +281,27 @@ func (s *Store) DeleteIf(id string, allow func(*Model) error) error {
 // Info is a summary of a loaded model.
 type Info struct {
 	ID     string
+	Owner  string
+	Public bool
 	Hash   [32]byte
 	Size   int64
 	Loaded time.Time
 }
 
-// List returns the loaded models sorted by id.
+// List returns the loaded models sorted by owner, then id.
 func (s *Store) List() []Info {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Info, 0, len(s.models))
 	for _, m := range s.models {
-		out = append(out, Info{ID: m.ID, Hash: m.Hash, Size: m.Size, Loaded: m.Loaded})
+		out = append(out, Info{ID: m.ID, Owner: m.Owner, Public: m.Public, Hash: m.Hash, Size: m.Size, Loaded: m.Loaded})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Owner != out[j].Owner {
+			return out[i].Owner < out[j].Owner
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out
 }
 
@@ -278,12 +317,12 @@ func (s *Store) Usage() (models int, bytes int64) {
 // that still use them only through their release).
 func (s *Store) Close() {
 	s.mu.Lock()
-	ids := make([]string, 0, len(s.models))
-	for id := range s.models {
-		ids = append(ids, id)
+	keys := make([]key, 0, len(s.models))
+	for k := range s.models {
+		keys = append(keys, k)
 	}
 	s.mu.Unlock()
-	for _, id := range ids {
-		_ = s.Delete(id)
+	for _, k := range keys {
+		_ = s.Delete(k.owner, k.id)
 	}
 }

@@ -34,10 +34,10 @@ func TestCaps(t *testing.T) {
 	if err := s.Add(&Model{ID: "c", Size: 1}, s.Reserve()); !errors.Is(err, ErrTooManyModels) {
 		t.Fatalf("over count: %v", err)
 	}
-	if err := s.Delete("a"); err != nil {
+	if err := s.Delete("", "a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete("a"); !errors.Is(err, ErrNotFound) {
+	if err := s.Delete("", "a"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 	if n, used := s.Usage(); n != 1 || used != 10 {
@@ -55,14 +55,14 @@ func TestAcquireKeepsDeletedModel(t *testing.T) {
 	if err := s.Add(&Model{ID: "m", Size: 1}, s.Reserve()); err != nil {
 		t.Fatal(err)
 	}
-	m, release, err := s.Acquire("m")
+	m, release, err := s.Acquire("", "m")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete("m"); err != nil {
+	if err := s.Delete("", "m"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Acquire("m"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Acquire("", "m"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("acquire after delete: %v", err)
 	}
 	if m.ID != "m" {
@@ -114,7 +114,7 @@ func TestAddIfRefusedLeavesNothing(t *testing.T) {
 	if err := s.AddIf(&Model{ID: "m", Size: 10}, r, func() error { return cancelled }); !errors.Is(err, cancelled) {
 		t.Fatalf("AddIf = %v, want the condition's error", err)
 	}
-	if s.Has("m") {
+	if s.Has("", "m") {
 		t.Fatal("refused model was added")
 	}
 	r.Release()
@@ -127,27 +127,27 @@ func TestAddIfRefusedLeavesNothing(t *testing.T) {
 // becomes the model's when the claimer adds it.
 func TestClaim(t *testing.T) {
 	s := New(4, 1000, nil)
-	if err := s.Claim("m"); err != nil {
+	if err := s.Claim("", "m"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Claim("m"); !errors.Is(err, ErrExists) {
+	if err := s.Claim("", "m"); !errors.Is(err, ErrExists) {
 		t.Fatalf("second claim: %v", err)
 	}
-	if _, _, err := s.Acquire("m"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Acquire("", "m"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a claimed id is visible: %v", err)
 	}
-	if err := s.Delete("m"); !errors.Is(err, ErrNotFound) {
+	if err := s.Delete("", "m"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a claimed id can be deleted: %v", err)
 	}
 	if err := s.Add(&Model{ID: "m", Size: 1}, s.Reserve()); err != nil {
 		t.Fatal(err)
 	}
-	s.Unclaim("m") // after Add: a no-op
-	if err := s.Claim("m"); !errors.Is(err, ErrExists) {
+	s.Unclaim("", "m") // after Add: a no-op
+	if err := s.Claim("", "m"); !errors.Is(err, ErrExists) {
 		t.Fatalf("claim of a loaded id: %v", err)
 	}
-	s.Unclaim("x")
-	if err := s.Claim("x"); err != nil {
+	s.Unclaim("", "x")
+	if err := s.Claim("", "x"); err != nil {
 		t.Fatalf("claim after an unclaim: %v", err)
 	}
 }

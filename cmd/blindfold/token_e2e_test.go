@@ -62,7 +62,7 @@ func TestE2ETokens(t *testing.T) {
 	}
 	t.Setenv("BLINDFOLD_TOKEN", bob)
 	code, _, errOut = runCLI(t, with("delete", "m")...)
-	if code != exitServer || !strings.Contains(errOut, "PermissionDenied") {
+	if code != exitServer || !strings.Contains(errOut, "NotFound") {
 		t.Fatalf("bob deleting alice's model: exit %d, %s", code, errOut)
 	}
 	t.Setenv("BLINDFOLD_TOKEN", alice)

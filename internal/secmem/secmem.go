@@ -71,7 +71,7 @@ func (b *Buffer) Append(p []byte) error {
 	return nil
 }
 
-// Free zeroes the buffer and returns its memory. The buffer is empty
+// Free zeroes the bytes in use and returns the buffer's memory. The buffer is empty
 // afterwards and may be reused.
 func (b *Buffer) Free() {
 	b.release()
@@ -82,7 +82,10 @@ func (b *Buffer) release() {
 	if b.mem == nil {
 		return
 	}
-	clear(b.mem)
+	// Only the bytes in use were ever written: the rest of the mapping is
+	// still the kernel's zero pages (or a fresh, zeroed heap slice), and
+	// touching it would make the whole capacity resident just to zero it.
+	clear(b.mem[:b.n])
 	if !b.heap {
 		unmap(b.mem)
 	}
