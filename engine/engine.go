@@ -556,7 +556,10 @@ func checkInput(i int, spec TensorSpec, in tensor.Tensor) error {
 // not retained after Run returns. The outputs come in the model's order,
 // each with its own Data. Run returns ctx.Err() (wrapped) when ctx is done
 // before or during the run: a running inference is asked to stop through
-// ONNX Runtime's terminate flag. ONNX Runtime failures wrap ErrRun.
+// ONNX Runtime's terminate flag. ONNX Runtime failures wrap ErrRun. Outputs
+// over WithMaxOutputBytes, or output buffers the engine would allocate past
+// the memory limit (else the machine's memory), fail with
+// ErrOutputTooLarge; empty tensors (a zero dimension) are valid both ways.
 func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor, opts ...RunOption) ([]tensor.Tensor, error) {
 	var cfg runConfig
 	for _, o := range opts {
@@ -616,7 +619,7 @@ func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor, opts ...RunOp
 	if planned > 0 {
 		if s.rt.outMem.Add(planned) > s.rt.outMemCap {
 			s.rt.outMem.Add(-planned)
-			return nil, fmt.Errorf("%w: %w: the outputs take %d bytes for these inputs, more than the engine's memory limit leaves free", ErrOutputTooLarge, ErrMemoryLimit, planned)
+			return nil, fmt.Errorf("%w: %w: the outputs take %d bytes for these inputs, more than the engine's memory limit (or the machine's memory) leaves free", ErrOutputTooLarge, ErrMemoryLimit, planned)
 		}
 		defer s.rt.outMem.Add(-planned)
 	}

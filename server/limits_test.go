@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -151,4 +152,77 @@ func TestConnectionLimits(t *testing.T) {
 	large, _ := tensor.New("x", []int64{1000, 3}, make([]float32, 3000)) // 12 KB out
 	_, _, _, err = b.run(ctx, "id", []tensor.Tensor{large}, false)
 	wantStatus(t, err, codes.ResourceExhausted, "max_reply_bytes")
+}
+
+// TestRunsPerSubject: with authentication, one subject flooding the
+// server holds at most its share of the slots; another subject still gets
+// one at once.
+func TestRunsPerSubject(t *testing.T) {
+	iss := newIssuer(t)
+	_, b := startAuthServer(t, iss, func(c *server.Config) {
+		c.MaxConcurrentRuns = 2 // max_runs_per_subject 0: three quarters of 2, so 1
+		c.RunQueueTimeout = server.Duration(200 * time.Millisecond)
+	})
+	alice := bearer(iss.token(t, jwt.SigningMethodES256, "alice", time.Hour))
+	bob := bearer(iss.token(t, jwt.SigningMethodES256, "bob", time.Hour))
+	model, in := slowModel(t, 2000)
+	for _, who := range []context.Context{alice, bob} {
+		if _, _, _, err := b.upload(who, model, "slow", false); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := b.upload(who, testserver.Model(t, "mlp.onnx"), "mlp", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busy, cancelBusy := context.WithCancel(alice)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.run(busy, "slow", in, false)
+	}()
+	defer func() { cancelBusy(); wg.Wait() }()
+	time.Sleep(300 * time.Millisecond) // alice's slow run holds her one slot
+	// Alice's second run waits for her own slot, and is refused: she
+	// holds her share even though a server slot is free.
+	_, _, _, err := b.run(alice, "mlp", []tensor.Tensor{f32(t, []int64{1, 4})}, false)
+	wantStatus(t, err, codes.ResourceExhausted, "max_runs_per_subject")
+	// Bob's run gets the free slot at once.
+	if _, _, _, err := b.run(bob, "mlp", []tensor.Tensor{f32(t, []int64{1, 4})}, false); err != nil {
+		t.Fatalf("bob's run while alice floods: %v", err)
+	}
+}
+
+// TestUploadChunkRules: a later chunk naming another id says which id the
+// upload has and where it came from; a flood of empty chunks is refused.
+func TestUploadChunkRules(t *testing.T) {
+	ts := testserver.Start(t)
+	b := connectLikeBlindAI(t, ts)
+	model := testserver.Model(t, "mlp.onnx")
+	send := func(reqs ...*securedexchange.SendModelRequest) error {
+		stream, err := b.ex.SendModel(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reqs {
+			if err := stream.Send(r); err != nil {
+				break
+			}
+		}
+		_, err = stream.CloseAndRecv()
+		return err
+	}
+	err := send(&securedexchange.SendModelRequest{ModelName: "named", Length: uint64(len(model)), Data: model[:10]},
+		&securedexchange.SendModelRequest{ModelId: "other", Data: model[10:]})
+	wantStatus(t, err, codes.InvalidArgument, `a later chunk names model id "other", but this upload's model id is "named" (the first chunk's model_name)`)
+	// The same id repeated in later chunks is fine, as BlindAI sends it.
+	if err := send(&securedexchange.SendModelRequest{ModelName: "named", Length: uint64(len(model)), Data: model[:10]},
+		&securedexchange.SendModelRequest{ModelName: "named", ModelId: "named", Data: model[10:]}); err != nil {
+		t.Fatalf("an upload repeating its id: %v", err)
+	}
+	reqs := []*securedexchange.SendModelRequest{{ModelId: "empties", Length: uint64(len(model)), Data: model[:10]}}
+	for range 65 {
+		reqs = append(reqs, &securedexchange.SendModelRequest{})
+	}
+	wantStatus(t, send(reqs...), codes.InvalidArgument, "chunks without model bytes")
 }

@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -12,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/internal/testserver"
@@ -196,5 +201,58 @@ func TestSealedUnderAnotherKey(t *testing.T) {
 	cfg.Simulation, cfg.StateDir = true, state
 	if _, err := server.New(server.Options{Config: cfg, Runtime: testserver.Runtime(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err == nil || !strings.Contains(err.Error(), "readable by others") {
 		t.Fatalf("world-readable sealing key: %v", err)
+	}
+}
+
+// A model saved by an authenticated owner before ids were per owner sits
+// in a file named after its id alone. It still loads, for its owner, moves
+// to its owner's file name, and its delete removes it for good.
+func TestLegacySealedFileMigrates(t *testing.T) {
+	iss := newIssuer(t)
+	state := t.TempDir()
+	auth := func(c *server.Config) {
+		c.StateDir = state
+		c.Auth = server.AuthRequired
+		c.AuthKeys = []string{filepath.Join(iss.dir, "keys.pem")}
+	}
+	alice := bearer(iss.token(t, jwt.SigningMethodES256, "alice", time.Hour))
+	ts, b := startAuthServer(t, iss, auth)
+	model := testserver.Model(t, "mlp.onnx")
+	stream, err := b.ex.SendModel(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&securedexchange.SendModelRequest{Data: model, Length: uint64(len(model)), ModelId: "kept", SaveModel: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.CloseAndRecv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Rename the file to the old naming (SHA-256 of the id alone).
+	files, _ := filepath.Glob(filepath.Join(state, "models", "*.sealed"))
+	if len(files) != 1 {
+		t.Fatalf("%d sealed files", len(files))
+	}
+	sum := sha256.Sum256([]byte("kept"))
+	legacy := filepath.Join(state, "models", hex.EncodeToString(sum[:])+".sealed")
+	if err := os.Rename(files[0], legacy); err != nil {
+		t.Fatal(err)
+	}
+
+	_, b2 := startAuthServer(t, iss, auth)
+	if _, _, _, err := b2.run(alice, "kept", []tensor.Tensor{f32(t, []int64{1, 4})}, false); err != nil {
+		t.Fatalf("the legacy sealed model is lost: %v", err)
+	}
+	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
+		t.Fatalf("the legacy file is still there: %v", err)
+	}
+	if _, err := b2.ex.DeleteModel(alice, &securedexchange.DeleteModelRequest{ModelId: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(state, "models", "*.sealed")); len(left) != 0 {
+		t.Fatalf("sealed files left after delete: %v", left)
 	}
 }

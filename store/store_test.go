@@ -151,3 +151,67 @@ func TestClaim(t *testing.T) {
 		t.Fatalf("claim after an unclaim: %v", err)
 	}
 }
+
+// Ids are per owner; public models are also found by everyone, and their
+// ids are unique among public models.
+func TestNamespaces(t *testing.T) {
+	s := New(10, 1000, nil)
+	add := func(owner, id string, public bool) error {
+		return s.Add(&Model{ID: id, Owner: owner, Public: public, Size: 1}, s.Reserve())
+	}
+	for _, m := range []struct {
+		owner, id string
+		public    bool
+	}{{"alice", "m", false}, {"bob", "m", false}, {"alice", "pub", true}} {
+		if err := add(m.owner, m.id, m.public); err != nil {
+			t.Fatalf("add %s/%s: %v", m.owner, m.id, err)
+		}
+	}
+	if err := add("bob", "pub", true); !errors.Is(err, ErrExists) {
+		t.Fatalf("another owner's public id: %v, want ErrExists", err)
+	}
+	if err := add("bob", "pub", false); err != nil {
+		t.Fatalf("a private model under another owner's public id: %v", err)
+	}
+	if err := s.Claim("alice", "m"); !errors.Is(err, ErrExists) {
+		t.Fatalf("claiming one's own loaded id: %v", err)
+	}
+	if err := s.Claim("carol", "m"); err != nil {
+		t.Fatalf("claiming an id only others use: %v", err)
+	}
+	s.Unclaim("carol", "m")
+	for _, c := range []struct {
+		caller, id, owner string // owner "" = not found
+	}{
+		{"alice", "m", "alice"}, {"bob", "m", "bob"}, {"carol", "m", ""},
+		{"carol", "pub", "alice"}, {"alice", "pub", "alice"}, {"bob", "pub", "bob"}, // own first
+	} {
+		m, release, err := s.Acquire(c.caller, c.id)
+		if c.owner == "" {
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("%s runs %s: %v, want ErrNotFound", c.caller, c.id, err)
+			}
+			continue
+		}
+		if err != nil || m.Owner != c.owner {
+			t.Errorf("%s runs %s: %v, %+v; want %s's", c.caller, c.id, err, m, c.owner)
+			continue
+		}
+		release()
+	}
+	if err := s.Delete("carol", "pub"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleting another's public model: %v, want ErrNotFound", err)
+	}
+	if err := s.Delete("alice", "pub"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Acquire("carol", "pub"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a deleted public model is still found: %v", err)
+	}
+	if err := add("bob", "pub2", true); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(s.List()); got != 4 {
+		t.Fatalf("List has %d models, want 4", got)
+	}
+}
