@@ -96,6 +96,9 @@ type Config struct {
 	MaxMessageBytes ByteSize `toml:"max_message_bytes"`
 	// MaxConcurrentStreams caps the concurrent RPCs of one connection.
 	MaxConcurrentStreams int `toml:"max_concurrent_streams"`
+	// MaxConnections caps the open connections of each port; more wait to
+	// be accepted until one closes.
+	MaxConnections int `toml:"max_connections"`
 	// HandshakeTimeout bounds a new connection's TLS handshake.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
 	// IdleTimeout closes a connection with no RPC for this long.
@@ -162,6 +165,7 @@ func DefaultConfig() Config {
 		MaxRunTime:            Duration(5 * time.Minute),
 		MaxMessageBytes:       16 << 20,
 		MaxConcurrentStreams:  256,
+		MaxConnections:        1024,
 		ShutdownTimeout:       Duration(30 * time.Second),
 		HandshakeTimeout:      Duration(10 * time.Second),
 		IdleTimeout:           Duration(15 * time.Minute),
@@ -245,6 +249,7 @@ func (c *Config) Validate() error {
 		{"max_reply_bytes", int64(c.MaxReplyBytes)}, {"max_message_bytes", int64(c.MaxMessageBytes)},
 		{"max_concurrent_streams", int64(c.MaxConcurrentStreams)},
 		{"max_inflight_input_bytes", int64(c.MaxInflightInputBytes)},
+		{"max_connections", int64(c.MaxConnections)},
 	} {
 		if p.v <= 0 {
 			bad(p.key, "must be positive, got %d", p.v)
@@ -373,6 +378,7 @@ var settingUsage = map[string]string{
 	"max_runs_per_subject":       "inferences one authenticated subject may run at once (0: three quarters of max_concurrent_runs)",
 	"max_message_bytes":          "largest single gRPC message (one chunk)",
 	"max_concurrent_streams":     "most concurrent RPCs on one connection",
+	"max_connections":            "most open connections on each port; more wait to be accepted",
 	"shutdown_timeout":           "how long in-flight requests may finish after SIGTERM (e.g. 30s)",
 	"handshake_timeout":          "time limit for a new connection's TLS handshake (e.g. 10s)",
 	"idle_timeout":               "close connections that carry no RPC for this long (e.g. 15m)",

@@ -226,3 +226,34 @@ func TestUploadChunkRules(t *testing.T) {
 	}
 	wantStatus(t, send(reqs...), codes.InvalidArgument, "chunks without model bytes")
 }
+
+// TestMaxConnections: past max_connections a new connection is not
+// accepted (its TLS handshake gets no answer) until one closes.
+func TestMaxConnections(t *testing.T) {
+	ts := testserver.Start(t, func(c *server.Config) { c.MaxConnections = 1 })
+	hold, err := net.Dial("tcp", ts.UntrustedAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handshake := func() error {
+		c, err := net.Dial("tcp", ts.UntrustedAddr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		return tls.Client(c, &tls.Config{InsecureSkipVerify: true}).Handshake()
+	}
+	time.Sleep(100 * time.Millisecond) // the held connection is accepted
+	if err := handshake(); err == nil {
+		t.Fatal("a second connection was served past max_connections = 1")
+	}
+	hold.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for handshake() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no connection served after the first closed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

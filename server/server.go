@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -216,6 +217,10 @@ func (s *Server) Start() error {
 	}
 	s.untrLis, s.attLis = ul, al
 	s.serveErrs = make(chan error, 2)
+	// Each port holds at most max_connections connections; the next ones
+	// wait in the kernel's accept queue until one closes.
+	ul = netutil.LimitListener(ul, s.cfg.MaxConnections)
+	al = netutil.LimitListener(al, s.cfg.MaxConnections)
 	go func() { s.serveErrs <- s.untrusted.Serve(ul) }()
 	go func() { s.serveErrs <- s.attested.Serve(al) }()
 	if s.cfg.Simulation {
