@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes responses/*.http: PCCS/PCS API v4 responses as they travel on the
+"""Writes responses/*.http and responses/requests.txt (which request each
+answers): PCCS/PCS API v4 responses as they travel on the
 wire (status line, headers, blank line, body; CRLF line ends), built from the
 real collateral in vectors/ and from the wire facts recorded in the project's
 PROTOCOL.md ("Collateral services"). Deliberately not Go and not the code
@@ -27,7 +28,12 @@ def pem_crl(der):
     return ("-----BEGIN X509 CRL-----\n" + "\n".join(lines) + "\n-----END X509 CRL-----\n").encode()
 
 
-def write(name, headers, body):
+INDEX = []
+
+
+def write(name, headers, body, request=None):
+    if request:
+        INDEX.append(request + " " + name)
     head = ["HTTP/1.1 200 OK"]
     for k, v in headers:
         head.append(k + ": " + v)
@@ -51,13 +57,19 @@ def main():
         tcb = signed("tcbInfo", c["tcb_info"], c["tcb_info_signature"])
         qe = signed("enclaveIdentity", c["qe_identity"], c["qe_identity_signature"])
         json_type = ("Content-Type", "application/json")
-        write(tee + "-tcb.http", [json_type, ("TCB-Info-Issuer-Chain", pct(c["tcb_info_issuer_chain"]))], tcb)
-        write(tee + "-qe-identity.http", [json_type, ("SGX-Enclave-Identity-Issuer-Chain", pct(c["qe_identity_issuer_chain"]))], qe)
+        fmspc = json.loads(c["tcb_info"])["fmspc"]
+        base = "/" + tee + "/certification/v4/"
+        write(tee + "-tcb.http", [json_type, ("TCB-Info-Issuer-Chain", pct(c["tcb_info_issuer_chain"]))], tcb,
+              "GET " + base + "tcb?fmspc=" + fmspc)
+        write(tee + "-qe-identity.http", [json_type, ("SGX-Enclave-Identity-Issuer-Chain", pct(c["qe_identity_issuer_chain"]))], qe,
+              "GET " + base + "qe/identity")
         ca = "processor" if tee == "sgx" else "platform"
         der = bytes.fromhex(c["pck_crl"])
         chain = ("SGX-PCK-CRL-Issuer-Chain", pct(c["pck_crl_issuer_chain"]))
-        write("pckcrl-" + ca + "-pem.http", [("Content-Type", "application/x-pem-file"), chain], pem_crl(der))
-        write("pckcrl-" + ca + "-der.http", [("Content-Type", "application/pkix-crl"), chain], der)
+        write("pckcrl-" + ca + "-pem.http", [("Content-Type", "application/x-pem-file"), chain], pem_crl(der),
+              "GET /sgx/certification/v4/pckcrl?ca=" + ca)
+        write("pckcrl-" + ca + "-der.http", [("Content-Type", "application/pkix-crl"), chain], der,
+              "GET /sgx/certification/v4/pckcrl?ca=" + ca + "&encoding=der")
     c = sets["sgx"]
     # API v3 name of the TCB info chain header.
     write("sgx-tcb-v3-header.http",
@@ -69,7 +81,10 @@ def main():
           signed("enclaveIdentity", c["qe_identity"], c["qe_identity_signature"]))
     # PCCS rootcacrl: the root CA CRL as a hex string of its DER bytes.
     assert sets["sgx"]["root_ca_crl"] == sets["tdx"]["root_ca_crl"]
-    write("rootcacrl.http", [], c["root_ca_crl"].encode())
+    write("rootcacrl.http", [], c["root_ca_crl"].encode(), "GET /sgx/certification/v4/rootcacrl")
+    # Which request each response answers, one "METHOD TARGET FILE" a line.
+    with open(os.path.join("responses", "requests.txt"), "w") as f:
+        f.write("\n".join(INDEX) + "\n")
 
 
 if __name__ == "__main__":
