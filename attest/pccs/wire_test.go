@@ -103,17 +103,6 @@ func vectorCollateral(t *testing.T, name string) *sgx.Collateral {
 	return c
 }
 
-// literalBody returns the body of a response file.
-func literalBody(t *testing.T, name string) []byte {
-	t.Helper()
-	data := readTestdata(t, "responses/"+name)
-	i := bytes.Index(data, []byte("\r\n\r\n"))
-	if i < 0 {
-		t.Fatalf("%s: no end of headers", name)
-	}
-	return data[i+4:]
-}
-
 var (
 	sgxPlatform = Platform{FMSPC: [6]byte{0x00, 0xA0, 0x67, 0x11, 0x00, 0x00}, CA: CAProcessor}
 	tdxPlatform = Platform{FMSPC: [6]byte{0xB0, 0xC0, 0x6F, 0x00, 0x00, 0x00}, CA: CAPlatform, TEE: TEETDX}
