@@ -2,13 +2,11 @@ package pccs
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/blindfold-ai/blindfold/attest/internal/testvectors"
 	"github.com/blindfold-ai/blindfold/attest/pccs/pccstest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
@@ -103,20 +101,22 @@ func TestFetchRefuses(t *testing.T) {
 		change func(f *pccstest.Server, p *Platform, now *time.Time)
 		want   string
 	}{
-		{"no TCB info issuer chain", func(f *pccstest.Server, _ *Platform, _ *time.Time) { f.OmitHeader("TCB-Info-Issuer-Chain") }, "TCB-Info-Issuer-Chain"},
+		{"no TCB info issuer chain", func(f *pccstest.Server, _ *Platform, _ *time.Time) { f.OmitHeader("TCB-Info-Issuer-Chain") }, "expected header TCB-Info-Issuer-Chain (or the API v3 name SGX-TCB-Info-Issuer-Chain)"},
 		{"no QE identity issuer chain", func(f *pccstest.Server, _ *Platform, _ *time.Time) {
-			f.OmitHeader("SGX-Enterprise-Identity-Issuer-Chain")
-		}, "SGX-Enterprise-Identity-Issuer-Chain"},
-		{"no PCK CRL issuer chain", func(f *pccstest.Server, _ *Platform, _ *time.Time) { f.OmitHeader("SGX-PCK-CRL-Issuer-Chain") }, "SGX-PCK-CRL-Issuer-Chain"},
+			f.OmitHeader("SGX-Enclave-Identity-Issuer-Chain")
+		}, "expected header SGX-Enclave-Identity-Issuer-Chain"},
+		{"no PCK CRL issuer chain", func(f *pccstest.Server, _ *Platform, _ *time.Time) { f.OmitHeader("SGX-PCK-CRL-Issuer-Chain") }, "expected header SGX-PCK-CRL-Issuer-Chain"},
 		{"unknown FMSPC", func(_ *pccstest.Server, p *Platform, _ *time.Time) { p.FMSPC[0] ^= 1 }, "404"},
 		{"TCB info for another FMSPC", func(f *pccstest.Server, p *Platform, _ *time.Time) {
 			other := "FFFFFFFFFFFF"
 			f.Change(nil, nil, &other)
 			p.FMSPC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 		}, "asked for FFFFFFFFFFFF"},
+		{"TDX asked of an SGX-only PCCS", func(_ *pccstest.Server, p *Platform, _ *time.Time) { p.TEE = TEETDX }, "404"},
+		{"unknown TEE", func(_ *pccstest.Server, p *Platform, _ *time.Time) { p.TEE = "sev" }, "TEE"},
 		{"bad CA type", func(_ *pccstest.Server, p *Platform, _ *time.Time) { p.CA = "other" }, "CA type"},
 		{"TCB info not JSON", func(f *pccstest.Server, _ *Platform, _ *time.Time) { html := "<html>"; f.Change(&html, nil, nil) }, "not JSON"},
-		{"PCK CRL not a CRL", func(f *pccstest.Server, _ *Platform, _ *time.Time) { nope := []byte("nope"); f.Change(nil, &nope, nil) }, "PCK CRL is not a CRL"},
+		{"PCK CRL not a CRL", func(f *pccstest.Server, _ *Platform, _ *time.Time) { nope := []byte("nope"); f.Change(nil, &nope, nil) }, "not a CRL (DER)"},
 		{"collateral past nextUpdate", func(_ *pccstest.Server, _ *Platform, now *time.Time) { *now = now.AddDate(0, 2, 0) }, "past its nextUpdate"},
 	}
 	for _, tc := range tests {
@@ -147,40 +147,5 @@ func TestRootCRLURL(t *testing.T) {
 		if got := tc.c.rootCRLURL(); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.c.BaseURL, got, tc.want)
 		}
-	}
-}
-
-// TestRealCollateral serves the collateral captured with a real quote
-// (dcap-qvl's sample) and checks that what the fetcher assembles verifies
-// the quote against the pinned Intel root.
-func TestRealCollateral(t *testing.T) {
-	quote := testvectors.Read(t, "sgx/dcap-qvl/sgx_quote")
-	c, err := sgx.CollateralFromDCAPQVLJSON(testvectors.Read(t, "sgx/dcap-qvl/sgx_quote_collateral.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := parse(t, quote)
-	p, err := QuotePlatform(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.ToUpper(hex.EncodeToString(p.FMSPC[:])); got != "00A067110000" {
-		t.Fatalf("FMSPC %s", got)
-	}
-	srv := pccstest.New(t, c, p.FMSPC, p.CA)
-	at := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
-	got, err := (&Client{BaseURL: srv.URL}).Fetch(context.Background(), p, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := time.Date(2025, 7, 19, 10, 1, 18, 0, time.UTC); !got.NextUpdate.Equal(want) {
-		t.Errorf("earliest nextUpdate %s, want %s (the QE identity's)", got.NextUpdate, want)
-	}
-	res, err := sgx.Verify(quote, got.Collateral, sgx.Options{Now: func() time.Time { return at }})
-	if err != nil {
-		t.Fatalf("fetched real collateral does not verify: %v", err)
-	}
-	if res.Status != sgx.ConfigurationAndSWHardeningNeeded || !res.CRLsChecked {
-		t.Fatalf("status %s, CRLs checked %t", res.Status, res.CRLsChecked)
 	}
 }

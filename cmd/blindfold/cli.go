@@ -101,6 +101,11 @@ func commands() []*command {
 			sub:     []*command{tokenKeygenCommand(), tokenIssueCommand()},
 		},
 		{
+			name: "collateral", synopsis: "blindfold collateral fetch --pccs-url URL [flags]",
+			summary: "test a PCCS: fetch and verify SGX/TDX collateral",
+			sub:     []*command{collateralFetchCommand()},
+		},
+		{
 			name: "cert", synopsis: "blindfold cert generate [flags]",
 			summary: "work with the operator's TLS certificate",
 			sub:     []*command{certGenerateCommand()},

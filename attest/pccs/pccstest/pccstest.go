@@ -1,7 +1,13 @@
-// Package pccstest serves SGX collateral over HTTP the way a PCCS (or
-// Intel's PCS, API v4) does, for tests of the collateral fetcher and of
-// whole hardware-mode deployments. It is test code: it serves whatever
-// collateral it is given.
+// Package pccstest is a fake PCCS: it serves DCAP collateral over HTTP the
+// way Intel's PCCS (and Intel's PCS, API v4) does, for tests of the
+// collateral fetcher and of whole hardware-mode deployments. It is test
+// code: it serves whatever collateral it is given.
+//
+// Its wire contract is written out here from the project's record of
+// Intel's (PROTOCOL.md, "Collateral services"), not taken from package pccs,
+// so that a fetcher that asks elsewhere or reads other headers fails its
+// tests; its own tests hold it to literal responses as Intel sends them
+// (../testdata/responses).
 package pccstest
 
 import (
@@ -17,23 +23,29 @@ import (
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 )
 
-// The PCS API v4 paths it answers (stated here, not taken from package
-// pccs, so that a fetcher asking elsewhere fails its tests).
+// Paths served, per PROTOCOL.md. The TDX TCB info and QE identity live
+// under /tdx/; the PCK CRL and root CA CRL under /sgx/ for both.
 const (
-	pathTCBInfo    = "/sgx/certification/v4/tcb"
-	pathQEIdentity = "/sgx/certification/v4/qe/identity"
-	pathPCKCRL     = "/sgx/certification/v4/pckcrl"
-	pathRootCACRL  = "/sgx/certification/v4/rootcacrl"
+	sgxBase = "/sgx/certification/v4/"
+	tdxBase = "/tdx/certification/v4/"
+)
+
+// Response headers, with Intel's spelling (sent as written).
+const (
+	hdrTCBChain = "TCB-Info-Issuer-Chain"
+	hdrQEChain  = "SGX-Enclave-Identity-Issuer-Chain"
+	hdrCRLChain = "SGX-PCK-CRL-Issuer-Chain"
 )
 
 // Server is a fake PCCS.
 type Server struct {
 	*httptest.Server
 
+	base                      string // sgxBase or tdxBase: where the TCB info and QE identity are
 	tcbInfo, qeIdentity       string
 	tcbChain, qeChain         string
 	pckCRL, rootCRL, pckChain []byte // CRLs as DER
-	fmspc, ca                 string // expected query values
+	fmspc, ca                 string // the platform served (FMSPC upper-case hex)
 
 	mu    sync.Mutex
 	hits  map[string]int
@@ -55,12 +67,25 @@ func crlDER(t testing.TB, s string) []byte {
 	return d
 }
 
-// New starts a fake PCCS serving c for the platform with this FMSPC and CA
-// type ("processor" or "platform"), closed when the test ends. Its URL is the
-// base URL for pccs.Client.
+// New starts a fake PCCS serving c as SGX collateral for the platform with
+// this FMSPC and CA type ("processor" or "platform"), closed when the test
+// ends. Its URL is the base URL for pccs.Client.
 func New(t testing.TB, c *sgx.Collateral, fmspc [6]byte, ca string) *Server {
 	t.Helper()
+	return start(t, sgxBase, c, fmspc, ca)
+}
+
+// NewTDX is New for TDX collateral: the TCB info and QE identity are served
+// under /tdx/certification/v4/.
+func NewTDX(t testing.TB, c *sgx.Collateral, fmspc [6]byte, ca string) *Server {
+	t.Helper()
+	return start(t, tdxBase, c, fmspc, ca)
+}
+
+func start(t testing.TB, base string, c *sgx.Collateral, fmspc [6]byte, ca string) *Server {
+	t.Helper()
 	s := &Server{
+		base:    base,
 		tcbInfo: c.TCBInfo, qeIdentity: c.QEIdentity, tcbChain: c.TCBInfoIssuerChain, qeChain: c.QEIdentityIssuerChain,
 		pckCRL: crlDER(t, c.PCKCRL), rootCRL: crlDER(t, c.RootCACRL), pckChain: []byte(c.PCKCRLIssuerChain),
 		fmspc: strings.ToUpper(hex.EncodeToString(fmspc[:])), ca: ca, hits: map[string]int{},
@@ -85,7 +110,7 @@ func (s *Server) OmitHeader(name string) {
 }
 
 // Change lets a test alter what is served: TCB info, the PCK CRL (DER) and
-// the FMSPC the TCB info is served for (hex, upper case).
+// the FMSPC the TCB info is served for (hex).
 func (s *Server) Change(tcbInfo *string, pckCRL *[]byte, fmspc *string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -96,7 +121,7 @@ func (s *Server) Change(tcbInfo *string, pckCRL *[]byte, fmspc *string) {
 		s.pckCRL = *pckCRL
 	}
 	if fmspc != nil {
-		s.fmspc = *fmspc
+		s.fmspc = strings.ToUpper(*fmspc)
 	}
 }
 
@@ -108,7 +133,18 @@ func (s *Server) Hits(path string) int {
 	return s.hits[path]
 }
 
-// ServeHTTP answers the PCS API v4 collateral requests.
+// percentEncode escapes every byte but A-Z a-z 0-9 - _ . ~, as Intel's
+// services encode issuer chains (space %20, newline %0A, + %2B, / %2F).
+func percentEncode(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
+}
+
+func isHexFMSPC(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil && len(s) == 12
+}
+
+// ServeHTTP answers the collateral requests of the PCCS API v4.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.hits[r.URL.Path]++
@@ -119,31 +155,62 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "maintenance", http.StatusServiceUnavailable)
 		return
 	}
-	hdr := func(name, chain string) {
-		if name != noHdr {
-			w.Header().Set(name, url.PathEscape(chain))
+	if r.Method != http.MethodGet {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	chain := func(name, pemChain string) {
+		if !strings.EqualFold(name, noHdr) {
+			w.Header()[name] = []string{percentEncode(pemChain)} // Intel's spelling, not canonicalised
 		}
 	}
+	if u := q.Get("update"); u != "" && u != "standard" && u != "early" {
+		http.Error(w, "bad update "+u, http.StatusBadRequest)
+		return
+	}
 	switch r.URL.Path {
-	case pathTCBInfo:
-		if got := r.URL.Query().Get("fmspc"); got != fmspc {
-			http.Error(w, "unknown fmspc "+got, http.StatusNotFound)
+	case s.base + "tcb":
+		got := q.Get("fmspc")
+		if !isHexFMSPC(got) {
+			http.Error(w, "bad fmspc", http.StatusBadRequest)
 			return
 		}
-		hdr("TCB-Info-Issuer-Chain", s.tcbChain)
+		if !strings.EqualFold(got, fmspc) {
+			http.Error(w, "no TCB info for fmspc "+got, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		chain(hdrTCBChain, s.tcbChain)
 		w.Write([]byte(tcbInfo))
-	case pathQEIdentity:
-		hdr("SGX-Enterprise-Identity-Issuer-Chain", s.qeChain)
+	case s.base + "qe/identity":
+		w.Header().Set("Content-Type", "application/json")
+		chain(hdrQEChain, s.qeChain)
 		w.Write([]byte(s.qeIdentity))
-	case pathPCKCRL:
-		if r.URL.Query().Get("ca") != s.ca || r.URL.Query().Get("encoding") != "der" {
-			http.Error(w, "bad query "+r.URL.RawQuery, http.StatusBadRequest)
+	case sgxBase + "pckcrl":
+		ca := strings.ToLower(q.Get("ca"))
+		if ca != "processor" && ca != "platform" {
+			http.Error(w, "bad ca", http.StatusBadRequest)
 			return
 		}
-		hdr("SGX-PCK-CRL-Issuer-Chain", string(s.pckChain))
-		w.Write(pckCRL)
-	case pathRootCACRL:
-		w.Write(s.rootCRL)
+		if ca != s.ca {
+			http.Error(w, "no CRL for ca "+ca, http.StatusNotFound)
+			return
+		}
+		switch q.Get("encoding") {
+		case "der":
+			w.Header().Set("Content-Type", "application/pkix-crl")
+			chain(hdrCRLChain, string(s.pckChain))
+			w.Write(pckCRL)
+		case "":
+			w.Header().Set("Content-Type", "application/x-pem-file")
+			chain(hdrCRLChain, string(s.pckChain))
+			w.Write(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: pckCRL}))
+		default:
+			http.Error(w, "bad encoding", http.StatusBadRequest)
+		}
+	case sgxBase + "rootcacrl":
+		w.Write([]byte(hex.EncodeToString(s.rootCRL)))
 	default:
 		http.NotFound(w, r)
 	}
