@@ -73,10 +73,10 @@ func IntelRootCA() *x509.Certificate {
 
 // Certificate common names that the chains must carry.
 const (
-	cnPCKLeaf       = "Intel SGX PCK Certificate"
-	cnProcessorCA   = "Intel SGX PCK Processor CA"
-	cnPlatformCA    = "Intel SGX PCK Platform CA"
-	cnTCBSigning    = "Intel SGX TCB Signing"
+	cnPCKLeaf     = "Intel SGX PCK Certificate"
+	cnProcessorCA = "Intel SGX PCK Processor CA"
+	cnPlatformCA  = "Intel SGX PCK Platform CA"
+	cnTCBSigning  = "Intel SGX TCB Signing"
 )
 
 // Options adjust Verify. The zero value verifies at the current time against
