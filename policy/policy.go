@@ -524,23 +524,29 @@ func statusList(sts []sgx.TCBStatus) string {
 	return strings.Join(s, ", ")
 }
 
-// Acceptance says in a few lines, for a user, which TCB statuses and
-// advisories the policy accepts.
+// Acceptance says, for a user, what the policy does with each TCB status:
+// one line per status of sgx.AllTCBStatuses, naming the rule that accepts
+// or refuses it.
 func (p *Policy) Acceptance() []string {
 	acc := p.acceptedStatuses()
-	if p.BlindAI05 {
-		return []string{
-			"TCB statuses accepted: " + statusList(acc) + ", with any advisory (BlindAI 0.5 policy: it has no accepted_tcb_statuses or accepted_advisory_ids)",
-			"Revoked and every other status: refused",
+	var lines []string
+	for _, st := range sgx.AllTCBStatuses {
+		var verdict string
+		switch {
+		case st == sgx.Revoked:
+			verdict = "refused, always (a revoked platform or quoting enclave is never accepted)"
+		case !slices.Contains(acc, st):
+			verdict = "refused (not in accepted_tcb_statuses)"
+		case p.BlindAI05:
+			verdict = "accepted with ANY advisory (BlindAI 0.5 policy: no accepted_tcb_statuses or accepted_advisory_ids)"
+		case len(p.AcceptedAdvisoryIDs) == 0:
+			verdict = "accepted only with no open advisory (accepted_advisory_ids is empty)"
+		default:
+			verdict = "accepted only if every open advisory is one of " + strings.Join(p.AcceptedAdvisoryIDs, ", ") + " (accepted_advisory_ids)"
 		}
+		lines = append(lines, fmt.Sprintf("%-34s %s", st, verdict))
 	}
-	lines := []string{"TCB statuses accepted: " + statusList(acc)}
-	if len(p.AcceptedAdvisoryIDs) == 0 {
-		lines = append(lines, "advisories accepted: none (a quote with any open advisory is refused, whatever its status)")
-	} else {
-		lines = append(lines, "advisories accepted: "+strings.Join(p.AcceptedAdvisoryIDs, ", ")+" (a quote with any other open advisory is refused, whatever its status)")
-	}
-	return append(lines, "Revoked and every status not listed: refused")
+	return lines
 }
 
 // Warnings says, for a user, what a policy accepts that they may not
