@@ -120,15 +120,11 @@ func TestProofVerifyCollateral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload := []byte{}
-	{
-		p := writeProof(t, dir, id, "m1")
-		sim, err := proof.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		payload = sim.GetPayload()
+	sim, err := proof.ReadFile(writeProof(t, dir, id, "m1"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	payload := sim.GetPayload()
 	pf := proof.New(&untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: attest.CollateralToProto(ev.Collateral), EnclaveHeldData: id.DER}, payload, id.Sign(payload))
 	proofPath := filepath.Join(dir, "hw.proof")
 	if err := proof.WriteFile(proofPath, pf); err != nil {
@@ -198,8 +194,8 @@ func TestProofVerifyCollateral(t *testing.T) {
 		t.Fatalf("dcap-qvl shape: exit %d, stderr %q", code, errOut)
 	}
 	// A simulation proof has no evidence to check against collateral.
-	sim := writeProof(t, dir, id, "m1")
-	if code, _, errOut := runCLI(t, "proof", "verify", sim, "--allow-simulation", "--collateral", fresh); code != exitUsage || !strings.Contains(errOut, "simulation proof") {
+	simPath := writeProof(t, dir, id, "m1")
+	if code, _, errOut := runCLI(t, "proof", "verify", simPath, "--allow-simulation", "--collateral", fresh); code != exitUsage || !strings.Contains(errOut, "simulation proof") {
 		t.Fatalf("simulation proof with --collateral: exit %d, stderr %q", code, errOut)
 	}
 }
