@@ -112,8 +112,7 @@ func VerifySGX(ev *untrusted.GetSgxQuoteWithCollateralReply, opts VerifyOptions)
 		return nil, fmt.Errorf("%w: %w", ErrBadEvidence, err)
 	}
 	if err := opts.Policy.Check(res); err != nil {
-		var me *policy.MismatchError
-		if errors.As(err, &me) && me.Field == "max_collateral_age" {
+		if errors.Is(err, policy.ErrStaleCollateral) {
 			return nil, fmt.Errorf("%w (%w): %w", ErrStaleCollateral, ErrPolicyMismatch, err)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrPolicyMismatch, err)

@@ -22,7 +22,10 @@
 //
 // A simulation-mode server is accepted only with WithSimulation (otherwise
 // ErrSimulationServer). Simulation protects nothing: the server is not in
-// a TEE and its operator sees everything.
+// a TEE and its operator sees everything. A client given a policy never
+// accepts a simulation server: WithPolicy and WithSimulation together are a
+// usage error (ErrUsage), so no server can downgrade such a client to
+// simulation by refusing to attest.
 //
 // Errors from the server keep their gRPC status: use status.Code(err).
 package client
@@ -102,6 +105,9 @@ var (
 	// ErrNoNonceSupport means WithNonce was given but the server does not
 	// offer blindfold.v1.Evidence/GetEvidence.
 	ErrNoNonceSupport = errors.New("client: the server does not offer evidence bound to a nonce (blindfold.v1.Evidence/GetEvidence); connect without WithNonce")
+	// ErrUsage means the options contradict each other (WithPolicy with
+	// WithSimulation); Connect returns it before dialing.
+	ErrUsage = errors.New("client: invalid options")
 	// ErrNoTrust means no way to trust the untrusted port was given.
 	ErrNoTrust = errors.New("client: no trust for the untrusted port: pass WithHostCertificate/WithHostCertificateFile (the operator's host_server.pem), or WithInsecureTrustOnFirstUse")
 	// ErrIncompatibleVersion means the server's protocol version is not
@@ -115,6 +121,10 @@ var (
 	// or a hash or model id that differs from what was sent.
 	ErrVerification = errors.New("client: signed reply verification failed")
 )
+
+// StepAttestedPort is the ConnectError.Step of a failure to open the
+// attested port (the untrusted port answered).
+const StepAttestedPort = "attested port"
 
 // ConnectError is returned by Connect when a step of the connection fails.
 // It wraps the cause, so status.Code and errors.Is see through it.
@@ -326,6 +336,17 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 	if cfg.maxRecv < 1 {
 		return nil, fmt.Errorf("client: max receive size %d must be positive", cfg.maxRecv)
 	}
+	if cfg.policy != nil && cfg.simulation {
+		return nil, fmt.Errorf("%w: WithPolicy and WithSimulation exclude each other: a client holding the server to a policy never accepts a simulation server; pass WithSimulation alone to accept one (it protects nothing)", ErrUsage)
+	}
+	if cfg.policy != nil {
+		if err := cfg.policy.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: WithPolicy: %w", ErrUsage, err)
+		}
+		for _, w := range cfg.policy.Warnings() {
+			log.Warn(w)
+		}
+	}
 	host, port, err := SplitAddr(addr)
 	if err != nil {
 		return nil, err
@@ -364,11 +385,9 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 	}
 
 	var verified *attest.Verified
-	if cfg.policy != nil || !cfg.simulation {
+	if !cfg.simulation {
 		ev, step, err := fetchEvidence(ctx, uconn, att, cfg.nonce)
 		switch {
-		case status.Code(err) == codes.FailedPrecondition && cfg.simulation:
-			// A simulation server, and the caller accepts one.
 		case status.Code(err) == codes.FailedPrecondition:
 			return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: ErrSimulationServer}
 		case err != nil:
@@ -422,11 +441,11 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 	}
 	conn, err := grpc.NewClient(attestedAddr, dialOpts...)
 	if err != nil {
-		return nil, &ConnectError{Step: "attested port", Addr: attestedAddr, Err: err}
+		return nil, &ConnectError{Step: StepAttestedPort, Addr: attestedAddr, Err: err}
 	}
 	if err := waitReady(ctx, conn, attestedAddr, atls); err != nil {
 		conn.Close()
-		return nil, &ConnectError{Step: "attested port", Addr: attestedAddr, Err: err}
+		return nil, &ConnectError{Step: StepAttestedPort, Addr: attestedAddr, Err: err}
 	}
 	log.Debug("connected", "untrusted", untrustedAddr, "attested", attestedAddr,
 		"attested_certificate", identity.Fingerprint(certDER), "protocol", info.ProtocolVersion)

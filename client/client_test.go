@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/attest/attesttest"
+	"github.com/blindfold-ai/blindfold/policy"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 
@@ -82,6 +84,8 @@ func TestConnectRefusesBeforeDialing(t *testing.T) {
 		{"bad address", "a:b:c:d:", []Option{WithInsecureTrustOnFirstUse()}, nil, "is not host or host:port"},
 		{"bad attested port", "127.0.0.1", []Option{WithInsecureTrustOnFirstUse(), WithAttestedPort(0)}, nil, "attested port"},
 		{"bad receive size", "127.0.0.1", []Option{WithInsecureTrustOnFirstUse(), WithMaxReceiveBytes(0)}, nil, "receive size"},
+		{"policy and simulation", "127.0.0.1:1", []Option{WithInsecureTrustOnFirstUse(), WithPolicy(attesttest.Policy(attesttest.MREnclave())), WithSimulation()}, ErrUsage, "WithPolicy and WithSimulation"},
+		{"invalid policy", "127.0.0.1:1", []Option{WithInsecureTrustOnFirstUse(), WithPolicy(&policy.Policy{})}, ErrUsage, "neither mr_enclave nor mr_signer"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

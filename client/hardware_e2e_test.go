@@ -222,8 +222,18 @@ func TestHardwareRefusals(t *testing.T) {
 			}
 		})
 	}
-	// A simulation server is accepted with the opt-in, even with a policy.
-	c, err := hwConnect(ctx, t, sim, att, client.WithSimulation())
+	// A client given a policy never accepts a simulation server, even when
+	// it also asks for simulation: that is a usage error, refused before
+	// the server is asked anything, so no FAILED_PRECONDITION answer can
+	// downgrade it to trusting the untrusted port's certificate.
+	if c, err := hwConnect(ctx, t, sim, att, client.WithSimulation()); !errors.Is(err, client.ErrUsage) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("policy and simulation together: err = %v, want ErrUsage", err)
+	}
+	// Simulation alone (no policy) is accepted with the opt-in.
+	c, err := hwConnect(ctx, t, sim, att, client.WithPolicy(nil), client.WithSimulation())
 	if err != nil {
 		t.Fatal(err)
 	}

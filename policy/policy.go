@@ -24,14 +24,22 @@ import (
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
 )
 
-// DefaultAcceptedTCBStatuses are the TCB statuses accepted when the policy
-// does not list any: those BlindAI accepted.
-var DefaultAcceptedTCBStatuses = []sgx.TCBStatus{sgx.UpToDate, sgx.SWHardeningNeeded}
+// DefaultAcceptedTCBStatuses are the TCB statuses accepted when a policy
+// does not list any: only UpToDate, as in Intel's strict default. Any other
+// status must be accepted deliberately, naming the advisories accepted
+// with it (accepted_advisory_ids).
+var DefaultAcceptedTCBStatuses = []sgx.TCBStatus{sgx.UpToDate}
 
-// Policy is a parsed policy.toml.
+// BlindAITCBStatuses are the statuses that a policy.toml in BlindAI 0.5's
+// format (see Policy.BlindAI05) accepts, with any advisory, as BlindAI 0.5
+// did.
+var BlindAITCBStatuses = []sgx.TCBStatus{sgx.UpToDate, sgx.SWHardeningNeeded}
+
+// Policy is a parsed policy.toml, or a policy built in code. Check refuses
+// a policy that Validate refuses.
 type Policy struct {
-	// MREnclave pins the enclave measurement (mr_enclave). Exactly one of
-	// MREnclave and MRSigner is set.
+	// MREnclave pins the enclave measurement (mr_enclave). At least one of
+	// MREnclave and MRSigner is set; when both are, both are checked.
 	MREnclave *[32]byte
 	// MRSigner pins the enclave signer (mr_signer), with ISVProdID and
 	// MinISVSVN, to accept signed upgrades.
@@ -56,10 +64,19 @@ type Policy struct {
 
 	// AcceptedTCBStatuses lists the accepted combined TCB statuses
 	// (accepted_tcb_statuses); empty means DefaultAcceptedTCBStatuses.
+	// Revoked is never accepted; a status other than UpToDate needs
+	// AcceptedAdvisoryIDs (unless BlindAI05).
 	AcceptedTCBStatuses []sgx.TCBStatus
-	// AcceptedAdvisoryIDs, when not nil, lists the only advisories accepted
-	// (accepted_advisory_ids): every advisory of the result must be in it.
+	// AcceptedAdvisoryIDs lists the only Intel security advisories
+	// accepted (accepted_advisory_ids): every advisory of the quote's TCB
+	// levels must be in it, whatever the status. Empty: none.
 	AcceptedAdvisoryIDs []string
+	// BlindAI05 marks a policy.toml in BlindAI 0.5's format: only BlindAI's
+	// keys, none of accepted_tcb_statuses, accepted_advisory_ids or any
+	// other Blindfold key. It keeps BlindAI 0.5's behaviour: the
+	// AcceptedTCBStatuses (BlindAITCBStatuses) are accepted with any
+	// advisory. Parse sets it; Warnings says what it accepts.
+	BlindAI05 bool
 	// MinTCBEvaluationDataNumber, when not zero, is the lowest
 	// tcbEvaluationDataNumber accepted (min_tcb_evaluation_data_number).
 	MinTCBEvaluationDataNumber uint32
@@ -69,30 +86,80 @@ type Policy struct {
 	MaxCollateralAge time.Duration
 }
 
-// ErrInvalid is wrapped by every error of Parse and Load.
+// ErrInvalid is wrapped by every error of Parse, Load and Validate.
 var ErrInvalid = errors.New("invalid policy")
 
 // ErrMismatch is matched (errors.Is) by every *MismatchError.
 var ErrMismatch = errors.New("enclave does not match the policy")
 
+// ErrStaleCollateral is matched (errors.Is) by a *MismatchError on the
+// collateral's age or TCB evaluation data number (KeyMaxCollateralAge,
+// KeyMinTCBEvaluationDataNumber): the evidence may pass with fresher
+// collateral.
+var ErrStaleCollateral = errors.New("collateral older than the policy allows")
+
+// Key names a policy.toml key, or what a check that is not a key is about
+// (KeyResult, KeyReport, KeyPolicy).
+type Key string
+
+// Policy keys, as MismatchError.Field reports them.
+const (
+	KeyMREnclave                  Key = "mr_enclave"
+	KeyMRSigner                   Key = "mr_signer"
+	KeyISVProdID                  Key = "isv_prod_id"
+	KeyMinISVSVN                  Key = "min_isv_svn"
+	KeyMiscSelect                 Key = "misc_select_hex"
+	KeyAttributesFlags            Key = "attributes_flags_hex"
+	KeyAttributesXFRM             Key = "attributes_xfrm_hex"
+	KeyAllowDebug                 Key = "allow_debug"
+	KeyAcceptedTCBStatuses        Key = "accepted_tcb_statuses"
+	KeyAcceptedAdvisoryIDs        Key = "accepted_advisory_ids"
+	KeyMinTCBEvaluationDataNumber Key = "min_tcb_evaluation_data_number"
+	KeyMaxCollateralAge           Key = "max_collateral_age"
+	// KeyResult: no verified quote was given.
+	KeyResult Key = "result"
+	// KeyReport: no report body was given.
+	KeyReport Key = "report"
+	// KeyPolicy: the policy itself is invalid (see Validate).
+	KeyPolicy Key = "policy"
+)
+
 // MismatchError says which policy key the evidence fails, what the policy
 // wants, and what the evidence has.
 type MismatchError struct {
-	// Field is the policy.toml key, e.g. "mr_enclave" or "allow_debug".
-	Field string
+	// Field is the policy.toml key, e.g. KeyMREnclave or KeyAllowDebug.
+	Field Key
 	// Want is what the policy requires.
 	Want string
 	// Got is what the evidence has.
 	Got string
+	// Err is the cause, when there is one beyond the mismatch (an invalid
+	// policy: an error wrapping ErrInvalid).
+	Err error
 }
 
 // Error implements error.
 func (e *MismatchError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("policy: %s: %v", e.Field, e.Err)
+	}
 	return fmt.Sprintf("policy: %s: want %s, got %s", e.Field, e.Want, e.Got)
 }
 
-// Is reports whether target is ErrMismatch.
-func (e *MismatchError) Is(target error) bool { return target == ErrMismatch }
+// Is reports whether target is ErrMismatch, or ErrStaleCollateral for a
+// mismatch on the collateral's age or evaluation data number.
+func (e *MismatchError) Is(target error) bool {
+	switch target {
+	case ErrMismatch:
+		return true
+	case ErrStaleCollateral:
+		return e.Field == KeyMaxCollateralAge || e.Field == KeyMinTCBEvaluationDataNumber
+	}
+	return false
+}
+
+// Unwrap returns the cause (nil for a plain mismatch).
+func (e *MismatchError) Unwrap() error { return e.Err }
 
 type file struct {
 	MREnclave                  *string   `toml:"mr_enclave"`
@@ -164,9 +231,14 @@ func intRange(key string, v *int64, max int64) (int64, error) {
 	return *v, nil
 }
 
+// blindfoldKeys are the keys that BlindAI 0.5's policy.toml does not have.
+var blindfoldKeys = []string{"mr_signer", "isv_prod_id", "min_isv_svn", "accepted_tcb_statuses", "accepted_advisory_ids", "min_tcb_evaluation_data_number", "max_collateral_age"}
+
 // Parse parses policy.toml text. Unknown keys are an error, as is a policy
-// with both or neither of mr_enclave and mr_signer. The BlindAI keys
-// (misc_*, attributes_*, allow_debug) are all required.
+// with neither mr_enclave nor mr_signer (with both, both are checked). The
+// BlindAI keys (misc_*, attributes_*, allow_debug) are all required. A file
+// with only BlindAI's keys is a BlindAI 0.5 policy (Policy.BlindAI05). The
+// result passes Validate.
 func Parse(data []byte) (*Policy, error) {
 	var f file
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)
@@ -181,17 +253,15 @@ func Parse(data []byte) (*Policy, error) {
 		return nil, invalid("unknown keys %s", strings.Join(keys, ", "))
 	}
 	p := &Policy{}
-	switch {
-	case f.MREnclave != nil && f.MRSigner != nil:
-		return nil, invalid("mr_enclave and mr_signer are both set: give exactly one")
-	case f.MREnclave != nil:
-		if f.ISVProdID != nil || f.MinISVSVN != nil {
-			return nil, invalid("isv_prod_id and min_isv_svn go with mr_signer, not mr_enclave")
-		}
+	if f.MREnclave == nil && f.MRSigner == nil {
+		return nil, invalid("neither mr_enclave nor mr_signer is set: give at least one")
+	}
+	if f.MREnclave != nil {
 		if p.MREnclave, err = parseHash("mr_enclave", *f.MREnclave); err != nil {
 			return nil, err
 		}
-	case f.MRSigner != nil:
+	}
+	if f.MRSigner != nil {
 		if p.MRSigner, err = parseHash("mr_signer", *f.MRSigner); err != nil {
 			return nil, err
 		}
@@ -204,8 +274,8 @@ func Parse(data []byte) (*Policy, error) {
 			return nil, err
 		}
 		p.MinISVSVN = uint16(v)
-	default:
-		return nil, invalid("neither mr_enclave nor mr_signer is set: give exactly one")
+	} else if f.ISVProdID != nil || f.MinISVSVN != nil {
+		return nil, invalid("isv_prod_id and min_isv_svn go with mr_signer, which is not set")
 	}
 	var v uint64
 	if v, err = parseHexUint("misc_select_hex", f.MiscSelectHex, 32); err != nil {
@@ -232,7 +302,17 @@ func Parse(data []byte) (*Policy, error) {
 		return nil, invalid("allow_debug is required")
 	}
 	p.AllowDebug = *f.AllowDebug
-	if f.AcceptedTCBStatuses != nil {
+	blindAI := true
+	for _, k := range blindfoldKeys {
+		if md.IsDefined(k) {
+			blindAI = false
+		}
+	}
+	switch {
+	case blindAI:
+		p.BlindAI05 = true
+		p.AcceptedTCBStatuses = slices.Clone(BlindAITCBStatuses)
+	case f.AcceptedTCBStatuses != nil:
 		if len(*f.AcceptedTCBStatuses) == 0 {
 			return nil, invalid("accepted_tcb_statuses is empty: no quote could pass")
 		}
@@ -241,21 +321,13 @@ func Parse(data []byte) (*Policy, error) {
 			if err != nil {
 				return nil, invalid("accepted_tcb_statuses: %v", err)
 			}
-			if slices.Contains(p.AcceptedTCBStatuses, st) {
-				return nil, invalid("accepted_tcb_statuses lists %s twice", st)
-			}
 			p.AcceptedTCBStatuses = append(p.AcceptedTCBStatuses, st)
 		}
-	} else {
+	default:
 		p.AcceptedTCBStatuses = slices.Clone(DefaultAcceptedTCBStatuses)
 	}
-	if f.AcceptedAdvisoryIDs != nil {
-		p.AcceptedAdvisoryIDs = append([]string{}, *f.AcceptedAdvisoryIDs...)
-		for _, a := range p.AcceptedAdvisoryIDs {
-			if a == "" {
-				return nil, invalid("accepted_advisory_ids has an empty ID")
-			}
-		}
+	if f.AcceptedAdvisoryIDs != nil && len(*f.AcceptedAdvisoryIDs) > 0 {
+		p.AcceptedAdvisoryIDs = slices.Clone(*f.AcceptedAdvisoryIDs)
 	}
 	if f.MinTCBEvaluationDataNumber != nil {
 		n, err := intRange("min_tcb_evaluation_data_number", f.MinTCBEvaluationDataNumber, 1<<32-1)
@@ -271,7 +343,68 @@ func Parse(data []byte) (*Policy, error) {
 		}
 		p.MaxCollateralAge = d
 	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// Validate checks a policy, parsed or built in code: it pins MRENCLAVE or
+// MRSIGNER; its statuses are known, listed once and never Revoked; a status
+// other than UpToDate comes with the advisory IDs accepted with it
+// (AcceptedAdvisoryIDs), except in a BlindAI 0.5 policy (BlindAI05), which
+// lists no advisories and accepts only BlindAITCBStatuses. Errors wrap
+// ErrInvalid.
+func (p *Policy) Validate() error {
+	if p == nil {
+		return invalid("no policy")
+	}
+	if p.MREnclave == nil && p.MRSigner == nil {
+		return invalid("neither mr_enclave nor mr_signer is set: give at least one")
+	}
+	var seen []sgx.TCBStatus
+	var beyond []string
+	for _, st := range p.acceptedStatuses() {
+		if _, err := sgx.ParseTCBStatus(string(st)); err != nil {
+			return invalid("accepted_tcb_statuses: %v", err)
+		}
+		if st == sgx.Revoked {
+			return invalid("accepted_tcb_statuses lists Revoked: a revoked platform or quoting enclave is never accepted")
+		}
+		if slices.Contains(seen, st) {
+			return invalid("accepted_tcb_statuses lists %s twice", st)
+		}
+		seen = append(seen, st)
+		if st != sgx.UpToDate {
+			beyond = append(beyond, string(st))
+		}
+	}
+	for i, a := range p.AcceptedAdvisoryIDs {
+		if a == "" || strings.TrimSpace(a) != a {
+			return invalid("accepted_advisory_ids[%d] = %q: want an advisory ID such as \"INTEL-SA-00615\"", i, a)
+		}
+		if slices.Contains(p.AcceptedAdvisoryIDs[:i], a) {
+			return invalid("accepted_advisory_ids lists %s twice", a)
+		}
+	}
+	if p.BlindAI05 {
+		if p.MRSigner != nil || p.MinTCBEvaluationDataNumber > 0 || p.MaxCollateralAge > 0 {
+			return invalid("a BlindAI 0.5 policy has only BlindAI's keys (mr_enclave, misc_*, attributes_*, allow_debug)")
+		}
+		if len(p.AcceptedAdvisoryIDs) > 0 {
+			return invalid("a BlindAI 0.5 policy accepts any advisory and lists none; accepted_advisory_ids has %v", p.AcceptedAdvisoryIDs)
+		}
+		for _, st := range seen {
+			if !slices.Contains(BlindAITCBStatuses, st) {
+				return invalid("a BlindAI 0.5 policy accepts only %v, not %s", BlindAITCBStatuses, st)
+			}
+		}
+		return nil
+	}
+	if len(beyond) > 0 && len(p.AcceptedAdvisoryIDs) == 0 {
+		return invalid("accepted_tcb_statuses accepts %s, but accepted_advisory_ids does not name the advisories accepted with it: list them (blindfold policy from-sigstruct lists those the enclave build mitigates), or accept only UpToDate", strings.Join(beyond, ", "))
+	}
+	return nil
 }
 
 // ApplyTo copies the policy's collateral requirements
@@ -290,42 +423,41 @@ func h32(v uint32) string { return fmt.Sprintf("%#x", v) }
 func h64(v uint64) string { return fmt.Sprintf("%#x", v) }
 
 // CheckReport checks an enclave report body against the identity part of
-// the policy, in BlindAI's order: measurement (or signer, product and
-// version), debug, attribute flags, XFRM, MISCSELECT. It returns a
-// *MismatchError on the first mismatch.
+// the policy, in BlindAI's order: measurement, then signer, product and
+// version (each that the policy sets), debug, attribute flags, XFRM,
+// MISCSELECT. It returns a *MismatchError on the first mismatch.
 func (p *Policy) CheckReport(r *abi.ReportBody) error {
 	if r == nil {
-		return &MismatchError{Field: "report", Want: "a report body", Got: "none"}
+		return &MismatchError{Field: KeyReport, Want: "a report body", Got: "none"}
 	}
-	switch {
-	case p.MREnclave != nil:
-		if r.MRENCLAVE != *p.MREnclave {
-			return &MismatchError{Field: "mr_enclave", Want: hex.EncodeToString(p.MREnclave[:]), Got: hex.EncodeToString(r.MRENCLAVE[:])}
-		}
-	case p.MRSigner != nil:
+	if p.MREnclave == nil && p.MRSigner == nil {
+		return &MismatchError{Field: KeyMREnclave, Want: "a policy with mr_enclave or mr_signer", Got: "neither"}
+	}
+	if p.MREnclave != nil && r.MRENCLAVE != *p.MREnclave {
+		return &MismatchError{Field: KeyMREnclave, Want: hex.EncodeToString(p.MREnclave[:]), Got: hex.EncodeToString(r.MRENCLAVE[:])}
+	}
+	if p.MRSigner != nil {
 		if r.MRSIGNER != *p.MRSigner {
-			return &MismatchError{Field: "mr_signer", Want: hex.EncodeToString(p.MRSigner[:]), Got: hex.EncodeToString(r.MRSIGNER[:])}
+			return &MismatchError{Field: KeyMRSigner, Want: hex.EncodeToString(p.MRSigner[:]), Got: hex.EncodeToString(r.MRSIGNER[:])}
 		}
 		if r.ISVProdID != p.ISVProdID {
-			return &MismatchError{Field: "isv_prod_id", Want: strconv.Itoa(int(p.ISVProdID)), Got: strconv.Itoa(int(r.ISVProdID))}
+			return &MismatchError{Field: KeyISVProdID, Want: strconv.Itoa(int(p.ISVProdID)), Got: strconv.Itoa(int(r.ISVProdID))}
 		}
 		if r.ISVSVN < p.MinISVSVN {
-			return &MismatchError{Field: "min_isv_svn", Want: fmt.Sprintf("ISVSVN >= %d", p.MinISVSVN), Got: strconv.Itoa(int(r.ISVSVN))}
+			return &MismatchError{Field: KeyMinISVSVN, Want: fmt.Sprintf("ISVSVN >= %d", p.MinISVSVN), Got: strconv.Itoa(int(r.ISVSVN))}
 		}
-	default:
-		return &MismatchError{Field: "mr_enclave", Want: "a policy with mr_enclave or mr_signer", Got: "neither"}
 	}
 	if r.AttributesFlags&abi.AttributeDebug != 0 && !p.AllowDebug {
-		return &MismatchError{Field: "allow_debug", Want: "a production enclave (DEBUG attribute clear)", Got: fmt.Sprintf("DEBUG set (flags %#x)", r.AttributesFlags)}
+		return &MismatchError{Field: KeyAllowDebug, Want: "a production enclave (DEBUG attribute clear)", Got: fmt.Sprintf("DEBUG set (flags %#x)", r.AttributesFlags)}
 	}
 	if got, want := r.AttributesFlags&p.AttributesMaskFlags, p.AttributesFlags|abi.AttributeInit; got != want {
-		return &MismatchError{Field: "attributes_flags_hex", Want: fmt.Sprintf("flags & %s == %s (with INIT)", h64(p.AttributesMaskFlags), h64(want)), Got: h64(got)}
+		return &MismatchError{Field: KeyAttributesFlags, Want: fmt.Sprintf("flags & %s == %s (with INIT)", h64(p.AttributesMaskFlags), h64(want)), Got: h64(got)}
 	}
 	if got := r.AttributesXFRM & p.AttributesMaskXFRM; got != p.AttributesXFRM {
-		return &MismatchError{Field: "attributes_xfrm_hex", Want: fmt.Sprintf("xfrm & %s == %s", h64(p.AttributesMaskXFRM), h64(p.AttributesXFRM)), Got: h64(got)}
+		return &MismatchError{Field: KeyAttributesXFRM, Want: fmt.Sprintf("xfrm & %s == %s", h64(p.AttributesMaskXFRM), h64(p.AttributesXFRM)), Got: h64(got)}
 	}
 	if got := r.MiscSelect & p.MiscMask; got != p.MiscSelect {
-		return &MismatchError{Field: "misc_select_hex", Want: fmt.Sprintf("misc_select & %s == %s", h32(p.MiscMask), h32(p.MiscSelect)), Got: h32(got)}
+		return &MismatchError{Field: KeyMiscSelect, Want: fmt.Sprintf("misc_select & %s == %s", h32(p.MiscMask), h32(p.MiscSelect)), Got: h32(got)}
 	}
 	return nil
 }
@@ -338,28 +470,104 @@ func (p *Policy) acceptedStatuses() []sgx.TCBStatus {
 }
 
 // CheckStatus checks a TCB status and its advisories against the policy.
+// Revoked never passes; see ExplainStatus for why a status passes.
 func (p *Policy) CheckStatus(status sgx.TCBStatus, advisoryIDs []string) error {
-	acc := p.acceptedStatuses()
-	if !slices.Contains(acc, status) {
-		return &MismatchError{Field: "accepted_tcb_statuses", Want: fmt.Sprintf("one of %v", acc), Got: string(status)}
-	}
-	if p.AcceptedAdvisoryIDs != nil {
-		for _, a := range advisoryIDs {
-			if !slices.Contains(p.AcceptedAdvisoryIDs, a) {
-				return &MismatchError{Field: "accepted_advisory_ids", Want: fmt.Sprintf("advisories within %v", p.AcceptedAdvisoryIDs), Got: a}
-			}
-		}
-	}
-	return nil
+	_, err := p.ExplainStatus(status, advisoryIDs)
+	return err
 }
 
-// Check checks a verified quote against the policy: the report body
-// (CheckReport), the TCB status and advisories (CheckStatus), and the
-// collateral's TCB evaluation data numbers and age. It returns a
-// *MismatchError on the first mismatch.
+// ExplainStatus checks a TCB status and its advisories against the policy
+// (as CheckStatus) and, when they pass, says why in one sentence for a
+// user: which rule accepts the status and each advisory.
+func (p *Policy) ExplainStatus(status sgx.TCBStatus, advisoryIDs []string) (string, error) {
+	if err := p.Validate(); err != nil {
+		return "", &MismatchError{Field: KeyPolicy, Err: err}
+	}
+	if status == sgx.Revoked {
+		return "", &MismatchError{Field: KeyAcceptedTCBStatuses, Want: "a status other than Revoked (never accepted)", Got: string(status)}
+	}
+	acc := p.acceptedStatuses()
+	if !slices.Contains(acc, status) {
+		return "", &MismatchError{Field: KeyAcceptedTCBStatuses, Want: fmt.Sprintf("one of %v", acc), Got: string(status)}
+	}
+	if p.BlindAI05 {
+		why := fmt.Sprintf("%s is accepted by a BlindAI 0.5 policy (no accepted_tcb_statuses or accepted_advisory_ids: %s with any advisory, as BlindAI 0.5 did)", status, statusList(acc))
+		if len(advisoryIDs) > 0 {
+			why += "; advisories " + strings.Join(advisoryIDs, ", ") + " accepted unchecked"
+		}
+		return why, nil
+	}
+	for _, a := range advisoryIDs {
+		if !slices.Contains(p.AcceptedAdvisoryIDs, a) {
+			want := "no advisory (accepted_advisory_ids is empty)"
+			if len(p.AcceptedAdvisoryIDs) > 0 {
+				want = "advisories within " + strings.Join(p.AcceptedAdvisoryIDs, ", ")
+			}
+			return "", &MismatchError{Field: KeyAcceptedAdvisoryIDs, Want: want, Got: a}
+		}
+	}
+	why := fmt.Sprintf("%s is listed in accepted_tcb_statuses", status)
+	if len(p.AcceptedTCBStatuses) == 0 {
+		why = fmt.Sprintf("%s is accepted by default", status)
+	}
+	if len(advisoryIDs) == 0 {
+		return why + "; no advisory is open", nil
+	}
+	return why + "; every open advisory (" + strings.Join(advisoryIDs, ", ") + ") is listed in accepted_advisory_ids", nil
+}
+
+func statusList(sts []sgx.TCBStatus) string {
+	s := make([]string, len(sts))
+	for i, st := range sts {
+		s[i] = string(st)
+	}
+	return strings.Join(s, ", ")
+}
+
+// Acceptance says, for a user, what the policy does with each TCB status:
+// one line per status of sgx.AllTCBStatuses, naming the rule that accepts
+// or refuses it.
+func (p *Policy) Acceptance() []string {
+	acc := p.acceptedStatuses()
+	var lines []string
+	for _, st := range sgx.AllTCBStatuses {
+		var verdict string
+		switch {
+		case st == sgx.Revoked:
+			verdict = "refused, always (a revoked platform or quoting enclave is never accepted)"
+		case !slices.Contains(acc, st):
+			verdict = "refused (not in accepted_tcb_statuses)"
+		case p.BlindAI05:
+			verdict = "accepted with ANY advisory (BlindAI 0.5 policy: no accepted_tcb_statuses or accepted_advisory_ids)"
+		case len(p.AcceptedAdvisoryIDs) == 0:
+			verdict = "accepted only with no open advisory (accepted_advisory_ids is empty)"
+		default:
+			verdict = "accepted only if every open advisory is one of " + strings.Join(p.AcceptedAdvisoryIDs, ", ") + " (accepted_advisory_ids)"
+		}
+		lines = append(lines, fmt.Sprintf("%-34s %s", st, verdict))
+	}
+	return lines
+}
+
+// Warnings says, for a user, what a policy accepts that they may not
+// expect: a BlindAI 0.5 policy's statuses with any advisory.
+func (p *Policy) Warnings() []string {
+	if !p.BlindAI05 {
+		return nil
+	}
+	return []string{fmt.Sprintf("policy in BlindAI 0.5 format (no accepted_tcb_statuses or accepted_advisory_ids): accepting TCB statuses %s with ANY security advisory, as BlindAI 0.5 did; add accepted_tcb_statuses and accepted_advisory_ids to accept only what the enclave mitigates (blindfold policy from-sigstruct writes them)", statusList(p.acceptedStatuses()))}
+}
+
+// Check checks a verified quote against the policy: the policy itself
+// (Validate), the report body (CheckReport), the TCB status and advisories
+// (CheckStatus), and the collateral's TCB evaluation data numbers and age.
+// It returns a *MismatchError on the first mismatch.
 func (p *Policy) Check(res *sgx.Result) error {
+	if err := p.Validate(); err != nil {
+		return &MismatchError{Field: KeyPolicy, Err: err}
+	}
 	if res == nil || res.ReportBody == nil {
-		return &MismatchError{Field: "result", Want: "a verified quote", Got: "none"}
+		return &MismatchError{Field: KeyResult, Want: "a verified quote", Got: "none"}
 	}
 	if err := p.CheckReport(res.ReportBody); err != nil {
 		return err
@@ -370,14 +578,14 @@ func (p *Policy) Check(res *sgx.Result) error {
 	if m := p.MinTCBEvaluationDataNumber; m > 0 {
 		for _, n := range []uint32{res.TCBEvaluationDataNumber, res.QEIdentityTCBEvaluationDataNumber} {
 			if n < m {
-				return &MismatchError{Field: "min_tcb_evaluation_data_number", Want: fmt.Sprintf(">= %d", m), Got: strconv.FormatUint(uint64(n), 10)}
+				return &MismatchError{Field: KeyMinTCBEvaluationDataNumber, Want: fmt.Sprintf(">= %d", m), Got: strconv.FormatUint(uint64(n), 10)}
 			}
 		}
 	}
 	if p.MaxCollateralAge > 0 {
 		for _, issued := range []time.Time{res.TCBInfoIssueDate, res.QEIdentityIssueDate} {
 			if issued.IsZero() || res.VerifiedAt.Sub(issued) > p.MaxCollateralAge {
-				return &MismatchError{Field: "max_collateral_age", Want: fmt.Sprintf("collateral issued at most %v before %s", p.MaxCollateralAge, res.VerifiedAt.UTC().Format(time.RFC3339)), Got: "issued " + issued.UTC().Format(time.RFC3339)}
+				return &MismatchError{Field: KeyMaxCollateralAge, Want: fmt.Sprintf("collateral issued at most %v before %s", p.MaxCollateralAge, res.VerifiedAt.UTC().Format(time.RFC3339)), Got: "issued " + issued.UTC().Format(time.RFC3339)}
 			}
 		}
 	}
@@ -440,16 +648,21 @@ func (p *Policy) TOML() []byte {
 	w("attributes_mask_xfrm_hex = %s\n\n", tomlString(h64(p.AttributesMaskXFRM)))
 	w("# A debug enclave (DEBUG attribute 0x2) can be read by the host: it protects nothing.\n")
 	w("allow_debug = %t\n\n", p.AllowDebug)
-	statuses := make([]string, 0, len(p.acceptedStatuses()))
-	for _, s := range p.acceptedStatuses() {
-		statuses = append(statuses, string(s))
-	}
-	w("# Combined TCB statuses (platform and quoting enclave) accepted.\n")
-	w("accepted_tcb_statuses = %s\n", tomlList(statuses))
-	if p.AcceptedAdvisoryIDs != nil {
-		ids := p.AcceptedAdvisoryIDs
-		w("\n# Every Intel security advisory of the quote's TCB levels must be listed here.\n")
-		w("accepted_advisory_ids = %s\n", tomlList(ids))
+	if p.BlindAI05 {
+		w("# BlindAI 0.5 format: without accepted_tcb_statuses and accepted_advisory_ids this\n")
+		w("# policy accepts the TCB statuses %s with ANY security advisory, as\n", statusList(p.acceptedStatuses()))
+		w("# BlindAI 0.5 did. Add both keys to accept only what the enclave mitigates.\n")
+	} else {
+		statuses := make([]string, 0, len(p.acceptedStatuses()))
+		for _, s := range p.acceptedStatuses() {
+			statuses = append(statuses, string(s))
+		}
+		w("# Combined TCB statuses (platform and quoting enclave) accepted. Revoked never is;\n")
+		w("# a status other than UpToDate needs the advisories it is accepted with, below.\n")
+		w("accepted_tcb_statuses = %s\n\n", tomlList(statuses))
+		w("# Every Intel security advisory of the quote's TCB levels must be listed here,\n")
+		w("# whatever the status: list only advisories the enclave build mitigates.\n")
+		w("accepted_advisory_ids = %s\n", tomlList(p.AcceptedAdvisoryIDs))
 	}
 	if p.MinTCBEvaluationDataNumber > 0 {
 		w("\n# Lowest TCB evaluation data number of the TCB info and QE identity.\n")

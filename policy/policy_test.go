@@ -47,8 +47,9 @@ func TestParseBlindAIPolicy(t *testing.T) {
 	if p.MiscMask != 0xffffffff || p.AttributesFlags != 4 || p.AttributesXFRM != 3 || p.AttributesMaskFlags != 0xfffffffffffffffd || p.AttributesMaskXFRM != 0xffffffffffffff1b || p.AllowDebug {
 		t.Fatalf("%+v", p)
 	}
-	if !reflect.DeepEqual(p.AcceptedTCBStatuses, []sgx.TCBStatus{sgx.UpToDate, sgx.SWHardeningNeeded}) {
-		t.Errorf("default statuses %v", p.AcceptedTCBStatuses)
+	// BlindAI 0.5's format keeps BlindAI's behaviour, and says so.
+	if !p.BlindAI05 || !reflect.DeepEqual(p.AcceptedTCBStatuses, []sgx.TCBStatus{sgx.UpToDate, sgx.SWHardeningNeeded}) {
+		t.Errorf("BlindAI 0.5 policy: BlindAI05 %t, statuses %v", p.BlindAI05, p.AcceptedTCBStatuses)
 	}
 	if p.AcceptedAdvisoryIDs != nil || p.MREnclave == nil || p.MRSigner != nil {
 		t.Errorf("%+v", p)
@@ -56,13 +57,160 @@ func TestParseBlindAIPolicy(t *testing.T) {
 	if err := p.CheckReport(report()); err != nil {
 		t.Fatal(err)
 	}
+	w := p.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], "BlindAI 0.5") || !strings.Contains(w[0], "UpToDate, SWHardeningNeeded") || !strings.Contains(w[0], "ANY security advisory") {
+		t.Errorf("warnings %q do not say what a BlindAI 0.5 policy accepts", w)
+	}
+	why, err := p.ExplainStatus(sgx.SWHardeningNeeded, []string{"INTEL-SA-00334"})
+	if err != nil || !strings.Contains(why, "BlindAI 0.5") || !strings.Contains(why, "INTEL-SA-00334") {
+		t.Errorf("ExplainStatus = %q, %v", why, err)
+	}
+	// Any Blindfold key makes it a Blindfold policy, with the strict default.
+	for _, extra := range []string{"max_collateral_age = \"720h\"\n", "accepted_advisory_ids = []\n", "min_tcb_evaluation_data_number = 1\n"} {
+		q := mustParse(t, blindAIPolicy+extra)
+		if q.BlindAI05 || len(q.Warnings()) != 0 || !reflect.DeepEqual(q.AcceptedTCBStatuses, []sgx.TCBStatus{sgx.UpToDate}) {
+			t.Errorf("%q: BlindAI05 %t, statuses %v", extra, q.BlindAI05, q.AcceptedTCBStatuses)
+		}
+		if err := q.CheckStatus(sgx.SWHardeningNeeded, nil); err == nil {
+			t.Errorf("%q: SWHardeningNeeded accepted by default", extra)
+		}
+	}
+}
+
+// TestDefaultAcceptsOnlyUpToDate: a policy without accepted_tcb_statuses
+// (or built in code without AcceptedTCBStatuses) accepts UpToDate with no
+// advisory, and nothing else.
+func TestDefaultAcceptsOnlyUpToDate(t *testing.T) {
+	if !reflect.DeepEqual(DefaultAcceptedTCBStatuses, []sgx.TCBStatus{sgx.UpToDate}) {
+		t.Fatalf("DefaultAcceptedTCBStatuses = %v", DefaultAcceptedTCBStatuses)
+	}
+	mr := [32]byte{1}
+	p := &Policy{MREnclave: &mr}
+	if err := p.CheckStatus(sgx.UpToDate, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		st  sgx.TCBStatus
+		adv []string
+	}{
+		{sgx.SWHardeningNeeded, []string{"INTEL-SA-00615"}},
+		{sgx.SWHardeningNeeded, nil},
+		{sgx.UpToDate, []string{"INTEL-SA-00999"}},
+		{sgx.ConfigurationNeeded, nil},
+		{sgx.OutOfDate, nil},
+		{sgx.Revoked, nil},
+	} {
+		if err := p.CheckStatus(tc.st, tc.adv); err == nil {
+			t.Errorf("default policy accepts %s with %v", tc.st, tc.adv)
+		}
+	}
+}
+
+// TestStatusNeedsAdvisories: accepting a status other than UpToDate must
+// name the advisories accepted, in a file or in code; a policy.toml that
+// lists SWHardeningNeeded alone (as those generated before did) is refused
+// with a message that says what to do.
+func TestStatusNeedsAdvisories(t *testing.T) {
+	_, err := Parse([]byte(blindAIPolicy + `accepted_tcb_statuses = ["UpToDate", "SWHardeningNeeded"]` + "\n"))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "accepted_advisory_ids") || !strings.Contains(err.Error(), "SWHardeningNeeded") {
+		t.Fatalf("err = %v", err)
+	}
+	mr := [32]byte{1}
+	p := &Policy{MREnclave: &mr, AcceptedTCBStatuses: []sgx.TCBStatus{sgx.UpToDate, sgx.SWHardeningNeeded}}
+	if err := p.Validate(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Validate: %v", err)
+	}
+	var me *MismatchError
+	if err := p.CheckStatus(sgx.SWHardeningNeeded, nil); !errors.As(err, &me) || me.Field != KeyPolicy || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("CheckStatus with an invalid policy: %v", err)
+	}
+	if err := p.Check(result(sgx.UpToDate)); !errors.As(err, &me) || me.Field != KeyPolicy {
+		t.Fatalf("Check with an invalid policy: %v", err)
+	}
+	p.AcceptedAdvisoryIDs = []string{"INTEL-SA-00615"}
+	why, err := p.ExplainStatus(sgx.SWHardeningNeeded, []string{"INTEL-SA-00615"})
+	if err != nil || !strings.Contains(why, "accepted_tcb_statuses") || !strings.Contains(why, "INTEL-SA-00615") {
+		t.Fatalf("ExplainStatus = %q, %v", why, err)
+	}
+	if err := p.CheckStatus(sgx.SWHardeningNeeded, []string{"INTEL-SA-00615", "INTEL-SA-00334"}); !errors.As(err, &me) || me.Field != KeyAcceptedAdvisoryIDs {
+		t.Fatalf("unknown advisory: %v", err)
+	}
+}
+
+// TestRevokedNeverPasses: Revoked is refused at parse, by Validate, and by
+// CheckStatus whatever the policy lists (even a BlindAI 0.5 policy).
+func TestRevokedNeverPasses(t *testing.T) {
+	_, err := Parse([]byte(blindAIPolicy + `accepted_tcb_statuses = ["UpToDate", "Revoked"]` + "\naccepted_advisory_ids = [\"INTEL-SA-00615\"]\n"))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "Revoked") {
+		t.Fatalf("Parse: %v", err)
+	}
+	mr := [32]byte{1}
+	p := &Policy{MREnclave: &mr, AcceptedTCBStatuses: []sgx.TCBStatus{sgx.Revoked}, AcceptedAdvisoryIDs: []string{"INTEL-SA-00615"}}
+	if err := p.Validate(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Validate: %v", err)
+	}
+	if err := p.CheckStatus(sgx.Revoked, nil); err == nil {
+		t.Fatal("Revoked passed")
+	}
+	for _, q := range []*Policy{mustParse(t, blindAIPolicy), &Policy{MREnclave: &mr}} {
+		if err := q.CheckStatus(sgx.Revoked, nil); !errors.Is(err, ErrMismatch) {
+			t.Fatalf("Revoked: %v", err)
+		}
+	}
+}
+
+// TestBothMeasurements: a policy with both MRENCLAVE and MRSIGNER checks
+// both, from a file or from code.
+func TestBothMeasurements(t *testing.T) {
+	signer := "9affcfae47b848ec2caf1c49b4b283531e1cc425f93582b36806e52a43d78d1a"
+	p := mustParse(t, blindAIPolicy+"mr_signer = \""+signer+"\"\nisv_prod_id = 3\nmin_isv_svn = 5\n")
+	if p.MREnclave == nil || p.MRSigner == nil || p.BlindAI05 {
+		t.Fatalf("%+v", p)
+	}
+	ok := func() *abi.ReportBody {
+		r := report()
+		s, _ := parseHash("", signer)
+		r.MRSIGNER, r.ISVProdID, r.ISVSVN = *s, 3, 5
+		return r
+	}
+	if err := p.CheckReport(ok()); err != nil {
+		t.Fatal(err)
+	}
+	var me *MismatchError
+	r := ok()
+	r.MRSIGNER[0] ^= 1
+	if err := p.CheckReport(r); !errors.As(err, &me) || me.Field != KeyMRSigner {
+		t.Errorf("other signer: %v", err)
+	}
+	r = ok()
+	r.MRENCLAVE[0] ^= 1
+	if err := p.CheckReport(r); !errors.As(err, &me) || me.Field != KeyMREnclave {
+		t.Errorf("other enclave: %v", err)
+	}
+	// Built in code.
+	mr, sg := *p.MREnclave, *p.MRSigner
+	q := &Policy{MREnclave: &mr, MRSigner: &sg, ISVProdID: 3, MinISVSVN: 5, AttributesFlags: p.AttributesFlags, AttributesMaskFlags: p.AttributesMaskFlags, AttributesXFRM: p.AttributesXFRM, AttributesMaskXFRM: p.AttributesMaskXFRM, MiscMask: p.MiscMask}
+	r = ok()
+	r.MRSIGNER[0] ^= 1
+	if err := q.CheckReport(r); !errors.As(err, &me) || me.Field != KeyMRSigner {
+		t.Errorf("code policy, other signer: %v", err)
+	}
+	r = ok()
+	r.ISVSVN = 4
+	if err := q.CheckReport(r); !errors.As(err, &me) || me.Field != KeyMinISVSVN {
+		t.Errorf("code policy, old version: %v", err)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
 	tests := []struct{ name, text, want string }{
 		{"unknown key", blindAIPolicy + "mr_enclve = \"x\"\n", "unknown keys mr_enclve"},
 		{"no identity", strings.Replace(blindAIPolicy, "mr_enclave", "# mr_enclave", 1), "neither mr_enclave nor mr_signer"},
-		{"both identities", blindAIPolicy + "mr_signer = \"" + mrHex + "\"\nisv_prod_id = 1\nmin_isv_svn = 0\n", "both set"},
+		{"Revoked", blindAIPolicy + "accepted_tcb_statuses = [\"Revoked\"]\n", "Revoked"},
+		{"duplicate status", blindAIPolicy + "accepted_tcb_statuses = [\"UpToDate\", \"UpToDate\"]\n", "twice"},
+		{"duplicate advisory", blindAIPolicy + "accepted_advisory_ids = [\"A\", \"A\"]\n", "twice"},
+		{"empty advisory", blindAIPolicy + "accepted_advisory_ids = [\"\"]\n", "advisory ID"},
+		{"status without advisories", blindAIPolicy + "accepted_tcb_statuses = [\"UpToDate\", \"OutOfDate\"]\n", "accepted_advisory_ids does not name"},
 		{"signer without product", strings.Replace(blindAIPolicy, "mr_enclave", "mr_signer", 1) + "min_isv_svn = 0\n", "isv_prod_id is required"},
 		{"signer without svn", strings.Replace(blindAIPolicy, "mr_enclave", "mr_signer", 1) + "isv_prod_id = 0\n", "min_isv_svn is required"},
 		{"product with mr_enclave", blindAIPolicy + "isv_prod_id = 1\n", "go with mr_signer"},
@@ -125,7 +273,7 @@ func TestCheckReportRules(t *testing.T) {
 				return
 			}
 			var me *MismatchError
-			if !errors.As(err, &me) || me.Field != tc.field || !errors.Is(err, ErrMismatch) {
+			if !errors.As(err, &me) || me.Field != Key(tc.field) || !errors.Is(err, ErrMismatch) {
 				t.Fatalf("err = %v, want a mismatch on %s", err, tc.field)
 			}
 			if me.Want == "" || me.Got == "" {
@@ -172,7 +320,7 @@ func TestCheckSigner(t *testing.T) {
 		r := ok()
 		mod(r)
 		var me *MismatchError
-		if err := p.CheckReport(r); !errors.As(err, &me) || me.Field != field {
+		if err := p.CheckReport(r); !errors.As(err, &me) || me.Field != Key(field) {
 			t.Errorf("%s: err = %v", field, err)
 		}
 	}
@@ -196,15 +344,17 @@ func TestCheckResult(t *testing.T) {
 		field string
 	}{
 		{"UpToDate", "", result(sgx.UpToDate), ""},
-		{"SWHardeningNeeded", "", result(sgx.SWHardeningNeeded, "INTEL-SA-00615"), ""},
-		{"ConfigurationAndSWHardeningNeeded refused by default", "", result(sgx.ConfigurationAndSWHardeningNeeded), "accepted_tcb_statuses"},
-		{"OutOfDate refused", "", result(sgx.OutOfDate), "accepted_tcb_statuses"},
-		{"Revoked refused", "", result(sgx.Revoked), "accepted_tcb_statuses"},
-		{"accepted by the policy", `accepted_tcb_statuses = ["UpToDate", "ConfigurationAndSWHardeningNeeded"]` + "\n", result(sgx.ConfigurationAndSWHardeningNeeded, "INTEL-SA-00289"), ""},
+		{"BlindAI 0.5: SWHardeningNeeded", "", result(sgx.SWHardeningNeeded, "INTEL-SA-00615"), ""},
+		{"BlindAI 0.5: ConfigurationAndSWHardeningNeeded refused", "", result(sgx.ConfigurationAndSWHardeningNeeded), "accepted_tcb_statuses"},
+		{"BlindAI 0.5: OutOfDate refused", "", result(sgx.OutOfDate), "accepted_tcb_statuses"},
+		{"BlindAI 0.5: Revoked refused", "", result(sgx.Revoked), "accepted_tcb_statuses"},
+		{"default: SWHardeningNeeded refused", "accepted_advisory_ids = []\n", result(sgx.SWHardeningNeeded), "accepted_tcb_statuses"},
+		{"default: UpToDate with an advisory refused", "accepted_advisory_ids = []\n", result(sgx.UpToDate, "INTEL-SA-00657"), "accepted_advisory_ids"},
+		{"accepted by the policy", `accepted_tcb_statuses = ["UpToDate", "ConfigurationAndSWHardeningNeeded"]` + "\n" + `accepted_advisory_ids = ["INTEL-SA-00289"]` + "\n", result(sgx.ConfigurationAndSWHardeningNeeded, "INTEL-SA-00289"), ""},
 		{"narrower list", `accepted_tcb_statuses = ["UpToDate"]` + "\n", result(sgx.SWHardeningNeeded), "accepted_tcb_statuses"},
-		{"advisories within", `accepted_advisory_ids = ["INTEL-SA-00615", "INTEL-SA-00289"]` + "\n", result(sgx.SWHardeningNeeded, "INTEL-SA-00615"), ""},
-		{"advisory outside", `accepted_advisory_ids = ["INTEL-SA-00615"]` + "\n", result(sgx.SWHardeningNeeded, "INTEL-SA-00615", "INTEL-SA-00657"), "accepted_advisory_ids"},
-		{"no advisories accepted", `accepted_advisory_ids = []` + "\n", result(sgx.SWHardeningNeeded, "INTEL-SA-00615"), "accepted_advisory_ids"},
+		{"advisories within", `accepted_tcb_statuses = ["UpToDate", "SWHardeningNeeded"]` + "\n" + `accepted_advisory_ids = ["INTEL-SA-00615", "INTEL-SA-00289"]` + "\n", result(sgx.SWHardeningNeeded, "INTEL-SA-00615"), ""},
+		{"advisory outside", `accepted_tcb_statuses = ["UpToDate", "SWHardeningNeeded"]` + "\n" + `accepted_advisory_ids = ["INTEL-SA-00615"]` + "\n", result(sgx.SWHardeningNeeded, "INTEL-SA-00615", "INTEL-SA-00657"), "accepted_advisory_ids"},
+		{"no advisories accepted", `accepted_advisory_ids = []` + "\n", result(sgx.UpToDate, "INTEL-SA-00615"), "accepted_advisory_ids"},
 		{"evaluation data number", "min_tcb_evaluation_data_number = 16\n", result(sgx.UpToDate), ""},
 		{"QE evaluation data number too low", "min_tcb_evaluation_data_number = 17\n", result(sgx.UpToDate), "min_tcb_evaluation_data_number"},
 		{"collateral young enough", "max_collateral_age = \"72h\"\n", result(sgx.UpToDate), ""},
@@ -223,7 +373,7 @@ func TestCheckResult(t *testing.T) {
 				return
 			}
 			var me *MismatchError
-			if !errors.As(err, &me) || me.Field != tc.field {
+			if !errors.As(err, &me) || me.Field != Key(tc.field) {
 				t.Fatalf("err = %v, want a mismatch on %s", err, tc.field)
 			}
 		})
@@ -236,6 +386,8 @@ func TestTOMLRoundTrip(t *testing.T) {
 		signerPolicy,
 		blindAIPolicy + "accepted_tcb_statuses = [\"UpToDate\"]\naccepted_advisory_ids = [\"INTEL-SA-00615\", \"A\\\"B\"]\nmin_tcb_evaluation_data_number = 17\nmax_collateral_age = \"720h\"\n",
 		blindAIPolicy + "accepted_advisory_ids = []\n",
+		blindAIPolicy + "accepted_tcb_statuses = [\"UpToDate\", \"SWHardeningNeeded\"]\naccepted_advisory_ids = [\"INTEL-SA-00615\"]\n",
+		blindAIPolicy + "mr_signer = \"" + mrHex + "\"\nisv_prod_id = 1\nmin_isv_svn = 0\n",
 	} {
 		p := mustParse(t, text)
 		out := p.TOML()

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+
+	"github.com/blindfold-ai/blindfold/attest/sgx"
 )
 
 // SigstructSize is the size of an SGX SIGSTRUCT.
@@ -162,10 +164,36 @@ func sigstructQ(sig, n *big.Int) (q1, q2 *big.Int) {
 	return q1, q2
 }
 
+// BuildMitigatedAdvisoryIDs are the Intel security advisories whose
+// software hardening the Blindfold enclave build (Gramine, the Go server,
+// ONNX Runtime, as deploy/gramine builds them) carries, so that a platform
+// whose only open advisories are these is, for this enclave, as safe as an
+// UpToDate one. FromSigstruct accepts SWHardeningNeeded with exactly these.
+// docs/sgx.md gives the reasoning; each entry:
+//
+//   - INTEL-SA-00615 (MMIO stale data, CVE-2022-21123, -21125, -21166): the
+//     SGX hardening is that enclave code write untrusted memory only in ways
+//     that do not leave enclave data in the affected fill buffers. In a
+//     Gramine enclave the application never writes untrusted memory itself:
+//     every exchange with the host goes through Gramine's untrusted-memory
+//     copy routines, which Gramine hardened for this advisory after its
+//     publication in 2022 (deploy/Dockerfile.sgx builds on
+//     gramineproject/gramine:stable, a later release).
+//
+// Not listed, so refused: INTEL-SA-00334 (LVI), whose hardening is a
+// compiler-level load fence in every enclave instruction stream, which
+// neither the Go toolchain, nor ONNX Runtime's build, nor Gramine's default
+// build applies; and every advisory whose fix is microcode or BIOS
+// configuration (ConfigurationNeeded, OutOfDate), which no enclave build
+// can mitigate.
+var BuildMitigatedAdvisoryIDs = []string{"INTEL-SA-00615"}
+
 // FromSigstruct verifies a SIGSTRUCT (see ParseSigstruct) and returns the
 // policy that pins its enclave: MRENCLAVE, and MISCSELECT and ATTRIBUTES
 // under the SIGSTRUCT's masks (the values are stored already masked, as
-// EINIT compares them), with debug refused and the default TCB statuses.
+// EINIT compares them), with debug refused, and UpToDate and
+// SWHardeningNeeded accepted with exactly the advisories the enclave build
+// mitigates (BuildMitigatedAdvisoryIDs).
 func FromSigstruct(sigstruct []byte) (*Policy, error) {
 	s, err := ParseSigstruct(sigstruct)
 	if err != nil {
@@ -181,6 +209,7 @@ func FromSigstruct(sigstruct []byte) (*Policy, error) {
 		AttributesMaskFlags: s.AttributesMaskFlags,
 		AttributesMaskXFRM:  s.AttributesMaskXFRM,
 		AllowDebug:          false,
-		AcceptedTCBStatuses: slices.Clone(DefaultAcceptedTCBStatuses),
+		AcceptedTCBStatuses: []sgx.TCBStatus{sgx.UpToDate, sgx.SWHardeningNeeded},
+		AcceptedAdvisoryIDs: slices.Clone(BuildMitigatedAdvisoryIDs),
 	}, nil
 }

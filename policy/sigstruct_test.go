@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
 )
 
@@ -135,6 +136,7 @@ func TestFromSigstruct(t *testing.T) {
 		`attributes_flags_hex = "0x4"`, `attributes_xfrm_hex = "0x3"`,
 		`attributes_mask_flags_hex = "0xfffffffffffffffd"`, `attributes_mask_xfrm_hex = "0xffffffffffffff1b"`,
 		`allow_debug = false`, `accepted_tcb_statuses = ["UpToDate", "SWHardeningNeeded"]`,
+		`accepted_advisory_ids = ["INTEL-SA-00615"]`,
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("generated policy lacks %s:\n%s", want, text)
@@ -149,6 +151,22 @@ func TestFromSigstruct(t *testing.T) {
 	r := &abi.ReportBody{MRENCLAVE: f.mrenclave, AttributesFlags: abi.AttributeInit | abi.AttributeMode64Bit, AttributesXFRM: 0x7}
 	if err := q.CheckReport(r); err != nil {
 		t.Fatal(err)
+	}
+	// It accepts exactly what the build mitigates: SWHardeningNeeded for
+	// INTEL-SA-00615 alone, not with an advisory it does not mitigate.
+	if q.BlindAI05 || !slices.Equal(q.AcceptedAdvisoryIDs, BuildMitigatedAdvisoryIDs) {
+		t.Errorf("generated policy: BlindAI05 %t, advisories %v", q.BlindAI05, q.AcceptedAdvisoryIDs)
+	}
+	if err := q.CheckStatus(sgx.SWHardeningNeeded, []string{"INTEL-SA-00615"}); err != nil {
+		t.Errorf("SWHardeningNeeded for INTEL-SA-00615: %v", err)
+	}
+	for _, adv := range [][]string{{"INTEL-SA-00615", "INTEL-SA-00334"}, {"INTEL-SA-00999"}} {
+		if err := q.CheckStatus(sgx.SWHardeningNeeded, adv); err == nil {
+			t.Errorf("SWHardeningNeeded for %v accepted", adv)
+		}
+	}
+	if err := q.CheckStatus(sgx.ConfigurationAndSWHardeningNeeded, []string{"INTEL-SA-00615"}); err == nil {
+		t.Error("ConfigurationAndSWHardeningNeeded accepted")
 	}
 	r.AttributesFlags |= abi.AttributeDebug
 	if err := q.CheckReport(r); err == nil {

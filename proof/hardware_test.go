@@ -3,6 +3,7 @@ package proof
 import (
 	"crypto/ed25519"
 	"errors"
+	"math/big"
 	"testing"
 	"time"
 
@@ -118,5 +119,83 @@ func TestVerifyHardware(t *testing.T) {
 				t.Fatalf("error %v is not %v", err, tc.is)
 			}
 		})
+	}
+}
+
+// TestVerifyWithNewerCollateral: a proof that verifies with its own
+// collateral is refused when the verifier supplies newer collateral whose
+// PCK CRL revokes the proof's PCK certificate, or whose TCB info moved the
+// platform's level to OutOfDate (a TCB recovery after the proof).
+func TestVerifyWithNewerCollateral(t *testing.T) {
+	issuedAt := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	later := issuedAt.AddDate(0, 0, 20)
+	pki, err := sgxtest.NewPKI(issuedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	b := sgxtest.NewBuilder(pki, issuedAt)
+	b.ReportBody.ReportData = attest.ReportData(f.id.DER, nil)
+	ev, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(&untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: attest.CollateralToProto(ev.Collateral), EnclaveHeldData: f.id.DER}, f.runPay, f.id.Sign(f.runPay))
+	at := func(tm time.Time) func() time.Time { return func() time.Time { return tm } }
+	opts := VerifyOptions{Policy: anyPolicy(t), Now: at(issuedAt), TestRoot: pki.Root}
+	res, err := Verify(p, opts)
+	if err != nil {
+		t.Fatalf("with its own collateral: %v", err)
+	}
+	if res.SuppliedCollateral {
+		t.Error("SuppliedCollateral set without supplied collateral")
+	}
+
+	// Newer collateral, as a PCCS serves it 20 days later.
+	fresh := func(change func(*sgxtest.Builder)) *sgx.Collateral {
+		nb := sgxtest.NewBuilder(pki, later)
+		if change != nil {
+			change(nb)
+		}
+		c, err := ev.Reissue(nb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	opts.Now = at(later)
+	opts.Collateral = fresh(nil)
+	res, err = Verify(p, opts)
+	if err != nil {
+		t.Fatalf("with fresh collateral that still vouches for it: %v", err)
+	}
+	if !res.SuppliedCollateral || !res.Evidence.SGX.CollateralIssued.After(issuedAt) {
+		t.Errorf("supplied %t, collateral issued %s", res.SuppliedCollateral, res.Evidence.SGX.CollateralIssued)
+	}
+
+	opts.Collateral = fresh(func(nb *sgxtest.Builder) { nb.PCKCRL.Revoked = []*big.Int{ev.PCK.SerialNumber} })
+	_, err = Verify(p, opts)
+	var se *sgx.Error
+	if !errors.Is(err, ErrBadEvidence) || !errors.Is(err, sgx.ErrRevoked) || !errors.As(err, &se) || se.Item != sgx.ItemPCKCRL {
+		t.Fatalf("revoked PCK: err = %v", err)
+	}
+
+	opts.Collateral = fresh(func(nb *sgxtest.Builder) { nb.TCBInfo.Levels[0].Status = "OutOfDate" })
+	if _, err = Verify(p, opts); !errors.Is(err, ErrPolicyMismatch) {
+		t.Fatalf("TCB recovery: err = %v", err)
+	}
+
+	// Collateral from another PKI does not verify the quote.
+	other, err := sgxtest.NewPKI(later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := sgxtest.NewBuilder(other, later).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Collateral = ob.Collateral
+	if _, err = Verify(p, opts); !errors.Is(err, ErrBadEvidence) {
+		t.Fatalf("foreign collateral: err = %v", err)
 	}
 }

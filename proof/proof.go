@@ -45,7 +45,12 @@
 // signature with that certificate's key. Collateral expires (its
 // nextUpdate, about a month for TCB info): to check an old proof, set
 // VerifyOptions.Now to a time inside its collateral's validity, such as
-// when the proof was made. Bytes 32..63 of the report data hold the nonce
+// when the proof was made. That shows the proof was good when made, not
+// that it still is: a PCK certificate revoked, or a TCB recovery, after
+// the proof was issued shows only in newer collateral. To judge a proof by
+// what is known now, give VerifyOptions.Collateral (fresh collateral from
+// a PCCS or Intel's PCS): the quote is then verified with it instead of
+// the proof's own. Bytes 32..63 of the report data hold the nonce
 // of the client that connected (or zeros); they are checked only when
 // VerifyOptions.Nonce is given, since a third party does not know it.
 package proof
@@ -70,6 +75,7 @@ import (
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/policy"
 )
@@ -285,7 +291,8 @@ var (
 	ErrPolicyMismatch  = attest.ErrPolicyMismatch
 	// ErrNoCertificate means a simulation proof cannot be checked because
 	// neither the proof nor the options hold the attested certificate.
-	ErrNoCertificate = errors.New("proof: simulation proof holds no attested certificate (enclave_held_data) and none was given in VerifyOptions.SimulationCertificate")
+	// From Go, give it in VerifyOptions.SimulationCertificate.
+	ErrNoCertificate = errors.New("proof: the simulation proof holds no attested certificate (enclave_held_data), and none was given to check it with")
 	// ErrCertificateMismatch means the certificate in a simulation proof
 	// differs from VerifyOptions.SimulationCertificate.
 	ErrCertificateMismatch = errors.New("proof: the proof's attested certificate differs from the expected one")
@@ -334,6 +341,12 @@ type VerifyOptions struct {
 	// TestRoot replaces the pinned Intel SGX Root CA. FOR TESTS ONLY: a
 	// proof whose evidence chains to a test root proves nothing.
 	TestRoot *x509.Certificate
+	// Collateral, when set, verifies a hardware proof's quote instead of
+	// the collateral inside the proof: collateral the verifier trusts to
+	// be current (fetched from a PCCS or Intel's PCS), so that a PCK
+	// certificate revoked or a TCB level downgraded after the proof was
+	// issued makes it fail. It is verified at Now like any collateral.
+	Collateral *sgx.Collateral
 	// Nonce, when set, must be the nonce whose SHA-256 is in bytes 32..63
 	// of a hardware proof's report data; when nil those bytes are not
 	// checked.
@@ -362,7 +375,11 @@ type Result struct {
 	// SigningKey is the Ed25519 key that verified the signature.
 	SigningKey ed25519.PublicKey
 	// Evidence is what the hardware evidence says (nil for simulation).
+	// Evidence.SGX has the dates of the collateral that verified it.
 	Evidence *attest.Verified
+	// SuppliedCollateral is true when the evidence was verified with
+	// VerifyOptions.Collateral rather than the proof's own collateral.
+	SuppliedCollateral bool
 }
 
 // IsSimulation reports whether p is a simulation-mode proof: it has no
@@ -388,7 +405,15 @@ func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
 		if len(opts.Nonce) > 0 {
 			check = attest.NonceEqual
 		}
-		v, err := attest.VerifySGX(p.GetAttestation(), attest.VerifyOptions{
+		ev := p.GetAttestation()
+		if opts.Collateral != nil {
+			ev = &untrusted.GetSgxQuoteWithCollateralReply{
+				Quote:           ev.GetQuote(),
+				Collateral:      attest.CollateralToProto(opts.Collateral),
+				EnclaveHeldData: ev.GetEnclaveHeldData(),
+			}
+		}
+		v, err := attest.VerifySGX(ev, attest.VerifyOptions{
 			Policy: opts.Policy, Now: opts.Now, TestRoot: opts.TestRoot, Nonce: opts.Nonce, NonceCheck: check,
 		})
 		if err != nil {
@@ -400,6 +425,7 @@ func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
 		}
 		res.Certificate = v.CertificateDER
 		res.Evidence = v
+		res.SuppliedCollateral = opts.Collateral != nil
 		return res, nil
 	}
 	if !opts.AllowSimulation {

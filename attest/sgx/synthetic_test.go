@@ -292,7 +292,6 @@ func TestSyntheticTCBStatuses(t *testing.T) {
 		{name: "QE OutOfDate, platform ConfigurationNeeded", platform: "ConfigurationNeeded", qeSVN: 6, want: sgx.OutOfDateConfigurationNeeded, adv: []string{"INTEL-SA-00002", "INTEL-SA-00615"}},
 		{name: "QE OutOfDate, platform ConfigurationAndSWHardeningNeeded", platform: "ConfigurationAndSWHardeningNeeded", qeSVN: 6, want: sgx.OutOfDateConfigurationNeeded, adv: []string{"INTEL-SA-00002", "INTEL-SA-00615"}},
 		{name: "QE OutOfDate, platform OutOfDateConfigurationNeeded", platform: "OutOfDateConfigurationNeeded", qeSVN: 6, want: sgx.OutOfDateConfigurationNeeded, adv: []string{"INTEL-SA-00002", "INTEL-SA-00615"}},
-		{name: "QE below every level is Revoked", platform: "UpToDate", qeSVN: 2, want: sgx.Revoked},
 		{name: "QE Revoked level", platform: "SWHardeningNeeded", qeSVN: 3, want: sgx.Revoked, adv: []string{"INTEL-SA-00615", "INTEL-SA-00666"}},
 		{name: "first matching level wins", levels: []sgxtest.TCBLevel{
 			{Components: [16]uint8{6, 5, 2, 2, 255, 1}, PCESVN: 13, Status: "UpToDate"},
@@ -401,4 +400,111 @@ func TestAnyQuoteByteChanged(t *testing.T) {
 		checked++
 	}
 	t.Logf("%d changed quotes, all refused", checked)
+}
+
+// TestQEBelowEveryLevel: a QE whose ISVSVN is below every level of the QE
+// identity is not supported at all (a hard failure, as Intel's QVL has it),
+// not a Revoked status a policy might be made to list.
+func TestQEBelowEveryLevel(t *testing.T) {
+	ev := build(t, func(b *sgxtest.Builder) { b.QEReport.ISVSVN = 5 })
+	res, err := sgx.Verify(ev.Quote, ev.Collateral, opts(ev))
+	if res != nil {
+		t.Fatalf("a result came back: %s", res)
+	}
+	assertErr(t, err, sgx.ItemQEIdentity, sgx.ErrTCBLevelNotFound)
+	if !strings.Contains(err.Error(), "TCB not supported") {
+		t.Errorf("error %q does not say the TCB is not supported", err)
+	}
+}
+
+// TestQELevelsSorted: the QE identity's levels are searched highest ISVSVN
+// first, whatever their JSON order.
+func TestQELevelsSorted(t *testing.T) {
+	ev := build(t, func(b *sgxtest.Builder) {
+		b.QEReport.ISVSVN = 9
+		b.QEIdentity.Levels = []sgxtest.QELevel{
+			{ISVSVN: 6, Status: "OutOfDate", AdvisoryIDs: []string{"INTEL-SA-00002"}},
+			{ISVSVN: 8, Status: "UpToDate"},
+		}
+	})
+	res, err := sgx.Verify(ev.Quote, ev.Collateral, opts(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.QEStatus != sgx.UpToDate || len(res.AdvisoryIDs) != 0 {
+		t.Errorf("QE status %s, advisories %v; want UpToDate and none", res.QEStatus, res.AdvisoryIDs)
+	}
+}
+
+// TestTCBLevelOrder: TCB levels are sorted as Intel's QVL sorts them (the
+// 16 CPUSVN components in order, then PCESVN, highest first) before the
+// first applicable one is taken. With [4,5,...] UpToDate listed before
+// [5,4,...] OutOfDate, a platform at [5,5,...] matches both; sorted,
+// [5,4,...] comes first and the answer is OutOfDate, as QVL answers.
+func TestTCBLevelOrder(t *testing.T) {
+	platform := [16]uint8{5, 5, 2, 2, 255, 1}
+	a := [16]uint8{4, 5, 2, 2, 255, 1}
+	b := [16]uint8{5, 4, 2, 2, 255, 1}
+	for _, tc := range []struct {
+		name   string
+		levels []sgxtest.TCBLevel
+		want   sgx.TCBStatus
+	}{
+		{"UpToDate listed first", []sgxtest.TCBLevel{
+			{Components: a, PCESVN: 13, Status: "UpToDate"},
+			{Components: b, PCESVN: 13, Status: "OutOfDate", AdvisoryIDs: []string{"INTEL-SA-00001"}},
+		}, sgx.OutOfDate},
+		{"OutOfDate listed first", []sgxtest.TCBLevel{
+			{Components: b, PCESVN: 13, Status: "OutOfDate", AdvisoryIDs: []string{"INTEL-SA-00001"}},
+			{Components: a, PCESVN: 13, Status: "UpToDate"},
+		}, sgx.OutOfDate},
+		{"PCESVN breaks a tie", []sgxtest.TCBLevel{
+			{Components: platform, PCESVN: 10, Status: "OutOfDate", AdvisoryIDs: []string{"INTEL-SA-00001"}},
+			{Components: platform, PCESVN: 12, Status: "SWHardeningNeeded", AdvisoryIDs: []string{"INTEL-SA-00615"}},
+		}, sgx.SWHardeningNeeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := build(t, func(bl *sgxtest.Builder) {
+				bl.Components = platform
+				bl.TCBInfo.Levels = tc.levels
+			})
+			res, err := sgx.Verify(ev.Quote, ev.Collateral, opts(ev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.PlatformStatus != tc.want {
+				t.Errorf("platform status %s, want %s", res.PlatformStatus, tc.want)
+			}
+		})
+	}
+}
+
+// TestVerifyQuoteUsesTheBytes: a parsed quote whose fields are edited after
+// parsing cannot make the verdict disagree with the signed bytes.
+func TestVerifyQuoteUsesTheBytes(t *testing.T) {
+	ev := build(t, nil)
+	q, err := abi.ParseQuote(ev.Quote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := sgx.VerifyQuote(q, ev.Collateral, opts(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := res.ReportBody.MRENCLAVE
+	q.ReportBody.MRENCLAVE[0] ^= 0xff
+	res, err = sgx.VerifyQuote(q, ev.Collateral, opts(ev))
+	if res != nil {
+		t.Fatalf("edited quote verified, MRENCLAVE %x (signed %x)", res.ReportBody.MRENCLAVE, signed)
+	}
+	assertErr(t, err, sgx.ItemQuote, sgx.ErrMismatch)
+	// Editing the bytes instead fails the signature.
+	q, _ = abi.ParseQuote(bytes.Clone(ev.Quote))
+	q.Raw[48+64] ^= 1
+	if _, err := sgx.VerifyQuote(q, ev.Collateral, opts(ev)); err == nil {
+		t.Fatal("quote with edited bytes verified")
+	}
+	if _, err := sgx.VerifyQuote(&abi.Quote{}, ev.Collateral, opts(ev)); err == nil {
+		t.Fatal("empty quote verified")
+	}
 }

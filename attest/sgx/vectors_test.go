@@ -4,14 +4,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest/internal/testvectors"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
+	"github.com/blindfold-ai/blindfold/policy"
 )
 
 func at(unix int64) func() time.Time { return func() time.Time { return time.Unix(unix, 0) } }
@@ -209,3 +212,78 @@ func TestOasisEPPIDQuote(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+// TestRealVectorsUnderPolicies runs the real quotes, with the statuses
+// their sources state, through the strict default policy, a policy as
+// "blindfold policy from-sigstruct" writes it, a BlindAI 0.5 policy, and a
+// policy that accepts their status and advisories deliberately.
+func TestRealVectorsUnderPolicies(t *testing.T) {
+	qvlQuote, qvlColl := dcapQVL(t)
+	qvl, err := sgx.Verify(qvlQuote, qvlColl, sgx.Options{Now: func() time.Time { return time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oasisQuote, oasisColl := oasis(t)
+	oas, err := sgx.Verify(oasisQuote, oasisColl, sgx.Options{Now: at(1671497404), AllowMissingCRLs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qvl.Status != sgx.ConfigurationAndSWHardeningNeeded || !slices.Equal(qvl.AdvisoryIDs, []string{"INTEL-SA-00289", "INTEL-SA-00615"}) {
+		t.Fatalf("dcap-qvl: %s", qvl)
+	}
+	if oas.Status != sgx.SWHardeningNeeded || !slices.Equal(oas.AdvisoryIDs, []string{"INTEL-SA-00615", "INTEL-SA-00657"}) {
+		t.Fatalf("oasis: %s", oas)
+	}
+	parse := func(res *sgx.Result, extra string) *policy.Policy {
+		rb := res.ReportBody
+		text := fmt.Sprintf(`mr_enclave = "%x"
+misc_select_hex = "%#x"
+misc_mask_hex = "0xffffffff"
+attributes_flags_hex = "%#x"
+attributes_xfrm_hex = "%#x"
+attributes_mask_flags_hex = "0xffffffffffffffff"
+attributes_mask_xfrm_hex = "0xffffffffffffffff"
+allow_debug = %t
+`, rb.MRENCLAVE, rb.MiscSelect, rb.AttributesFlags&^abi.AttributeInit, rb.AttributesXFRM, rb.AttributesFlags&abi.AttributeDebug != 0) + extra
+		p, err := policy.Parse([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	generated := "accepted_tcb_statuses = [\"UpToDate\", \"SWHardeningNeeded\"]\naccepted_advisory_ids = " + fmt.Sprintf("%q", policy.BuildMitigatedAdvisoryIDs) + "\n"
+	generated = strings.ReplaceAll(generated, "\" \"", "\", \"")
+	for _, tc := range []struct {
+		name    string
+		res     *sgx.Result
+		extra   string
+		accepts bool
+		blind   bool
+	}{
+		{"dcap-qvl, strict default", qvl, "accepted_advisory_ids = []\n", false, false},
+		{"dcap-qvl, generated policy", qvl, generated, false, false},
+		{"dcap-qvl, BlindAI 0.5 policy", qvl, "", false, true},
+		{"dcap-qvl, accepted deliberately", qvl, "accepted_tcb_statuses = [\"UpToDate\", \"ConfigurationAndSWHardeningNeeded\"]\naccepted_advisory_ids = [\"INTEL-SA-00289\", \"INTEL-SA-00615\"]\n", true, false},
+		{"oasis, strict default", oas, "accepted_advisory_ids = []\n", false, false},
+		{"oasis, generated policy (INTEL-SA-00657 not mitigated)", oas, generated, false, false},
+		{"oasis, BlindAI 0.5 policy", oas, "", true, true},
+		{"oasis, accepted deliberately", oas, "accepted_tcb_statuses = [\"UpToDate\", \"SWHardeningNeeded\"]\naccepted_advisory_ids = [\"INTEL-SA-00615\", \"INTEL-SA-00657\"]\n", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := parse(tc.res, tc.extra)
+			if p.BlindAI05 != tc.blind {
+				t.Fatalf("BlindAI05 = %t", p.BlindAI05)
+			}
+			if err := p.CheckReport(tc.res.ReportBody); err != nil {
+				t.Fatalf("the report itself: %v", err)
+			}
+			err := p.Check(tc.res)
+			if tc.accepts && err != nil {
+				t.Fatal(err)
+			}
+			if !tc.accepts && !errors.Is(err, policy.ErrMismatch) {
+				t.Fatalf("err = %v, want a refusal", err)
+			}
+		})
+	}
+}

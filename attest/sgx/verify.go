@@ -11,10 +11,12 @@
 //   - the quote's signature by the attestation key;
 //   - the QE identity: signing chain, signature, validity window, MRSIGNER,
 //     ISVPRODID, MISCSELECT and ATTRIBUTES under their masks, and the QE TCB
-//     level of the QE report's ISVSVN;
+//     level of the QE report's ISVSVN (levels highest ISVSVN first; a QE
+//     below every level fails with ErrTCBLevelNotFound: TCB not supported);
 //   - the TCB info: signing chain, signature, validity window, FMSPC and PCE
 //     ID against the PCK certificate, and the platform TCB level of the PCK
-//     certificate's TCB;
+//     certificate's TCB (levels sorted as Intel's QVL sorts them, highest
+//     first, then the first that applies);
 //
 // and returns the combined TCB status with its advisories. It does not
 // judge the enclave's identity (MRENCLAVE, attributes): that is the job of
@@ -23,6 +25,7 @@ package sgx
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/sha256"
@@ -32,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -69,11 +73,10 @@ func IntelRootCA() *x509.Certificate {
 
 // Certificate common names that the chains must carry.
 const (
-	cnPCKLeaf       = "Intel SGX PCK Certificate"
-	cnProcessorCA   = "Intel SGX PCK Processor CA"
-	cnPlatformCA    = "Intel SGX PCK Platform CA"
-	cnTCBSigning    = "Intel SGX TCB Signing"
-	defaultQEStatus = Revoked
+	cnPCKLeaf     = "Intel SGX PCK Certificate"
+	cnProcessorCA = "Intel SGX PCK Processor CA"
+	cnPlatformCA  = "Intel SGX PCK Platform CA"
+	cnTCBSigning  = "Intel SGX TCB Signing"
 )
 
 // Options adjust Verify. The zero value verifies at the current time against
@@ -158,13 +161,37 @@ func Verify(quote []byte, c *Collateral, opts Options) (*Result, error) {
 		}
 		return nil, newErr(ItemQuote, sentinel, "%v", err)
 	}
-	return VerifyQuote(q, c, opts)
+	return verifyQuote(q, c, opts)
 }
 
-// VerifyQuote verifies a parsed quote; see Verify.
+// VerifyQuote verifies a parsed quote; see Verify. The verdict is always
+// about the quote's bytes (q.Raw), never about its parsed fields: the quote
+// is parsed again from q.Raw, and a q whose fields differ from what its
+// bytes say (a caller edited it after parsing) is refused with ErrMismatch.
+// Result.Quote is the fresh parse, not q.
 func VerifyQuote(q *abi.Quote, c *Collateral, opts Options) (*Result, error) {
 	if q == nil || c == nil {
 		return nil, newErr(ItemOptions, ErrMissing, "nil quote or collateral")
+	}
+	fresh, err := abi.ParseQuote(q.Raw)
+	if err != nil {
+		sentinel := ErrMalformed
+		if errors.Is(err, abi.ErrUnsupported) {
+			sentinel = ErrUnsupported
+		}
+		return nil, newErr(ItemQuote, sentinel, "%v", err)
+	}
+	if !reflect.DeepEqual(fresh, q) {
+		return nil, newErr(ItemQuote, ErrMismatch, "the parsed quote's fields differ from its bytes (Raw); parse the quote again, do not edit it")
+	}
+	return verifyQuote(fresh, c, opts)
+}
+
+// verifyQuote verifies q, which the caller has just parsed from q.Raw and
+// shares with nobody.
+func verifyQuote(q *abi.Quote, c *Collateral, opts Options) (*Result, error) {
+	if c == nil {
+		return nil, newErr(ItemOptions, ErrMissing, "nil collateral")
 	}
 	v := &verifier{q: q, c: c, opts: opts}
 	if opts.Now != nil {
@@ -447,14 +474,21 @@ func (v *verifier) qeIdentity() error {
 			return newErr(ItemQEReport, ErrMismatch, "ATTRIBUTES %x under mask %x, QE identity wants %x", attrs, id.AttributesMask, id.Attributes)
 		}
 	}
-	// The first level whose ISVSVN the QE reaches applies; a QE below every
-	// level is treated as revoked.
-	v.qeLevel = qeLevel{Status: defaultQEStatus}
-	for _, l := range id.Levels {
+	// The highest level whose ISVSVN the QE reaches applies (levels sorted
+	// by ISVSVN, highest first, whatever their order in the JSON). A QE
+	// below every level is not supported at all: a hard failure, as in
+	// Intel's QVL, not a status a policy could accept.
+	levels := slices.Clone(id.Levels)
+	slices.SortStableFunc(levels, func(a, b qeLevel) int { return cmp.Compare(b.ISVSVN, a.ISVSVN) })
+	found := false
+	for _, l := range levels {
 		if l.ISVSVN <= r.ISVSVN {
-			v.qeLevel = l
+			v.qeLevel, found = l, true
 			break
 		}
+	}
+	if !found {
+		return newErr(ItemQEIdentity, ErrTCBLevelNotFound, "QE ISVSVN %d is below every TCB level of the QE identity (TCB not supported)", r.ISVSVN)
 	}
 	v.res.QEStatus = v.qeLevel.Status
 	v.res.QEIdentityTCBEvaluationDataNumber = id.TCBEvaluationDataNumber
@@ -481,7 +515,7 @@ func (v *verifier) tcbInfo() error {
 		return newErr(ItemTCBInfo, ErrMismatch, "PCE ID %X, PCK certificate has %X", ti.PCEID, v.ext.PCEID)
 	}
 	found := false
-	for _, l := range ti.Levels {
+	for _, l := range sortedTCBLevels(ti.Levels) {
 		if tcbLevelApplies(l, v.ext) {
 			v.platformLvl, found = l, true
 			break
@@ -495,6 +529,27 @@ func (v *verifier) tcbInfo() error {
 	v.res.TCBEvaluationDataNumber = ti.TCBEvaluationDataNumber
 	v.res.TCBInfoIssueDate = ti.IssueDate
 	return nil
+}
+
+// compareTCBLevels orders TCB levels as Intel's QVL does: the 16 CPUSVN
+// components compared in order (the first that differs decides), then the
+// PCESVN.
+func compareTCBLevels(a, b tcbLevel) int {
+	for i := range a.Components {
+		if c := cmp.Compare(a.Components[i], b.Components[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(a.PCESVN, b.PCESVN)
+}
+
+// sortedTCBLevels returns the levels highest first (compareTCBLevels), the
+// order in which the first applicable level is searched; the JSON order
+// does not count.
+func sortedTCBLevels(levels []tcbLevel) []tcbLevel {
+	out := slices.Clone(levels)
+	slices.SortStableFunc(out, func(a, b tcbLevel) int { return compareTCBLevels(b, a) })
+	return out
 }
 
 func tcbLevelApplies(l tcbLevel, ext *PCKExtensions) bool {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -14,6 +15,7 @@ import (
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/client"
 	"github.com/blindfold-ai/blindfold/identity"
+	"github.com/blindfold-ai/blindfold/policy"
 	"github.com/blindfold-ai/blindfold/proof"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
@@ -30,7 +32,12 @@ func infoCommand() *command {
 		help: `Connects to the server as every command does (untrusted port, version
 check, attestation, attested port) and prints what it learned: protocol
 and server versions, simulation mode, the SHA-256 fingerprints of both
-certificates, and the reply-signing key.`,
+certificates, and the reply-signing key.
+
+ADDR is HOST or HOST:PORT of the untrusted port (default port 50052).
+The attested port is not derived from it: it is 50051 unless
+--attested-port says otherwise, so a server on non-default ports needs
+both, e.g. "blindfold info host:6000 --attested-port 6001".`,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			cf := addConnFlags(fs)
@@ -296,7 +303,7 @@ func deleteCommand() *command {
 func proofVerifyCommand() *command {
 	return &command{
 		name:     "verify",
-		synopsis: "blindfold proof verify FILE [--policy policy.toml [--at RFC3339]] [--allow-simulation] [--model-id ID] [--model-hash HEX] [--input-hash HEX | --input FILE.npy ...]",
+		synopsis: "blindfold proof verify FILE [--policy policy.toml [--at RFC3339] [--collateral FILE | --pccs-url URL]] [--allow-simulation [--certificate FILE]] [--model-id ID] [--model-hash HEX] [--input-hash HEX | --input FILE.npy ...]",
 		summary:  "verify a proof file offline",
 		help: `Verifies a proof file (a signed reply saved by "upload --sign --proof" or
 "run --sign --proof", or by a BlindAI 0.5 client) and prints what it
@@ -311,6 +318,14 @@ collateral are verified offline against the pinned Intel SGX Root CA, the
 enclave against the policy, the report data must bind the certificate
 whose key signed. Collateral expires (about a month); --at verifies at a
 given time instead of now, e.g. when the proof was made.
+
+By default the proof is checked with the collateral inside it, which
+shows it was good when made, not that it still is. --collateral FILE
+(JSON: the SgxCollateral message, or the dcap-qvl collateral shape) or
+--pccs-url URL (a PCCS or Intel's PCS, fetched for the quote's platform)
+verifies the quote against that collateral instead, so that a PCK
+certificate revoked or a TCB recovery since the proof was made refuses
+it. The output says which collateral was used and when it was issued.
 
 Simulation-mode proofs protect nothing and are refused unless
 --allow-simulation is given.
@@ -327,13 +342,16 @@ the untrusted host, not evidence of when the result was produced.`,
 			atFlag := fs.String("at", "", "verify the evidence at this `TIME` (RFC 3339) instead of now")
 			testRoot := fs.String("insecure-test-root-ca", "", "FOR TESTS ONLY: verify evidence against this test root CA `FILE` (PEM) instead of Intel's")
 			certFile := fs.String("certificate", "", "attested certificate `FILE` (PEM or DER), for proofs that do not embed it")
+			collFile := fs.String("collateral", "", "verify a hardware proof against this collateral `FILE` (JSON) instead of its own")
+			pccsURL := fs.String("pccs-url", "", "verify a hardware proof against collateral fetched now from this PCCS or PCS `URL` instead of its own")
+			timeout := fs.Duration("timeout", 2*time.Minute, "time limit for fetching collateral with --pccs-url")
 			var inputs inputFlag
 			fs.Var(&inputs, "input", "an input `FILE.npy` as sent (repeat, in order); its hash must match")
 			return func(e *env, args []string) error {
 				opts := proof.VerifyOptions{AllowSimulation: *allowSim, ModelID: *modelID}
 				var err error
 				if *policyFile != "" {
-					if opts.Policy, err = loadPolicy(*policyFile); err != nil {
+					if opts.Policy, err = loadPolicy(e, *policyFile); err != nil {
 						return err
 					}
 				}
@@ -395,11 +413,43 @@ the untrusted host, not evidence of when the result was produced.`,
 				if proof.IsSimulation(p) && *allowSim {
 					fmt.Fprint(e.stderr, simulationProofBanner)
 				}
+				source := "the proof's own"
+				switch {
+				case *collFile != "" && *pccsURL != "":
+					return usageErrorf("pass --collateral or --pccs-url, not both")
+				case (*collFile != "" || *pccsURL != "") && proof.IsSimulation(p):
+					return usageErrorf("--collateral and --pccs-url verify hardware evidence; %s is a simulation proof without any", args[0])
+				case *collFile != "":
+					if opts.Collateral, err = readCollateralFile(*collFile); err != nil {
+						return err
+					}
+					source = "from " + *collFile
+				case *pccsURL != "":
+					if *timeout <= 0 {
+						return usageErrorf("--timeout must be positive, got %s", *timeout)
+					}
+					ctx, cancel := context.WithTimeout(e.ctx, *timeout)
+					defer cancel()
+					now := time.Now()
+					if opts.Now != nil {
+						now = opts.Now()
+					}
+					if opts.Collateral, err = fetchCollateral(ctx, *pccsURL, p.GetAttestation().GetQuote(), now); err != nil {
+						return err
+					}
+					source = fmt.Sprintf("fetched from %s at %s", *pccsURL, time.Now().UTC().Format(time.RFC3339))
+				}
 				res, err := proof.Verify(p, opts)
 				if err != nil {
+					if errors.Is(err, proof.ErrNoCertificate) {
+						err = fmt.Errorf("%w; pass the attested certificate the client saw with --certificate FILE", err)
+					}
+					if !proof.IsSimulation(p) {
+						err = fmt.Errorf("%w (collateral: %s)", err, source)
+					}
 					return withCode(exitProof, fmt.Errorf("proof %s does not verify: %w", args[0], err))
 				}
-				printProofResult(e.stdout, res)
+				printProofResult(e.stdout, res, opts.Policy, source)
 				return nil
 			}
 		},
@@ -422,7 +472,7 @@ func parseHash(flagName, s string) ([]byte, error) {
 	return b, nil
 }
 
-func printProofResult(w interface{ Write([]byte) (int, error) }, r *proof.Result) {
+func printProofResult(w interface{ Write([]byte) (int, error) }, r *proof.Result, p *policy.Policy, source string) {
 	fmt.Fprintf(w, "proof verified\n")
 	fmt.Fprintf(w, "kind:                 %s\n", r.Kind)
 	fmt.Fprintf(w, "model_id:             %s\n", r.ModelID)
@@ -446,6 +496,13 @@ func printProofResult(w interface{ Write([]byte) (int, error) }, r *proof.Result
 		fmt.Fprintf(w, "mrenclave:            %s\n", hex.EncodeToString(rb.MRENCLAVE[:]))
 		fmt.Fprintf(w, "mrsigner:             %s\n", hex.EncodeToString(rb.MRSIGNER[:]))
 		fmt.Fprintf(w, "tcb status:           %s (advisories: %s)\n", ev.SGX.Status, listOrNone(ev.SGX.AdvisoryIDs))
+		if p != nil {
+			if why, err := p.ExplainStatus(ev.SGX.Status, ev.SGX.AdvisoryIDs); err == nil {
+				fmt.Fprintf(w, "tcb verdict:          passed: %s\n", why)
+			}
+		}
+		fmt.Fprintf(w, "collateral:           %s\n", source)
+		fmt.Fprintf(w, "collateral issued:    %s (latest issue date of the TCB info, QE identity and CRLs)\n", ev.SGX.CollateralIssued.UTC().Format(time.RFC3339))
 		fmt.Fprintf(w, "collateral valid:     %s to %s\n", ev.SGX.CollateralIssued.UTC().Format(time.RFC3339), ev.SGX.CollateralNextUpdate.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "attested certificate: %s\n", identity.Fingerprint(r.Certificate))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blindfold-ai/blindfold/client"
+	"github.com/blindfold-ai/blindfold/policy"
 )
 
 // connFlags are the flags of every networked command.
@@ -22,15 +24,16 @@ type connFlags struct {
 	token        string
 	policy       string
 	testRootCA   string
-	nonce        []byte // set by commands that ask for fresh evidence
+	nonce        []byte         // set by commands that ask for fresh evidence
+	loaded       *policy.Policy // the --policy file, once connect has read it
 }
 
 func addConnFlags(fs *flag.FlagSet) *connFlags {
 	c := &connFlags{}
 	fs.StringVar(&c.hostCert, "host-cert", "", "trust the untrusted port through the operator's certificate `FILE` (host_server.pem)")
 	fs.BoolVar(&c.tofu, "insecure-trust-on-first-use", false, "INSECURE: trust whatever certificate the untrusted port presents (prints its fingerprint)")
-	fs.BoolVar(&c.simulation, "simulation", false, "UNSAFE: accept a simulation-mode server (no TEE; protects nothing; for testing only)")
-	fs.IntVar(&c.attestedPort, "attested-port", client.DefaultAttestedPort, "attested port of the server")
+	fs.BoolVar(&c.simulation, "simulation", false, "UNSAFE: accept a simulation-mode server (no TEE; protects nothing; for testing only); not with --policy")
+	fs.IntVar(&c.attestedPort, "attested-port", client.DefaultAttestedPort, "attested port of the server (not derived from ADDR's port)")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "time limit for the whole command (e.g. 30s, 5m)")
 	fs.StringVar(&c.policy, "policy", "", "verify the server's hardware evidence against the enclave policy `FILE` (policy.toml)")
 	fs.StringVar(&c.testRootCA, "insecure-test-root-ca", "", "FOR TESTS ONLY: verify evidence against this test root CA `FILE` (PEM) instead of Intel's; proves nothing")
@@ -56,6 +59,9 @@ with the operator's host_server.pem (openssl x509 -fingerprint -sha256).
 // connect validates the connection flags and connects. The returned cancel
 // releases the command's timeout.
 func (c *connFlags) connect(e *env, addr string) (*client.Client, context.Context, context.CancelFunc, error) {
+	if c.policy != "" && c.simulation {
+		return nil, nil, nil, usageErrorf("--policy and --simulation exclude each other: with a policy, a simulation server is never accepted; pass --simulation alone to accept one (it protects nothing)")
+	}
 	if c.hostCert != "" && c.tofu {
 		return nil, nil, nil, usageErrorf("--host-cert and --insecure-trust-on-first-use exclude each other; pass one")
 	}
@@ -80,10 +86,11 @@ func (c *connFlags) connect(e *env, addr string) (*client.Client, context.Contex
 		opts = append(opts, client.WithInsecureTrustOnFirstUse())
 	}
 	if c.policy != "" {
-		p, err := loadPolicy(c.policy)
+		p, err := loadPolicy(e, c.policy)
 		if err != nil {
 			return nil, nil, nil, err
 		}
+		c.loaded = p
 		opts = append(opts, client.WithPolicy(p))
 	}
 	if c.testRootCA != "" {
@@ -112,6 +119,13 @@ func (c *connFlags) connect(e *env, addr string) (*client.Client, context.Contex
 	cl, err := client.Connect(ctx, addr, opts...)
 	if err != nil {
 		cancel()
+		var ce *client.ConnectError
+		if errors.Is(err, client.ErrSimulationServer) {
+			err = fmt.Errorf("%w\n(the server runs in simulation mode: pass --simulation, without --policy, to accept it; it protects nothing)", err)
+		}
+		if errors.As(err, &ce) && ce.Step == client.StepAttestedPort {
+			err = fmt.Errorf("%w\n(the attested port is %d, from --attested-port (default %d), whatever the port in %s; pass --attested-port if the server listens elsewhere)", err, c.attestedPort, client.DefaultAttestedPort, addr)
+		}
 		return nil, nil, nil, err
 	}
 	return cl, ctx, func() { cl.Close(); cancel() }, nil

@@ -21,8 +21,9 @@ const testRootBanner = `WARNING: --insecure-test-root-ca: evidence is verified a
 CA instead of Intel's. It proves nothing about hardware. For tests only.
 `
 
-// loadPolicy reads a policy.toml for --policy.
-func loadPolicy(path string) (*policy.Policy, error) {
+// loadPolicy reads a policy.toml for --policy, and prints its warnings
+// (what a BlindAI 0.5 policy accepts) on standard error.
+func loadPolicy(e *env, path string) (*policy.Policy, error) {
 	p, err := policy.Load(path)
 	if err != nil {
 		var pe *os.PathError
@@ -30,6 +31,9 @@ func loadPolicy(path string) (*policy.Policy, error) {
 			return nil, withCode(exitIO, err)
 		}
 		return nil, withCode(exitUsage, fmt.Errorf("--policy %s: %w", path, err))
+	}
+	for _, w := range p.Warnings() {
+		fmt.Fprintf(e.stderr, "WARNING: %s: %s\n", path, w)
 	}
 	return p, nil
 }
@@ -79,7 +83,7 @@ replayed quote is refused.`,
 					return err
 				}
 				defer done()
-				printAttestation(e.stdout, c.Attestation(), cf.nonce, cf.testRootCA != "")
+				printAttestation(e.stdout, c.Attestation(), cf.loaded, cf.nonce, cf.testRootCA != "")
 				return nil
 			}
 		},
@@ -93,7 +97,7 @@ func listOrNone(s []string) string {
 	return strings.Join(s, ", ")
 }
 
-func printAttestation(w io.Writer, v *attest.Verified, nonce []byte, testRoot bool) {
+func printAttestation(w io.Writer, v *attest.Verified, p *policy.Policy, nonce []byte, testRoot bool) {
 	if v == nil {
 		fmt.Fprintln(w, "no hardware evidence was verified")
 		return
@@ -112,6 +116,11 @@ func printAttestation(w io.Writer, v *attest.Verified, nonce []byte, testRoot bo
 	fmt.Fprintf(w, "attributes:             flags %#x, xfrm %#x, misc_select %#x, debug %t\n", rb.AttributesFlags, rb.AttributesXFRM, rb.MiscSelect, rb.AttributesFlags&2 != 0)
 	fmt.Fprintf(w, "tcb status:             %s (platform %s, quoting enclave %s)\n", r.Status, r.PlatformStatus, r.QEStatus)
 	fmt.Fprintf(w, "advisories:             %s\n", listOrNone(r.AdvisoryIDs))
+	if p != nil {
+		if why, err := p.ExplainStatus(r.Status, r.AdvisoryIDs); err == nil {
+			fmt.Fprintf(w, "tcb verdict:            passed: %s\n", why)
+		}
+	}
 	if !r.TCBDate.IsZero() {
 		fmt.Fprintf(w, "tcb date:               %s\n", r.TCBDate.UTC().Format(time.RFC3339))
 	}
@@ -138,8 +147,10 @@ func policyFromSigstructCommand() *command {
 		help: `Reads the SIGSTRUCT that gramine-sgx-sign wrote (FILE.sig), checks its
 headers and its RSA-3072 signature, and writes the policy that pins its
 enclave: MRENCLAVE, MISCSELECT and ATTRIBUTES under the SIGSTRUCT's
-masks, debug refused, the default accepted TCB statuses. Anyone who
-rebuilds the same source gets the same policy.`,
+masks, debug refused, and the TCB statuses UpToDate and
+SWHardeningNeeded, the latter only with advisories that the enclave build
+mitigates (accepted_advisory_ids; see docs/sgx.md). Anyone who rebuilds
+the same source gets the same policy.`,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			out := fs.String("o", "", "write the policy to `FILE` (default: standard output)")
@@ -173,16 +184,25 @@ func policyShowCommand() *command {
 		synopsis: "blindfold policy show policy.toml",
 		summary:  "check a policy.toml and print it with every default filled in",
 		help: `Parses a policy.toml, refusing unknown keys and bad values, and prints
-it in full, with comments saying what each rule demands.`,
+it in full, with comments saying what each rule demands, followed (as
+comments) by what the policy does with each TCB status and why. A
+BlindAI 0.5 policy (without accepted_tcb_statuses and
+accepted_advisory_ids) is accepted with a warning saying what it accepts.`,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			return func(e *env, args []string) error {
-				p, err := loadPolicy(args[0])
+				p, err := loadPolicy(e, args[0])
 				if err != nil {
 					return err
 				}
-				_, err = e.stdout.Write(p.TOML())
-				return err
+				if _, err = e.stdout.Write(p.TOML()); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "\n# TCB statuses under this policy:\n")
+				for _, l := range p.Acceptance() {
+					fmt.Fprintf(e.stdout, "#   %s\n", l)
+				}
+				return nil
 			}
 		},
 	}

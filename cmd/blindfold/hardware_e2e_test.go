@@ -63,6 +63,7 @@ func TestHardwareCLI(t *testing.T) {
 		stdout, errs string
 	}{
 		{"attest", with("attest", srv.UntrustedAddr, "--policy", good, "--insecure-test-root-ca", root), exitOK, "mrenclave:              " + hex.EncodeToString(mr[:]), "TEST root"},
+		{"attest says why the status passed", with("attest", srv.UntrustedAddr, "--policy", good, "--insecure-test-root-ca", root), exitOK, "tcb verdict:            passed: UpToDate is accepted by a BlindAI 0.5 policy", "accepting TCB statuses UpToDate, SWHardeningNeeded with ANY security advisory"},
 		{"attest fresh", with("attest", srv.UntrustedAddr, "--policy", good, "--insecure-test-root-ca", root, "--fresh"), exitOK, "and nonce ", ""},
 		{"attest with the wrong MRENCLAVE", with("attest", srv.UntrustedAddr, "--policy", wrong, "--insecure-test-root-ca", root), exitConnection, "", "mr_enclave"},
 		{"attest against Intel's root", with("attest", srv.UntrustedAddr, "--policy", good), exitConnection, "", "pinned root"},

@@ -1,7 +1,10 @@
-// Package testvectors finds the shared attestation test vectors (real
-// hardware quotes and collateral) for tests. They live outside the
-// repository, in ../shared/testvectors from the project root, or wherever
-// the environment variable TESTVECTORS_DIR points.
+// Package testvectors finds the attestation test vectors (real hardware
+// quotes and collateral) for tests. The SGX vectors the tests need are
+// committed in attest/sgx/testdata/vectors (see its README for their
+// origin and licence); other vectors are read from the folder named by the
+// environment variable TESTVECTORS_DIR, or from ../shared/testvectors next
+// to the project root. When the environment variable CI is set, a missing
+// vector fails the test rather than skipping it.
 package testvectors
 
 import (
@@ -10,28 +13,28 @@ import (
 	"testing"
 )
 
-// EnvVar names the environment variable that overrides the folder.
+// EnvVar names the environment variable that names a further folder.
 const EnvVar = "TESTVECTORS_DIR"
 
-// Dir returns the test vectors folder, or "" when it cannot be found.
-func Dir() string {
-	if d := os.Getenv(EnvVar); d != "" {
-		if st, err := os.Stat(d); err == nil && st.IsDir() {
-			return d
-		}
-		return ""
-	}
+// Committed is the folder of the committed vectors, relative to the
+// project root.
+const Committed = "attest/sgx/testdata/vectors"
+
+func isDir(d string) bool {
+	st, err := os.Stat(d)
+	return err == nil && st.IsDir()
+}
+
+// projectRoot returns the folder holding go.mod above the working
+// directory, or "".
+func projectRoot() string {
 	wd, err := os.Getwd()
 	if err != nil {
 		return ""
 	}
 	for d := wd; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			tv := filepath.Join(d, "..", "shared", "testvectors")
-			if st, err := os.Stat(tv); err == nil && st.IsDir() {
-				return tv
-			}
-			return ""
+			return d
 		}
 		if filepath.Dir(d) == d {
 			return ""
@@ -39,23 +42,64 @@ func Dir() string {
 	}
 }
 
-// Path returns the path of rel inside the test vectors folder, and skips
-// the test (naming the missing folder or file) when it is absent.
+// Dirs returns the folders that may hold vectors, in the order they are
+// searched: the committed vectors, TESTVECTORS_DIR, ../shared/testvectors.
+func Dirs() []string {
+	var out []string
+	root := projectRoot()
+	if root != "" && isDir(filepath.Join(root, Committed)) {
+		out = append(out, filepath.Join(root, Committed))
+	}
+	if d := os.Getenv(EnvVar); d != "" && isDir(d) {
+		out = append(out, d)
+	}
+	if root != "" && isDir(filepath.Join(root, "..", "shared", "testvectors")) {
+		out = append(out, filepath.Join(root, "..", "shared", "testvectors"))
+	}
+	return out
+}
+
+// Dir returns the first folder of Dirs, or "" when there is none.
+func Dir() string {
+	if d := Dirs(); len(d) > 0 {
+		return d[0]
+	}
+	return ""
+}
+
+// Find returns the path of rel in the first folder of Dirs that has it, or
+// "".
+func Find(rel string) string {
+	for _, d := range Dirs() {
+		p := filepath.Join(d, filepath.FromSlash(rel))
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	return ""
+}
+
+// Path returns the path of rel (see Find). When it is absent, the test is
+// skipped with a message naming what is missing, or fails when the
+// environment variable CI is set.
 func Path(t testing.TB, rel string) string {
 	t.Helper()
-	d := Dir()
-	if d == "" {
-		t.Skipf("test vectors not found: set %s or provide ../shared/testvectors next to the project root", EnvVar)
-	}
-	p := filepath.Join(d, rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("test vector %s not found in %s", rel, d)
+	p := Find(rel)
+	if p == "" {
+		missing(t, "test vector %s not found in %s, in $%s or in ../shared/testvectors", rel, Committed, EnvVar)
 	}
 	return p
 }
 
-// Read returns the contents of rel inside the test vectors folder, and skips
-// the test when it is absent.
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf(format+" (CI is set: a missing vector is a failure)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// Read returns the contents of rel (see Path).
 func Read(t testing.TB, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(Path(t, rel))

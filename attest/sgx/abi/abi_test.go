@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -201,11 +200,7 @@ func TestDCAPQVLQuote(t *testing.T) {
 // at every length.
 func TestParseNeverPanics(t *testing.T) {
 	inputs := [][]byte{synthetic(CertDataPCKCertChain, []byte("x"))}
-	if d := testvectors.Dir(); d != "" {
-		if b, err := os.ReadFile(filepath.Join(d, "sgx/oasis/quote_v3_ecdsa_p256_eppid.bin")); err == nil {
-			inputs = append(inputs, b)
-		}
-	}
+	inputs = append(inputs, testvectors.Read(t, "sgx/oasis/quote_v3_ecdsa_p256_eppid.bin"))
 	for _, in := range inputs {
 		for n := 0; n <= len(in); n++ {
 			_, err := ParseQuote(in[:n])
@@ -220,9 +215,9 @@ func FuzzParseQuote(f *testing.F) {
 	f.Add(synthetic(CertDataPCKCertChain, []byte("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")))
 	f.Add(synthetic(CertDataPPIDRSA3072OAEP, make([]byte, 390)))
 	f.Add(synthetic(CertDataPCKCertChain, nil))
-	if d := testvectors.Dir(); d != "" {
-		for _, rel := range []string{"sgx/oasis/quote_v3_ecdsa_p256_pck_chain.bin", "sgx/oasis/quote_v3_ecdsa_p256_eppid.bin", "sgx/dcap-qvl/sgx_quote"} {
-			if b, err := os.ReadFile(filepath.Join(d, rel)); err == nil {
+	for _, rel := range []string{"sgx/oasis/quote_v3_ecdsa_p256_pck_chain.bin", "sgx/oasis/quote_v3_ecdsa_p256_eppid.bin", "sgx/dcap-qvl/sgx_quote"} {
+		if p := testvectors.Find(rel); p != "" {
+			if b, err := os.ReadFile(p); err == nil {
 				f.Add(b)
 			}
 		}

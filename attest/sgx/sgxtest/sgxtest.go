@@ -242,6 +242,44 @@ type Evidence struct {
 	PCKCA *x509.Certificate
 	// TCBSigning signs the TCB info and QE identity.
 	TCBSigning *x509.Certificate
+	// PCKCAKey is PCKCA's private key (it signs the PCK CRL).
+	PCKCAKey *ecdsa.PrivateKey
+	// TCBSigningKey is TCBSigning's private key.
+	TCBSigningKey *ecdsa.PrivateKey
+	// RootKey is Root's private key (it signs the root CA CRL).
+	RootKey *ecdsa.PrivateKey
+}
+
+// Reissue returns new collateral for the same quote, as the PCS would
+// serve it later: the TCB info and QE identity bodies of b signed again by
+// the same TCB signing key, and the CRLs b describes signed again by the
+// same issuers (so a CRL can revoke the quote's PCK certificate after the
+// fact). The certificates are those of e; b's keys and validities are not
+// used.
+func (e *Evidence) Reissue(b *Builder) (*sgx.Collateral, error) {
+	c := &sgx.Collateral{
+		Version:               3,
+		PCKCRLIssuerChain:     pemCerts(e.PCKCA, e.Root),
+		TCBInfoIssuerChain:    pemCerts(e.TCBSigning, e.Root),
+		TCBInfo:               SignedResponse("tcbInfo", b.TCBInfo.Body(), e.TCBSigningKey),
+		QEIdentityIssuerChain: pemCerts(e.TCBSigning, e.Root),
+		QEIdentity:            SignedResponse("enclaveIdentity", b.QEIdentity.Body(), e.TCBSigningKey),
+	}
+	if !b.RootCRL.Omit {
+		der, err := makeCRL(b.RootCRL, e.Root, e.RootKey)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCACRL = string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+	}
+	if !b.PCKCRL.Omit {
+		der, err := makeCRL(b.PCKCRL, e.PCKCA, e.PCKCAKey)
+		if err != nil {
+			return nil, err
+		}
+		c.PCKCRL = hex.EncodeToString(der)
+	}
+	return c, nil
 }
 
 func issue(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, key *ecdsa.PrivateKey) (*x509.Certificate, error) {
@@ -496,5 +534,6 @@ func (b *Builder) Build() (*Evidence, error) {
 		}
 		c.PCKCRL = hex.EncodeToString(der)
 	}
-	return &Evidence{Quote: q.Marshal(), Collateral: c, Root: root, PCK: pck, PCKCA: ca, TCBSigning: tcbCert}, nil
+	return &Evidence{Quote: q.Marshal(), Collateral: c, Root: root, PCK: pck, PCKCA: ca, TCBSigning: tcbCert,
+		PCKCAKey: caKey, TCBSigningKey: tcbKey, RootKey: rootKey}, nil
 }

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/pccs"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
+	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
+)
+
+// maxCollateralFile bounds a --collateral file: collateral is a few tens
+// of KiB.
+const maxCollateralFile = 4 << 20
+
+// readCollateralFile reads the JSON collateral of --collateral: either the
+// SgxCollateral message of the untrusted port in protobuf JSON (keys such
+// as "tcbInfo" or "tcb_info", holding the PCS responses), or the dcap-qvl
+// shape (bodies and signatures apart, recognised by "tcb_info_signature").
+// Nothing in it is trusted: the verifier checks every signature.
+func readCollateralFile(path string) (*sgx.Collateral, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, withCode(exitIO, fmt.Errorf("--collateral: %w", err))
+	}
+	if st.Size() > maxCollateralFile {
+		return nil, withCode(exitIO, fmt.Errorf("--collateral %s: %d bytes, more than collateral can be (%d)", path, st.Size(), maxCollateralFile))
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, withCode(exitIO, fmt.Errorf("--collateral: %w", err))
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return nil, withCode(exitIO, fmt.Errorf("--collateral %s: not a JSON object: %w", path, err))
+	}
+	if _, ok := keys["tcb_info_signature"]; ok {
+		c, err := sgx.CollateralFromDCAPQVLJSON(b)
+		if err != nil {
+			return nil, withCode(exitIO, fmt.Errorf("--collateral %s: %w", path, err))
+		}
+		return c, nil
+	}
+	var m untrusted.SgxCollateral
+	if err := protojson.Unmarshal(bytes.TrimSpace(b), &m); err != nil {
+		return nil, withCode(exitIO, fmt.Errorf("--collateral %s: neither the SgxCollateral JSON nor the dcap-qvl collateral shape: %w", path, err))
+	}
+	return attest.CollateralFromProto(&m), nil
+}
+
+// fetchCollateral fetches the collateral of the quote's platform (FMSPC and
+// PCK CA type, from the PCK certificate in the quote) from a PCCS or PCS.
+func fetchCollateral(ctx context.Context, baseURL string, quote []byte, now time.Time) (*sgx.Collateral, error) {
+	q, err := abi.ParseQuote(quote)
+	if err != nil {
+		return nil, withCode(exitProof, fmt.Errorf("--pccs-url: the proof's quote does not parse: %w", err))
+	}
+	platform, err := pccs.QuotePlatform(q)
+	if err != nil {
+		return nil, withCode(exitProof, fmt.Errorf("--pccs-url: %w", err))
+	}
+	c := &pccs.Client{BaseURL: baseURL}
+	f, err := c.Fetch(ctx, platform, now)
+	if err != nil {
+		return nil, withCode(exitIO, fmt.Errorf("--pccs-url: fetching the collateral of %s: %w", platform, err))
+	}
+	return f.Collateral, nil
+}
