@@ -71,6 +71,7 @@ type Server struct {
 	att     attest.Attester
 	auth    *authenticator
 	runs    chan struct{} // one token per inference slot
+	loads   chan struct{} // one token per model-load slot
 
 	untrusted *grpc.Server
 	attested  *grpc.Server
@@ -104,7 +105,11 @@ func New(opts Options) (*Server, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: state folder: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, rt: opts.Runtime, att: att}
+	rt, err := opts.Runtime.WithMaxModelNodes(cfg.MaxModelNodes)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, rt: rt, att: att}
 	s.models = store.New(cfg.MaxModels, int64(cfg.MaxTotalModelBytes), func(err error) {
 		log.Error("model session close failed", "err", err)
 	})
@@ -112,6 +117,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.runs = make(chan struct{}, cfg.MaxConcurrentRuns)
+	s.loads = make(chan struct{}, cfg.MaxConcurrentLoads)
 	if s.id, err = identity.NewAttested(); err != nil {
 		return nil, err
 	}
