@@ -225,6 +225,21 @@ func Open(opts Options) (*Runtime, error) {
 		runOpts: make(chan *ort.RunOptions, runOptionsPool)}, nil
 }
 
+// WithMaxModelNodes returns a Runtime that shares r's ONNX Runtime
+// environment and settings but loads models under a limit of n nodes (0:
+// DefaultMaxModelNodes; negative: an error).
+func (r *Runtime) WithMaxModelNodes(n int) (*Runtime, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("engine: the model node limit must not be negative, got %d", n)
+	}
+	if n == 0 {
+		n = DefaultMaxModelNodes
+	}
+	c := *r
+	c.maxNodes = n
+	return &c, nil
+}
+
 // LibraryPath returns the path of the loaded ONNX Runtime library.
 func (r *Runtime) LibraryPath() string { return r.path }
 
