@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 
 	"google.golang.org/grpc"
@@ -100,7 +101,10 @@ var engineStatuses = []engineStatus{
 // engineError maps an engine error to its status through engineStatuses.
 // An error that wraps no engine sentinel is INTERNAL, with nothing of its
 // text. The full error goes to the log whenever the client is not shown
-// all of it.
+// all of it: load errors at warn level; run errors (ErrRun), whose ONNX
+// Runtime text can quote input values (a Reshape's target shape, a Gather
+// index), only at debug level, which a measured configuration under SGX
+// does not enable.
 func (s *Server) engineError(err error, modelID string) error {
 	for _, e := range engineStatuses {
 		if !errors.Is(err, e.err) {
@@ -108,7 +112,11 @@ func (s *Server) engineError(err error, modelID string) error {
 		}
 		var detail *engine.Error
 		if e.private || errors.As(err, &detail) {
-			s.log.Warn("engine error", "model_id", modelID, "code", e.code.String(), "err", err)
+			level := slog.LevelWarn
+			if errors.Is(err, engine.ErrRun) {
+				level = slog.LevelDebug
+			}
+			s.log.Log(context.Background(), level, "engine error", "model_id", modelID, "code", e.code.String(), "err", err)
 		}
 		if e.private {
 			return status.Error(e.code, e.msg)
