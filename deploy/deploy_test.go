@@ -98,6 +98,43 @@ func TestManifestTemplate(t *testing.T) {
 			t.Errorf("gramine/blindfold.toml lacks %s", want)
 		}
 	}
+
+	// What the enclave can read outside its measured files: exactly these
+	// host files, nothing secret. A new entry must be a deliberate change.
+	wantAllowed := []string{
+		"file:/etc/nsswitch.conf", "file:/etc/hosts", "file:/etc/resolv.conf", "file:/etc/ssl/certs/",
+		"file:/var/lib/blindfold/",
+	}
+	if strings.Join(m.SGX.AllowedFiles, " ") != strings.Join(wantAllowed, " ") {
+		t.Errorf("sgx.allowed_files = %q, want exactly %q", m.SGX.AllowedFiles, wantAllowed)
+	}
+	for _, f := range m.SGX.TrustedFiles {
+		if strings.Contains(f, "/var/lib/blindfold") {
+			t.Errorf("trusted file %s is in the host's state folder", f)
+		}
+	}
+	// The server's work folder is in an in-enclave tmpfs, so the host
+	// cannot put files in it.
+	var server struct {
+		WorkDir string `toml:"work_dir"`
+	}
+	if _, err := toml.Decode(string(cfg), &server); err != nil {
+		t.Fatal(err)
+	}
+	tmpfs := ""
+	for _, mnt := range m.FS.Mounts {
+		if mnt["type"] == "tmpfs" && strings.HasPrefix(server.WorkDir, strings.TrimSuffix(mnt["path"], "/")+"/") {
+			tmpfs = mnt["path"]
+		}
+	}
+	if server.WorkDir == "" || tmpfs == "" {
+		t.Errorf("work_dir %q in gramine/blindfold.toml is not inside a tmpfs mount of the manifest", server.WorkDir)
+	}
+	for _, mnt := range m.FS.Mounts {
+		if mnt["type"] != "tmpfs" && mnt["path"] != tmpfs && strings.HasPrefix(server.WorkDir, strings.TrimSuffix(mnt["path"], "/")+"/") && len(mnt["path"]) > len(tmpfs) {
+			t.Errorf("mount %s (from the host) covers work_dir %s", mnt["path"], server.WorkDir)
+		}
+	}
 }
 
 func contains(list []string, s string) bool {

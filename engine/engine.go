@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -60,13 +61,32 @@ var (
 	ErrMemoryLimit = errors.New("engine: out of memory for this run")
 	// ErrClosed is returned by Run on a closed Session.
 	ErrClosed = errors.New("engine: session closed")
-	// ErrOutputTooLarge is wrapped when a run's outputs would exceed
-	// Options.MaxOutputBytes, or when the memory the engine allocates for
-	// outputs would exceed Options.MemoryLimit. Outputs whose size is
-	// known before the run are checked before anything runs or is
-	// allocated.
+	// ErrOutputTooLarge is wrapped by Run when the outputs would exceed
+	// WithMaxOutputBytes, or when the memory the engine allocates for
+	// outputs would exceed Options.MemoryLimit (else the machine's
+	// memory). Outputs whose size is known before the run are checked
+	// before anything runs or is allocated.
 	ErrOutputTooLarge = errors.New("engine: outputs too large")
+	// ErrExternalData is wrapped by Load when a tensor of the model (an
+	// initializer, a node attribute, a sparse tensor, in any graph,
+	// subgraph or function) keeps its data outside the model: ONNX
+	// Runtime would read it from a file. The message names the tensor.
+	ErrExternalData = errors.New("engine: model refers to external data")
+	// ErrTooManyNodes is wrapped by Load when the model has more nodes
+	// than Options.MaxModelNodes allows, counting subgraphs and functions.
+	// The model is refused before ONNX Runtime sees it.
+	ErrTooManyNodes = errors.New("engine: model has too many nodes")
 )
+
+// Errors returns every sentinel error of the engine (ErrLibraryNotFound
+// included), for callers that map each to a status of their own. A test
+// keeps the list complete.
+func Errors() []error {
+	return []error{
+		ErrLibraryNotFound, ErrInvalidModel, ErrNoInputs, ErrUnsupportedType, ErrUnsupportedModel,
+		ErrInvalidInput, ErrRun, ErrMemoryLimit, ErrClosed, ErrExternalData, ErrTooManyNodes, ErrOutputTooLarge,
+	}
+}
 
 // InputError says why an input does not fit the model. It wraps
 // ErrInvalidInput.
@@ -112,6 +132,16 @@ type Options struct {
 	// sleep, leaving the cores to the rest of the process (gRPC, TLS) and
 	// to other runs.
 	DisableSpinning bool
+	// MaxModelNodes caps the nodes of a model (the main graph's, every
+	// subgraph's and every local function's together); Load refuses a
+	// larger model with ErrTooManyNodes before ONNX Runtime parses it.
+	// 0 means DefaultMaxModelNodes.
+	MaxModelNodes int
+	// EmptyDir is a folder that holds no file and that nobody else can
+	// write to; ONNX Runtime is pointed at it for external data, as a
+	// second line behind Load's refusal of models that name external
+	// data. "" means a path under /dev/null, where no file can exist.
+	EmptyDir string
 }
 
 // RunOption changes one Run.
@@ -141,10 +171,15 @@ type Runtime struct {
 	// noSpin disables the thread pools' busy-waiting.
 	noSpin bool
 	// outMem counts the bytes of output buffers the engine has allocated
-	// for runs in progress; they may not pass outMemCap (the memory limit,
-	// else the machine's memory).
-	outMem    atomic.Int64
+	// for runs in progress (shared by the Runtimes WithMaxModelNodes
+	// makes); they may not pass outMemCap (the memory limit, else the
+	// machine's memory).
+	outMem    *atomic.Int64
 	outMemCap int64
+	// maxNodes is the node limit of a model.
+	maxNodes int
+	// emptyDir is ONNX Runtime's folder for external data.
+	emptyDir string
 	// runOpts holds idle ONNX Runtime run options for reuse: a run that
 	// can be cancelled needs one, and making one per request costs more
 	// than small models take to run.
@@ -169,6 +204,17 @@ var env struct {
 func Open(opts Options) (*Runtime, error) {
 	if opts.IntraOpThreads < 0 || opts.InterOpThreads < 0 {
 		return nil, fmt.Errorf("engine: thread counts must not be negative (intra-op %d, inter-op %d)", opts.IntraOpThreads, opts.InterOpThreads)
+	}
+	if opts.MaxModelNodes < 0 {
+		return nil, fmt.Errorf("engine: the model node limit must not be negative, got %d", opts.MaxModelNodes)
+	}
+	if opts.MaxModelNodes == 0 {
+		opts.MaxModelNodes = DefaultMaxModelNodes
+	}
+	if opts.EmptyDir == "" {
+		opts.EmptyDir = filepath.Join(os.DevNull, "blindfold-no-external-data")
+	} else if !filepath.IsAbs(opts.EmptyDir) {
+		return nil, fmt.Errorf("engine: the empty folder must be an absolute path, got %q", opts.EmptyDir)
 	}
 	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
 		return nil, errors.New("engine: tensors are little-endian and this host is not; it is not supported")
@@ -209,8 +255,25 @@ func Open(opts Options) (*Runtime, error) {
 	if outCap == 0 {
 		outCap = totalMemory()
 	}
-	return &Runtime{path: path, outMemCap: outCap, intra: opts.IntraOpThreads, inter: opts.InterOpThreads, limit: opts.MemoryLimit,
-		noSpin: opts.DisableSpinning, runOpts: make(chan *ort.RunOptions, runOptionsPool)}, nil
+	return &Runtime{path: path, intra: opts.IntraOpThreads, inter: opts.InterOpThreads, limit: opts.MemoryLimit,
+		noSpin: opts.DisableSpinning, maxNodes: opts.MaxModelNodes, emptyDir: opts.EmptyDir,
+		outMem: new(atomic.Int64), outMemCap: outCap,
+		runOpts: make(chan *ort.RunOptions, runOptionsPool)}, nil
+}
+
+// WithMaxModelNodes returns a Runtime that shares r's ONNX Runtime
+// environment and settings but loads models under a limit of n nodes (0:
+// DefaultMaxModelNodes; negative: an error).
+func (r *Runtime) WithMaxModelNodes(n int) (*Runtime, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("engine: the model node limit must not be negative, got %d", n)
+	}
+	if n == 0 {
+		n = DefaultMaxModelNodes
+	}
+	c := *r
+	c.maxNodes = n
+	return &c, nil
 }
 
 // LibraryPath returns the path of the loaded ONNX Runtime library.
@@ -332,13 +395,26 @@ type Session struct {
 }
 
 // Load loads a model from its bytes in memory. The bytes are not written to
-// disk and not retained. Load fails with ErrInvalidModel when ONNX Runtime
-// rejects the model, ErrNoInputs when it has no inputs, ErrUnsupportedType
-// or ErrUnsupportedModel when an input or output cannot be served.
+// disk and not retained. Before ONNX Runtime sees the model, Load walks all
+// of it (subgraphs, functions, training graphs) and refuses, with
+// ErrExternalData, any tensor whose data would be read from a file, and,
+// with ErrTooManyNodes, a model past the node limit. Load fails with
+// ErrInvalidModel when the model is malformed or ONNX Runtime rejects it
+// (an *Error, whose Reason is safe to show a client), ErrNoInputs when it
+// has no inputs, ErrUnsupportedType or ErrUnsupportedModel when an input or
+// output cannot be served.
 func (r *Runtime) Load(model []byte) (*Session, error) {
 	if len(model) == 0 {
 		return nil, fmt.Errorf("%w: the model is empty", ErrInvalidModel)
 	}
+	if err := scanModel(model, r.maxNodes); err != nil {
+		return nil, err
+	}
+	return r.load(model)
+}
+
+// load loads a model that scanModel accepted.
+func (r *Runtime) load(model []byte) (*Session, error) {
 	// The binding needs the input and output names to create a session. They
 	// are read from the model's bytes, not from a throw-away session, so the
 	// weights are loaded once.
@@ -414,6 +490,16 @@ func (r *Runtime) Load(model []byte) (*Session, error) {
 			}
 		}
 	}
+	// Model bytes are ONNX, never ONNX Runtime's own format; external data,
+	// which Load refuses, would be looked for only in the empty folder.
+	for _, kv := range [][2]string{
+		{"session.load_model_format", "ONNX"},
+		{"session.model_external_initializers_file_folder_path", r.emptyDir},
+	} {
+		if err := so.AddSessionConfigEntry(kv[0], kv[1]); err != nil {
+			return nil, fmt.Errorf("engine: setting %s: %w", kv[0], err)
+		}
+	}
 	if r.limit > 0 {
 		// Allocate from the shared, capped arena (see registerLimitedAllocator).
 		if err := so.AddSessionConfigEntry("session.use_env_allocators", "1"); err != nil {
@@ -430,7 +516,8 @@ func (r *Runtime) Load(model []byte) (*Session, error) {
 	}
 	s.sess, err = ort.NewDynamicAdvancedSessionWithONNXData(model, inNames, outNames, so)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidModel, err)
+		releaseMemory()
+		return nil, ortError(ErrInvalidModel, err)
 	}
 	return s, nil
 }
@@ -729,9 +816,11 @@ func (s *Session) run(ctx context.Context, ins, outs []ort.Value) error {
 		return fmt.Errorf("engine: run stopped: %w", cerr)
 	}
 	if isAllocationFailure(err) {
-		return fmt.Errorf("%w: %w: %v", ErrRun, ErrMemoryLimit, err)
+		e := ortError(ErrMemoryLimit, err)
+		e.Reason = "ONNX Runtime could not allocate the memory this run needs"
+		return fmt.Errorf("%w: %w", ErrRun, e)
 	}
-	return fmt.Errorf("%w: %v", ErrRun, err)
+	return ortError(ErrRun, err)
 }
 
 // takeRunOptions returns idle run options, or new ones.
@@ -761,7 +850,8 @@ func (r *Runtime) giveRunOptions(o *ort.RunOptions, clean bool) {
 	o.Destroy()
 }
 
-// Close releases the session, after waiting for in-flight runs. It is
+// Close releases the session, after waiting for in-flight runs, and hands
+// the C heap's free memory back to the system (see releaseMemory). It is
 // idempotent; later Run calls return ErrClosed.
 func (s *Session) Close() error {
 	s.mu.Lock()
@@ -770,9 +860,11 @@ func (s *Session) Close() error {
 		return nil
 	}
 	s.closed = true
-	if err := s.sess.Destroy(); err != nil {
+	err := s.sess.Destroy()
+	s.sess = nil
+	releaseMemory()
+	if err != nil {
 		return fmt.Errorf("engine: closing session: %w", err)
 	}
-	s.sess = nil
 	return nil
 }

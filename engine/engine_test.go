@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/blindfold-ai/blindfold/internal/onnxgen"
-	"github.com/blindfold-ai/blindfold/internal/onnxgen/onnxpb"
+	"github.com/blindfold-ai/blindfold/internal/onnxpb"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 

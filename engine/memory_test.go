@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -75,4 +77,58 @@ func memoryChild() error {
 		return fmt.Errorf("sum = %v, want 10000", v)
 	}
 	return nil
+}
+
+// vmRSS returns the process's resident memory in bytes.
+func vmRSS(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc/self/status: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
+
+// TestMemoryReturnedAfterClose loads and closes a many-node model again
+// and again: the small allocations ONNX Runtime makes for each node must
+// go back to the system after Close, or the process grows with every
+// upload and delete (about 20MB per cycle for this model without
+// releaseMemory).
+func TestMemoryReturnedAfterClose(t *testing.T) {
+	rt := runtimeOrSkip(t)
+	model, err := onnxgen.IdentityChain(30_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cycle := func() {
+		s, err := rt.Load(model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		debug.FreeOSMemory()
+	}
+	cycle()
+	first := vmRSS(t)
+	const cycles = 8
+	for range cycles {
+		cycle()
+	}
+	last := vmRSS(t)
+	t.Logf("RSS after the first close %d MiB, after %d more cycles %d MiB", first>>20, cycles, last>>20)
+	if grew := last - first; grew > 48<<20 {
+		t.Errorf("RSS grew by %d MiB over %d load/close cycles; memory is not given back", grew>>20, cycles)
+	}
 }

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/blindfold-ai/blindfold/internal/onnxgen/onnxpb"
+	"github.com/blindfold-ai/blindfold/internal/onnxpb"
 )
 
 // Field numbers in onnx.proto.

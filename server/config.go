@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/blindfold-ai/blindfold/engine"
 )
 
 // Config is the whole server configuration. It is read from one TOML file,
@@ -74,6 +76,22 @@ type Config struct {
 	// EngineMemoryLimit caps ONNX Runtime's allocations (weights and
 	// intermediate tensors of every model together); 0 means no cap.
 	EngineMemoryLimit ByteSize `toml:"engine_memory_limit"`
+
+	// WorkDir is the folder the server process works in: it must hold
+	// nothing, so that no file is reachable by a relative path, and ONNX
+	// Runtime is pointed at it for external data (which the engine
+	// refuses anyway). It is made (mode 0700) if missing; a folder that
+	// holds anything stops the start. Empty: StateDir/empty.
+	WorkDir string `toml:"work_dir"`
+	// MaxModelNodes caps a model's nodes, counting subgraphs and local
+	// functions; a larger model is refused before ONNX Runtime parses it.
+	MaxModelNodes int `toml:"max_model_nodes"`
+	// MaxConcurrentLoads caps the uploads that ONNX Runtime loads at
+	// once; an upload whose model arrived waits up to LoadQueueTimeout for
+	// a slot, then gets RESOURCE_EXHAUSTED.
+	MaxConcurrentLoads int `toml:"max_concurrent_loads"`
+	// LoadQueueTimeout is how long an upload waits for a load slot.
+	LoadQueueTimeout Duration `toml:"load_queue_timeout"`
 
 	// MaxModelBytes caps one model, counted on the bytes that arrive.
 	MaxModelBytes ByteSize `toml:"max_model_bytes"`
@@ -175,6 +193,9 @@ func DefaultConfig() Config {
 		RunQueueTimeout:       Duration(2 * time.Second),
 		LogLevel:              "info",
 		LogFormat:             "text",
+		MaxModelNodes:         engine.DefaultMaxModelNodes,
+		MaxConcurrentLoads:    max(1, runtime.NumCPU()/2),
+		LoadQueueTimeout:      Duration(10 * time.Second),
 	}
 }
 
@@ -305,6 +326,15 @@ func (c *Config) Validate() error {
 	if c.RunQueueTimeout < 0 {
 		bad("run_queue_timeout", "must not be negative")
 	}
+	if c.MaxModelNodes <= 0 {
+		bad("max_model_nodes", "must be positive, got %d", c.MaxModelNodes)
+	}
+	if c.MaxConcurrentLoads <= 0 {
+		bad("max_concurrent_loads", "must be positive, got %d", c.MaxConcurrentLoads)
+	}
+	if c.LoadQueueTimeout < 0 {
+		bad("load_queue_timeout", "must not be negative")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -391,6 +421,10 @@ var settingUsage = map[string]string{
 	"max_concurrent_per_subject": "requests of any kind one subject may have in flight (0: unlimited)",
 	"max_concurrent_runs":        "inferences running at once, server-wide (default: twice the CPU count)",
 	"run_queue_timeout":          "how long a run waits for a free inference slot before RESOURCE_EXHAUSTED",
+	"work_dir":                   "empty folder the server process works in and points ONNX Runtime at (default: state_dir/empty)",
+	"max_model_nodes":            "most nodes in one model, subgraphs and functions included",
+	"max_concurrent_loads":       "models ONNX Runtime loads at once, server-wide (default: half the CPU count, at least 1)",
+	"load_queue_timeout":         "how long an upload waits for a load slot before RESOURCE_EXHAUSTED",
 	"log_level":                  "log level: debug, info, warn, error",
 	"log_format":                 "log format: text or json",
 }
@@ -613,4 +647,64 @@ func (c *Config) RunsPerSubject() int {
 		return min(c.MaxRunsPerSubject, c.MaxConcurrentRuns)
 	}
 	return max(1, c.MaxConcurrentRuns*3/4)
+}
+
+// WorkDirectory returns the effective work_dir: WorkDir, or StateDir/empty.
+func (c *Config) WorkDirectory() string {
+	if c.WorkDir != "" {
+		return c.WorkDir
+	}
+	return filepath.Join(c.StateDir, "empty")
+}
+
+// MakePathsAbsolute resolves every relative path setting against the
+// current folder, so that the settings keep their meaning after the
+// process moves into its work folder.
+func (c *Config) MakePathsAbsolute() error {
+	paths := []*string{&c.StateDir, &c.WorkDir, &c.HostCert, &c.HostKey, &c.SealingKeyFile, &c.OnnxRuntimeLib, &c.AttestationDir}
+	for i := range c.AuthKeys {
+		paths = append(paths, &c.AuthKeys[i])
+	}
+	for _, p := range paths {
+		if *p == "" || filepath.IsAbs(*p) {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("config: making %s absolute: %w", *p, err)
+		}
+		*p = abs
+	}
+	return nil
+}
+
+// PrepareWorkDir makes the work folder (mode 0700) if it is missing and
+// checks that it is a folder that holds nothing and that others cannot
+// write to. It returns its absolute path.
+func PrepareWorkDir(c *Config) (string, error) {
+	dir, err := filepath.Abs(c.WorkDirectory())
+	if err != nil {
+		return "", fmt.Errorf("work_dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("work_dir: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return "", fmt.Errorf("work_dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("work_dir %s is not a folder", dir)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return "", fmt.Errorf("work_dir %s can be written by others (mode %v); make it 0700", dir, fi.Mode().Perm())
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("work_dir: %w", err)
+	}
+	if len(entries) > 0 {
+		return "", fmt.Errorf("work_dir %s must be empty, but holds %q (and %d more); the server works there so that no file is reachable by a relative path", dir, entries[0].Name(), len(entries)-1)
+	}
+	return dir, nil
 }

@@ -150,9 +150,9 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 		return err
 	}
 	hash := sha256.Sum256(buf)
-	sess, err := s.rt.Load(buf)
+	sess, err := s.loadModel(stream.Context(), id, buf)
 	if err != nil {
-		return loadStatus(err)
+		return err
 	}
 	if err := checkDeclaredSpecs("input", first.GetTensorInputs(), sess.Inputs()); err != nil {
 		sess.Close()
@@ -208,20 +208,6 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 		return err
 	}
 	return stream.SendAndClose(&securedexchange.SendModelReply{Payload: reply.payload, Signature: reply.signature})
-}
-
-// loadStatus maps an engine Load error to a status.
-func loadStatus(err error) error {
-	switch {
-	case errors.Is(err, engine.ErrNoInputs):
-		return errorf(codes.InvalidArgument, "the model has no inputs; Blindfold serves models that take at least one input")
-	case errors.Is(err, engine.ErrUnsupportedType):
-		return errorf(codes.InvalidArgument, "the model uses a type Blindfold cannot serve: %v (allowed element types: %s)", err, dtypeNames())
-	case errors.Is(err, engine.ErrInvalidModel):
-		return errorf(codes.InvalidArgument, "the upload is not a valid ONNX model: %v", err)
-	default:
-		return errorf(codes.Internal, "loading the model: %v", err)
-	}
 }
 
 func dtypeNames() string {
@@ -400,7 +386,7 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 			s.log.Warn("run stopped at the server's time limit", "model_id", id, "max_run_time", s.cfg.MaxRunTime.String())
 			return errorf(codes.DeadlineExceeded, "the run took longer than the server's limit of %s (max_run_time) and was stopped", s.cfg.MaxRunTime)
 		}
-		return runStatus(ctx, err)
+		return s.runStatus(ctx, id, err)
 	}
 	defer func() {
 		for _, t := range outputs {
@@ -460,29 +446,6 @@ func (s *Server) runSlot(ctx context.Context, subject string) (func(), error) {
 	case <-ctx.Done():
 		mine()
 		return nil, contextStatus(ctx.Err())
-	}
-}
-
-// runStatus maps an engine Run error to a status.
-func runStatus(ctx context.Context, err error) error {
-	if st := contextStatus(ctx.Err()); st != nil {
-		return st
-	}
-	if st := contextStatus(err); st != nil {
-		return st
-	}
-	var ie *engine.InputError
-	switch {
-	case errors.Is(err, engine.ErrOutputTooLarge):
-		return errorf(codes.ResourceExhausted, "the model's outputs for these inputs are too large for this server (max_reply_bytes, engine_memory_limit): %v", err)
-	case errors.Is(err, engine.ErrMemoryLimit):
-		return errorf(codes.ResourceExhausted, "the model needs more memory for these inputs than the server allows (engine_memory_limit): %v", err)
-	case errors.As(err, &ie):
-		return errorf(codes.InvalidArgument, "%v", err)
-	case errors.Is(err, engine.ErrRun):
-		return errorf(codes.InvalidArgument, "the model failed on these inputs: %v", err)
-	default:
-		return errorf(codes.Internal, "running the model: %v", err)
 	}
 }
 

@@ -76,6 +76,7 @@ type Server struct {
 	subjectRuns subjectSlots
 	// inflight is the budget of input bytes held by runs in progress.
 	inflight byteBudget
+	loads    chan struct{} // one token per model-load slot
 
 	untrusted *grpc.Server
 	attested  *grpc.Server
@@ -109,7 +110,11 @@ func New(opts Options) (*Server, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: state folder: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, rt: opts.Runtime, att: att}
+	rt, err := opts.Runtime.WithMaxModelNodes(cfg.MaxModelNodes)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, rt: rt, att: att}
 	s.models = store.New(cfg.MaxModels, int64(cfg.MaxTotalModelBytes), func(err error) {
 		log.Error("model session close failed", "err", err)
 	})
@@ -119,6 +124,7 @@ func New(opts Options) (*Server, error) {
 	s.runs = make(chan struct{}, cfg.MaxConcurrentRuns)
 	s.subjectRuns = subjectSlots{max: cfg.RunsPerSubject(), sem: map[string]*subjectSem{}}
 	s.inflight = byteBudget{max: int64(cfg.MaxInflightInputBytes)}
+	s.loads = make(chan struct{}, cfg.MaxConcurrentLoads)
 	if s.id, err = identity.NewAttested(); err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/client"
 	"github.com/blindfold-ai/blindfold/internal/onnxgen"
-	"github.com/blindfold-ai/blindfold/internal/onnxgen/onnxpb"
+	"github.com/blindfold-ai/blindfold/internal/onnxpb"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 

@@ -76,6 +76,9 @@ Flags:
 	if err == nil {
 		err = cfg.Validate()
 	}
+	if err == nil {
+		err = cfg.MakePathsAbsolute()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "blindfold-server: %v\n", err)
 		return 2
@@ -88,14 +91,30 @@ Flags:
 	if cfg.Simulation {
 		fmt.Fprint(stderr, banner)
 	}
+	// The process works in an empty folder of its own, so that no file is
+	// reachable by a relative path, and ONNX Runtime looks there for
+	// external data (which the engine refuses before ONNX Runtime sees a
+	// model). The library is found first: its search starts at the
+	// folder the server was started in.
+	workDir, err := server.PrepareWorkDir(&cfg)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
 	rt, err := engine.Open(engine.Options{
 		LibraryPath: cfg.OnnxRuntimeLib, IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: cfg.InterOpThreads,
 		MemoryLimit: int64(cfg.EngineMemoryLimit), DisableSpinning: !cfg.EngineSpinning,
+		MaxModelNodes: cfg.MaxModelNodes, EmptyDir: workDir,
 	})
 	if err != nil {
 		log.Error("cannot start the engine", "err", err)
 		return 1
 	}
+	if err := os.Chdir(workDir); err != nil {
+		log.Error("cannot start: entering the work folder", "work_dir", workDir, "err", err)
+		return 1
+	}
+	log.Info("working in an empty folder", "work_dir", workDir)
 	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log})
 	if err != nil {
 		log.Error("cannot start", "err", err)

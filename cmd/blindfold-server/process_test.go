@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/blindfold-ai/blindfold/client"
+	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/internal/onnxgen"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
@@ -45,8 +46,23 @@ var servingLine = regexp.MustCompile(`msg=serving untrusted=(\S+) attested=\S+:(
 // until it serves.
 func startProc(t *testing.T, bin, state string, args ...string) *proc {
 	t.Helper()
+	return startProcIn(t, bin, state, "", args...)
+}
+
+// startProcIn is startProc with the process started in folder dir ("":
+// the test's), finding ONNX Runtime through $BLINDFOLD_ONNXRUNTIME_LIB.
+func startProcIn(t *testing.T, bin, state, dir string, args ...string) *proc {
+	t.Helper()
 	p := &proc{state: state, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, append([]string{"--simulation", "--state-dir", state, "--untrusted-addr", "127.0.0.1:0", "--attested-addr", "127.0.0.1:0"}, args...)...)
+	if dir != "" {
+		lib, err := engine.FindLibrary("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.cmd.Dir = dir
+		p.cmd.Env = append(os.Environ(), engine.LibraryEnv+"="+lib)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

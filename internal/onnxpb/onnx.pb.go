@@ -1,5 +1,6 @@
-// A minimal subset of the ONNX model format: just the messages and fields
-// that Blindfold's test-model builder writes. Field numbers and enum values
+// A subset of the ONNX model format: the messages and fields that
+// Blindfold's test-model builder writes and those the engine's model checks
+// read (every place a model can hold a tensor). Field numbers and enum values
 // are those of the ONNX specification, so the encoded bytes are ordinary
 // .onnx files that any ONNX runtime can load.
 
@@ -7,7 +8,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: internal/onnxgen/onnxpb/onnx.proto
+// source: internal/onnxpb/onnx.proto
 
 package onnxpb
 
@@ -95,11 +96,11 @@ func (x AttributeProto_AttributeType) String() string {
 }
 
 func (AttributeProto_AttributeType) Descriptor() protoreflect.EnumDescriptor {
-	return file_internal_onnxgen_onnxpb_onnx_proto_enumTypes[0].Descriptor()
+	return file_internal_onnxpb_onnx_proto_enumTypes[0].Descriptor()
 }
 
 func (AttributeProto_AttributeType) Type() protoreflect.EnumType {
-	return &file_internal_onnxgen_onnxpb_onnx_proto_enumTypes[0]
+	return &file_internal_onnxpb_onnx_proto_enumTypes[0]
 }
 
 func (x AttributeProto_AttributeType) Number() protoreflect.EnumNumber {
@@ -118,7 +119,7 @@ func (x *AttributeProto_AttributeType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use AttributeProto_AttributeType.Descriptor instead.
 func (AttributeProto_AttributeType) EnumDescriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{5, 0}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{7, 0}
 }
 
 type TensorProto_DataType int32
@@ -196,11 +197,11 @@ func (x TensorProto_DataType) String() string {
 }
 
 func (TensorProto_DataType) Descriptor() protoreflect.EnumDescriptor {
-	return file_internal_onnxgen_onnxpb_onnx_proto_enumTypes[1].Descriptor()
+	return file_internal_onnxpb_onnx_proto_enumTypes[1].Descriptor()
 }
 
 func (TensorProto_DataType) Type() protoreflect.EnumType {
-	return &file_internal_onnxgen_onnxpb_onnx_proto_enumTypes[1]
+	return &file_internal_onnxpb_onnx_proto_enumTypes[1]
 }
 
 func (x TensorProto_DataType) Number() protoreflect.EnumNumber {
@@ -219,7 +220,63 @@ func (x *TensorProto_DataType) UnmarshalJSON(b []byte) error {
 
 // Deprecated: Use TensorProto_DataType.Descriptor instead.
 func (TensorProto_DataType) EnumDescriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{6, 0}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{8, 0}
+}
+
+type TensorProto_DataLocation int32
+
+const (
+	TensorProto_DEFAULT  TensorProto_DataLocation = 0
+	TensorProto_EXTERNAL TensorProto_DataLocation = 1
+)
+
+// Enum value maps for TensorProto_DataLocation.
+var (
+	TensorProto_DataLocation_name = map[int32]string{
+		0: "DEFAULT",
+		1: "EXTERNAL",
+	}
+	TensorProto_DataLocation_value = map[string]int32{
+		"DEFAULT":  0,
+		"EXTERNAL": 1,
+	}
+)
+
+func (x TensorProto_DataLocation) Enum() *TensorProto_DataLocation {
+	p := new(TensorProto_DataLocation)
+	*p = x
+	return p
+}
+
+func (x TensorProto_DataLocation) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TensorProto_DataLocation) Descriptor() protoreflect.EnumDescriptor {
+	return file_internal_onnxpb_onnx_proto_enumTypes[2].Descriptor()
+}
+
+func (TensorProto_DataLocation) Type() protoreflect.EnumType {
+	return &file_internal_onnxpb_onnx_proto_enumTypes[2]
+}
+
+func (x TensorProto_DataLocation) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Do not use.
+func (x *TensorProto_DataLocation) UnmarshalJSON(b []byte) error {
+	num, err := protoimpl.X.UnmarshalJSONEnum(x.Descriptor(), b)
+	if err != nil {
+		return err
+	}
+	*x = TensorProto_DataLocation(num)
+	return nil
+}
+
+// Deprecated: Use TensorProto_DataLocation.Descriptor instead.
+func (TensorProto_DataLocation) EnumDescriptor() ([]byte, []int) {
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{8, 1}
 }
 
 // ModelProto is the top-level container of an .onnx file.
@@ -234,13 +291,15 @@ type ModelProto struct {
 	Graph           *GraphProto               `protobuf:"bytes,7,opt,name=graph" json:"graph,omitempty"`
 	OpsetImport     []*OperatorSetIdProto     `protobuf:"bytes,8,rep,name=opset_import,json=opsetImport" json:"opset_import,omitempty"`
 	MetadataProps   []*StringStringEntryProto `protobuf:"bytes,14,rep,name=metadata_props,json=metadataProps" json:"metadata_props,omitempty"`
+	TrainingInfo    []*TrainingInfoProto      `protobuf:"bytes,20,rep,name=training_info,json=trainingInfo" json:"training_info,omitempty"`
+	Functions       []*FunctionProto          `protobuf:"bytes,25,rep,name=functions" json:"functions,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ModelProto) Reset() {
 	*x = ModelProto{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[0]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -252,7 +311,7 @@ func (x *ModelProto) String() string {
 func (*ModelProto) ProtoMessage() {}
 
 func (x *ModelProto) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[0]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -265,7 +324,7 @@ func (x *ModelProto) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelProto.ProtoReflect.Descriptor instead.
 func (*ModelProto) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{0}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *ModelProto) GetIrVersion() int64 {
@@ -331,6 +390,199 @@ func (x *ModelProto) GetMetadataProps() []*StringStringEntryProto {
 	return nil
 }
 
+func (x *ModelProto) GetTrainingInfo() []*TrainingInfoProto {
+	if x != nil {
+		return x.TrainingInfo
+	}
+	return nil
+}
+
+func (x *ModelProto) GetFunctions() []*FunctionProto {
+	if x != nil {
+		return x.Functions
+	}
+	return nil
+}
+
+// TrainingInfoProto holds the graphs a training run would execute.
+type TrainingInfoProto struct {
+	state                 protoimpl.MessageState    `protogen:"open.v1"`
+	Initialization        *GraphProto               `protobuf:"bytes,1,opt,name=initialization" json:"initialization,omitempty"`
+	Algorithm             *GraphProto               `protobuf:"bytes,2,opt,name=algorithm" json:"algorithm,omitempty"`
+	InitializationBinding []*StringStringEntryProto `protobuf:"bytes,3,rep,name=initialization_binding,json=initializationBinding" json:"initialization_binding,omitempty"`
+	UpdateBinding         []*StringStringEntryProto `protobuf:"bytes,4,rep,name=update_binding,json=updateBinding" json:"update_binding,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *TrainingInfoProto) Reset() {
+	*x = TrainingInfoProto{}
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrainingInfoProto) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrainingInfoProto) ProtoMessage() {}
+
+func (x *TrainingInfoProto) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrainingInfoProto.ProtoReflect.Descriptor instead.
+func (*TrainingInfoProto) Descriptor() ([]byte, []int) {
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TrainingInfoProto) GetInitialization() *GraphProto {
+	if x != nil {
+		return x.Initialization
+	}
+	return nil
+}
+
+func (x *TrainingInfoProto) GetAlgorithm() *GraphProto {
+	if x != nil {
+		return x.Algorithm
+	}
+	return nil
+}
+
+func (x *TrainingInfoProto) GetInitializationBinding() []*StringStringEntryProto {
+	if x != nil {
+		return x.InitializationBinding
+	}
+	return nil
+}
+
+func (x *TrainingInfoProto) GetUpdateBinding() []*StringStringEntryProto {
+	if x != nil {
+		return x.UpdateBinding
+	}
+	return nil
+}
+
+// FunctionProto is a model-local function: a named subgraph of nodes that
+// other nodes call as an operator (domain and name).
+type FunctionProto struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           *string                `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
+	Input          []string               `protobuf:"bytes,4,rep,name=input" json:"input,omitempty"`
+	Output         []string               `protobuf:"bytes,5,rep,name=output" json:"output,omitempty"`
+	Attribute      []string               `protobuf:"bytes,6,rep,name=attribute" json:"attribute,omitempty"`
+	Node           []*NodeProto           `protobuf:"bytes,7,rep,name=node" json:"node,omitempty"`
+	DocString      *string                `protobuf:"bytes,8,opt,name=doc_string,json=docString" json:"doc_string,omitempty"`
+	OpsetImport    []*OperatorSetIdProto  `protobuf:"bytes,9,rep,name=opset_import,json=opsetImport" json:"opset_import,omitempty"`
+	Domain         *string                `protobuf:"bytes,10,opt,name=domain" json:"domain,omitempty"`
+	AttributeProto []*AttributeProto      `protobuf:"bytes,11,rep,name=attribute_proto,json=attributeProto" json:"attribute_proto,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *FunctionProto) Reset() {
+	*x = FunctionProto{}
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FunctionProto) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FunctionProto) ProtoMessage() {}
+
+func (x *FunctionProto) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FunctionProto.ProtoReflect.Descriptor instead.
+func (*FunctionProto) Descriptor() ([]byte, []int) {
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FunctionProto) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *FunctionProto) GetInput() []string {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+func (x *FunctionProto) GetOutput() []string {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *FunctionProto) GetAttribute() []string {
+	if x != nil {
+		return x.Attribute
+	}
+	return nil
+}
+
+func (x *FunctionProto) GetNode() []*NodeProto {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *FunctionProto) GetDocString() string {
+	if x != nil && x.DocString != nil {
+		return *x.DocString
+	}
+	return ""
+}
+
+func (x *FunctionProto) GetOpsetImport() []*OperatorSetIdProto {
+	if x != nil {
+		return x.OpsetImport
+	}
+	return nil
+}
+
+func (x *FunctionProto) GetDomain() string {
+	if x != nil && x.Domain != nil {
+		return *x.Domain
+	}
+	return ""
+}
+
+func (x *FunctionProto) GetAttributeProto() []*AttributeProto {
+	if x != nil {
+		return x.AttributeProto
+	}
+	return nil
+}
+
 // OperatorSetIdProto names an operator set and the version the model uses.
 type OperatorSetIdProto struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -342,7 +594,7 @@ type OperatorSetIdProto struct {
 
 func (x *OperatorSetIdProto) Reset() {
 	*x = OperatorSetIdProto{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[1]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +606,7 @@ func (x *OperatorSetIdProto) String() string {
 func (*OperatorSetIdProto) ProtoMessage() {}
 
 func (x *OperatorSetIdProto) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[1]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +619,7 @@ func (x *OperatorSetIdProto) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorSetIdProto.ProtoReflect.Descriptor instead.
 func (*OperatorSetIdProto) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{1}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *OperatorSetIdProto) GetDomain() string {
@@ -395,7 +647,7 @@ type StringStringEntryProto struct {
 
 func (x *StringStringEntryProto) Reset() {
 	*x = StringStringEntryProto{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[2]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +659,7 @@ func (x *StringStringEntryProto) String() string {
 func (*StringStringEntryProto) ProtoMessage() {}
 
 func (x *StringStringEntryProto) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[2]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +672,7 @@ func (x *StringStringEntryProto) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringStringEntryProto.ProtoReflect.Descriptor instead.
 func (*StringStringEntryProto) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{2}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StringStringEntryProto) GetKey() string {
@@ -440,21 +692,22 @@ func (x *StringStringEntryProto) GetValue() string {
 // GraphProto is the computation: nodes in topological order, constant
 // initializers, and the typed graph inputs and outputs.
 type GraphProto struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          []*NodeProto           `protobuf:"bytes,1,rep,name=node" json:"node,omitempty"`
-	Name          *string                `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
-	Initializer   []*TensorProto         `protobuf:"bytes,5,rep,name=initializer" json:"initializer,omitempty"`
-	DocString     *string                `protobuf:"bytes,10,opt,name=doc_string,json=docString" json:"doc_string,omitempty"`
-	Input         []*ValueInfoProto      `protobuf:"bytes,11,rep,name=input" json:"input,omitempty"`
-	Output        []*ValueInfoProto      `protobuf:"bytes,12,rep,name=output" json:"output,omitempty"`
-	ValueInfo     []*ValueInfoProto      `protobuf:"bytes,13,rep,name=value_info,json=valueInfo" json:"value_info,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Node              []*NodeProto           `protobuf:"bytes,1,rep,name=node" json:"node,omitempty"`
+	Name              *string                `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
+	Initializer       []*TensorProto         `protobuf:"bytes,5,rep,name=initializer" json:"initializer,omitempty"`
+	DocString         *string                `protobuf:"bytes,10,opt,name=doc_string,json=docString" json:"doc_string,omitempty"`
+	Input             []*ValueInfoProto      `protobuf:"bytes,11,rep,name=input" json:"input,omitempty"`
+	Output            []*ValueInfoProto      `protobuf:"bytes,12,rep,name=output" json:"output,omitempty"`
+	ValueInfo         []*ValueInfoProto      `protobuf:"bytes,13,rep,name=value_info,json=valueInfo" json:"value_info,omitempty"`
+	SparseInitializer []*SparseTensorProto   `protobuf:"bytes,15,rep,name=sparse_initializer,json=sparseInitializer" json:"sparse_initializer,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *GraphProto) Reset() {
 	*x = GraphProto{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[3]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +719,7 @@ func (x *GraphProto) String() string {
 func (*GraphProto) ProtoMessage() {}
 
 func (x *GraphProto) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[3]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +732,7 @@ func (x *GraphProto) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphProto.ProtoReflect.Descriptor instead.
 func (*GraphProto) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{3}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GraphProto) GetNode() []*NodeProto {
@@ -531,6 +784,13 @@ func (x *GraphProto) GetValueInfo() []*ValueInfoProto {
 	return nil
 }
 
+func (x *GraphProto) GetSparseInitializer() []*SparseTensorProto {
+	if x != nil {
+		return x.SparseInitializer
+	}
+	return nil
+}
+
 // NodeProto is one operator application.
 type NodeProto struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -547,7 +807,7 @@ type NodeProto struct {
 
 func (x *NodeProto) Reset() {
 	*x = NodeProto{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[4]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +819,7 @@ func (x *NodeProto) String() string {
 func (*NodeProto) ProtoMessage() {}
 
 func (x *NodeProto) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[4]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +832,7 @@ func (x *NodeProto) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeProto.ProtoReflect.Descriptor instead.
 func (*NodeProto) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{4}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NodeProto) GetInput() []string {
@@ -642,13 +902,15 @@ type AttributeProto struct {
 	DocString     *string                       `protobuf:"bytes,13,opt,name=doc_string,json=docString" json:"doc_string,omitempty"`
 	Type          *AttributeProto_AttributeType `protobuf:"varint,20,opt,name=type,enum=onnx.AttributeProto_AttributeType" json:"type,omitempty"`
 	RefAttrName   *string                       `protobuf:"bytes,21,opt,name=ref_attr_name,json=refAttrName" json:"ref_attr_name,omitempty"`
+	SparseTensor  *SparseTensorProto            `protobuf:"bytes,22,opt,name=sparse_tensor,json=sparseTensor" json:"sparse_tensor,omitempty"`
+	SparseTensors []*SparseTensorProto          `protobuf:"bytes,23,rep,name=sparse_tensors,json=sparseTensors" json:"sparse_tensors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AttributeProto) Reset() {
 	*x = AttributeProto{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[5]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +922,7 @@ func (x *AttributeProto) String() string {
 func (*AttributeProto) ProtoMessage() {}
 
 func (x *AttributeProto) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[5]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +935,7 @@ func (x *AttributeProto) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributeProto.ProtoReflect.Descriptor instead.
 func (*AttributeProto) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{5}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AttributeProto) GetName() string {
@@ -774,28 +1036,46 @@ func (x *AttributeProto) GetRefAttrName() string {
 	return ""
 }
 
+func (x *AttributeProto) GetSparseTensor() *SparseTensorProto {
+	if x != nil {
+		return x.SparseTensor
+	}
+	return nil
+}
+
+func (x *AttributeProto) GetSparseTensors() []*SparseTensorProto {
+	if x != nil {
+		return x.SparseTensors
+	}
+	return nil
+}
+
 // TensorProto is a constant tensor. Blindfold's builder always stores the
-// elements little-endian in raw_data.
+// elements little-endian in raw_data. A tensor whose data_location is
+// EXTERNAL names a file (external_data) that holds its bytes; Blindfold
+// refuses such models.
 type TensorProto struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Dims          []int64                `protobuf:"varint,1,rep,name=dims" json:"dims,omitempty"`
-	DataType      *int32                 `protobuf:"varint,2,opt,name=data_type,json=dataType" json:"data_type,omitempty"`
-	FloatData     []float32              `protobuf:"fixed32,4,rep,packed,name=float_data,json=floatData" json:"float_data,omitempty"`
-	Int32Data     []int32                `protobuf:"varint,5,rep,packed,name=int32_data,json=int32Data" json:"int32_data,omitempty"`
-	StringData    [][]byte               `protobuf:"bytes,6,rep,name=string_data,json=stringData" json:"string_data,omitempty"`
-	Int64Data     []int64                `protobuf:"varint,7,rep,packed,name=int64_data,json=int64Data" json:"int64_data,omitempty"`
-	Name          *string                `protobuf:"bytes,8,opt,name=name" json:"name,omitempty"`
-	RawData       []byte                 `protobuf:"bytes,9,opt,name=raw_data,json=rawData" json:"raw_data,omitempty"`
-	DoubleData    []float64              `protobuf:"fixed64,10,rep,packed,name=double_data,json=doubleData" json:"double_data,omitempty"`
-	Uint64Data    []uint64               `protobuf:"varint,11,rep,packed,name=uint64_data,json=uint64Data" json:"uint64_data,omitempty"`
-	DocString     *string                `protobuf:"bytes,12,opt,name=doc_string,json=docString" json:"doc_string,omitempty"`
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	Dims          []int64                   `protobuf:"varint,1,rep,name=dims" json:"dims,omitempty"`
+	DataType      *int32                    `protobuf:"varint,2,opt,name=data_type,json=dataType" json:"data_type,omitempty"`
+	FloatData     []float32                 `protobuf:"fixed32,4,rep,packed,name=float_data,json=floatData" json:"float_data,omitempty"`
+	Int32Data     []int32                   `protobuf:"varint,5,rep,packed,name=int32_data,json=int32Data" json:"int32_data,omitempty"`
+	StringData    [][]byte                  `protobuf:"bytes,6,rep,name=string_data,json=stringData" json:"string_data,omitempty"`
+	Int64Data     []int64                   `protobuf:"varint,7,rep,packed,name=int64_data,json=int64Data" json:"int64_data,omitempty"`
+	Name          *string                   `protobuf:"bytes,8,opt,name=name" json:"name,omitempty"`
+	RawData       []byte                    `protobuf:"bytes,9,opt,name=raw_data,json=rawData" json:"raw_data,omitempty"`
+	DoubleData    []float64                 `protobuf:"fixed64,10,rep,packed,name=double_data,json=doubleData" json:"double_data,omitempty"`
+	Uint64Data    []uint64                  `protobuf:"varint,11,rep,packed,name=uint64_data,json=uint64Data" json:"uint64_data,omitempty"`
+	DocString     *string                   `protobuf:"bytes,12,opt,name=doc_string,json=docString" json:"doc_string,omitempty"`
+	ExternalData  []*StringStringEntryProto `protobuf:"bytes,13,rep,name=external_data,json=externalData" json:"external_data,omitempty"`
+	DataLocation  *TensorProto_DataLocation `protobuf:"varint,14,opt,name=data_location,json=dataLocation,enum=onnx.TensorProto_DataLocation" json:"data_location,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TensorProto) Reset() {
 	*x = TensorProto{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[6]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +1087,7 @@ func (x *TensorProto) String() string {
 func (*TensorProto) ProtoMessage() {}
 
 func (x *TensorProto) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[6]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +1100,7 @@ func (x *TensorProto) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorProto.ProtoReflect.Descriptor instead.
 func (*TensorProto) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{6}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TensorProto) GetDims() []int64 {
@@ -900,6 +1180,82 @@ func (x *TensorProto) GetDocString() string {
 	return ""
 }
 
+func (x *TensorProto) GetExternalData() []*StringStringEntryProto {
+	if x != nil {
+		return x.ExternalData
+	}
+	return nil
+}
+
+func (x *TensorProto) GetDataLocation() TensorProto_DataLocation {
+	if x != nil && x.DataLocation != nil {
+		return *x.DataLocation
+	}
+	return TensorProto_DEFAULT
+}
+
+// SparseTensorProto is a sparse constant: the non-zero values and their
+// indices into a dense tensor of shape dims.
+type SparseTensorProto struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        *TensorProto           `protobuf:"bytes,1,opt,name=values" json:"values,omitempty"`
+	Indices       *TensorProto           `protobuf:"bytes,2,opt,name=indices" json:"indices,omitempty"`
+	Dims          []int64                `protobuf:"varint,3,rep,name=dims" json:"dims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SparseTensorProto) Reset() {
+	*x = SparseTensorProto{}
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SparseTensorProto) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SparseTensorProto) ProtoMessage() {}
+
+func (x *SparseTensorProto) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SparseTensorProto.ProtoReflect.Descriptor instead.
+func (*SparseTensorProto) Descriptor() ([]byte, []int) {
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SparseTensorProto) GetValues() *TensorProto {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *SparseTensorProto) GetIndices() *TensorProto {
+	if x != nil {
+		return x.Indices
+	}
+	return nil
+}
+
+func (x *SparseTensorProto) GetDims() []int64 {
+	if x != nil {
+		return x.Dims
+	}
+	return nil
+}
+
 // TensorShapeProto is a shape whose dimensions are each a fixed size, a
 // named symbolic size, or unknown.
 type TensorShapeProto struct {
@@ -911,7 +1267,7 @@ type TensorShapeProto struct {
 
 func (x *TensorShapeProto) Reset() {
 	*x = TensorShapeProto{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[7]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1279,7 @@ func (x *TensorShapeProto) String() string {
 func (*TensorShapeProto) ProtoMessage() {}
 
 func (x *TensorShapeProto) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[7]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1292,7 @@ func (x *TensorShapeProto) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorShapeProto.ProtoReflect.Descriptor instead.
 func (*TensorShapeProto) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{7}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TensorShapeProto) GetDim() []*TensorShapeProto_Dimension {
@@ -960,7 +1316,7 @@ type TypeProto struct {
 
 func (x *TypeProto) Reset() {
 	*x = TypeProto{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[8]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1328,7 @@ func (x *TypeProto) String() string {
 func (*TypeProto) ProtoMessage() {}
 
 func (x *TypeProto) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[8]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1341,7 @@ func (x *TypeProto) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypeProto.ProtoReflect.Descriptor instead.
 func (*TypeProto) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{8}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TypeProto) GetValue() isTypeProto_Value {
@@ -1033,7 +1389,7 @@ type ValueInfoProto struct {
 
 func (x *ValueInfoProto) Reset() {
 	*x = ValueInfoProto{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[9]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1401,7 @@ func (x *ValueInfoProto) String() string {
 func (*ValueInfoProto) ProtoMessage() {}
 
 func (x *ValueInfoProto) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[9]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1414,7 @@ func (x *ValueInfoProto) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValueInfoProto.ProtoReflect.Descriptor instead.
 func (*ValueInfoProto) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{9}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ValueInfoProto) GetName() string {
@@ -1096,7 +1452,7 @@ type TensorShapeProto_Dimension struct {
 
 func (x *TensorShapeProto_Dimension) Reset() {
 	*x = TensorShapeProto_Dimension{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[10]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1464,7 @@ func (x *TensorShapeProto_Dimension) String() string {
 func (*TensorShapeProto_Dimension) ProtoMessage() {}
 
 func (x *TensorShapeProto_Dimension) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[10]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1477,7 @@ func (x *TensorShapeProto_Dimension) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorShapeProto_Dimension.ProtoReflect.Descriptor instead.
 func (*TensorShapeProto_Dimension) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{7, 0}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{10, 0}
 }
 
 func (x *TensorShapeProto_Dimension) GetValue() isTensorShapeProto_Dimension_Value {
@@ -1182,7 +1538,7 @@ type TypeProto_Tensor struct {
 
 func (x *TypeProto_Tensor) Reset() {
 	*x = TypeProto_Tensor{}
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[11]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1550,7 @@ func (x *TypeProto_Tensor) String() string {
 func (*TypeProto_Tensor) ProtoMessage() {}
 
 func (x *TypeProto_Tensor) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[11]
+	mi := &file_internal_onnxpb_onnx_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1563,7 @@ func (x *TypeProto_Tensor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypeProto_Tensor.ProtoReflect.Descriptor instead.
 func (*TypeProto_Tensor) Descriptor() ([]byte, []int) {
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP(), []int{8, 0}
+	return file_internal_onnxpb_onnx_proto_rawDescGZIP(), []int{11, 0}
 }
 
 func (x *TypeProto_Tensor) GetElemType() int32 {
@@ -1224,11 +1580,11 @@ func (x *TypeProto_Tensor) GetShape() *TensorShapeProto {
 	return nil
 }
 
-var File_internal_onnxgen_onnxpb_onnx_proto protoreflect.FileDescriptor
+var File_internal_onnxpb_onnx_proto protoreflect.FileDescriptor
 
-const file_internal_onnxgen_onnxpb_onnx_proto_rawDesc = "" +
+const file_internal_onnxpb_onnx_proto_rawDesc = "" +
 	"\n" +
-	"\"internal/onnxgen/onnxpb/onnx.proto\x12\x04onnx\"\x81\x03\n" +
+	"\x1ainternal/onnxpb/onnx.proto\x12\x04onnx\"\xf2\x03\n" +
 	"\n" +
 	"ModelProto\x12\x1d\n" +
 	"\n" +
@@ -1241,13 +1597,32 @@ const file_internal_onnxgen_onnxpb_onnx_proto_rawDesc = "" +
 	"doc_string\x18\x06 \x01(\tR\tdocString\x12&\n" +
 	"\x05graph\x18\a \x01(\v2\x10.onnx.GraphProtoR\x05graph\x12;\n" +
 	"\fopset_import\x18\b \x03(\v2\x18.onnx.OperatorSetIdProtoR\vopsetImport\x12C\n" +
-	"\x0emetadata_props\x18\x0e \x03(\v2\x1c.onnx.StringStringEntryProtoR\rmetadataProps\"F\n" +
+	"\x0emetadata_props\x18\x0e \x03(\v2\x1c.onnx.StringStringEntryProtoR\rmetadataProps\x12<\n" +
+	"\rtraining_info\x18\x14 \x03(\v2\x17.onnx.TrainingInfoProtoR\ftrainingInfo\x121\n" +
+	"\tfunctions\x18\x19 \x03(\v2\x13.onnx.FunctionProtoR\tfunctions\"\x97\x02\n" +
+	"\x11TrainingInfoProto\x128\n" +
+	"\x0einitialization\x18\x01 \x01(\v2\x10.onnx.GraphProtoR\x0einitialization\x12.\n" +
+	"\talgorithm\x18\x02 \x01(\v2\x10.onnx.GraphProtoR\talgorithm\x12S\n" +
+	"\x16initialization_binding\x18\x03 \x03(\v2\x1c.onnx.StringStringEntryProtoR\x15initializationBinding\x12C\n" +
+	"\x0eupdate_binding\x18\x04 \x03(\v2\x1c.onnx.StringStringEntryProtoR\rupdateBinding\"\xc7\x02\n" +
+	"\rFunctionProto\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05input\x18\x04 \x03(\tR\x05input\x12\x16\n" +
+	"\x06output\x18\x05 \x03(\tR\x06output\x12\x1c\n" +
+	"\tattribute\x18\x06 \x03(\tR\tattribute\x12#\n" +
+	"\x04node\x18\a \x03(\v2\x0f.onnx.NodeProtoR\x04node\x12\x1d\n" +
+	"\n" +
+	"doc_string\x18\b \x01(\tR\tdocString\x12;\n" +
+	"\fopset_import\x18\t \x03(\v2\x18.onnx.OperatorSetIdProtoR\vopsetImport\x12\x16\n" +
+	"\x06domain\x18\n" +
+	" \x01(\tR\x06domain\x12=\n" +
+	"\x0fattribute_proto\x18\v \x03(\v2\x14.onnx.AttributeProtoR\x0eattributeProto\"F\n" +
 	"\x12OperatorSetIdProto\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\"@\n" +
 	"\x16StringStringEntryProto\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xa8\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xf0\x02\n" +
 	"\n" +
 	"GraphProto\x12#\n" +
 	"\x04node\x18\x01 \x03(\v2\x0f.onnx.NodeProtoR\x04node\x12\x12\n" +
@@ -1259,7 +1634,8 @@ const file_internal_onnxgen_onnxpb_onnx_proto_rawDesc = "" +
 	"\x05input\x18\v \x03(\v2\x14.onnx.ValueInfoProtoR\x05input\x12,\n" +
 	"\x06output\x18\f \x03(\v2\x14.onnx.ValueInfoProtoR\x06output\x123\n" +
 	"\n" +
-	"value_info\x18\r \x03(\v2\x14.onnx.ValueInfoProtoR\tvalueInfo\"\xd1\x01\n" +
+	"value_info\x18\r \x03(\v2\x14.onnx.ValueInfoProtoR\tvalueInfo\x12F\n" +
+	"\x12sparse_initializer\x18\x0f \x03(\v2\x17.onnx.SparseTensorProtoR\x11sparseInitializer\"\xd1\x01\n" +
 	"\tNodeProto\x12\x14\n" +
 	"\x05input\x18\x01 \x03(\tR\x05input\x12\x16\n" +
 	"\x06output\x18\x02 \x03(\tR\x06output\x12\x12\n" +
@@ -1268,7 +1644,7 @@ const file_internal_onnxgen_onnxpb_onnx_proto_rawDesc = "" +
 	"\tattribute\x18\x05 \x03(\v2\x14.onnx.AttributeProtoR\tattribute\x12\x1d\n" +
 	"\n" +
 	"doc_string\x18\x06 \x01(\tR\tdocString\x12\x16\n" +
-	"\x06domain\x18\a \x01(\tR\x06domain\"\x83\x05\n" +
+	"\x06domain\x18\a \x01(\tR\x06domain\"\x81\x06\n" +
 	"\x0eAttributeProto\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\f\n" +
 	"\x01f\x18\x02 \x01(\x02R\x01f\x12\f\n" +
@@ -1285,7 +1661,9 @@ const file_internal_onnxgen_onnxpb_onnx_proto_rawDesc = "" +
 	"\n" +
 	"doc_string\x18\r \x01(\tR\tdocString\x126\n" +
 	"\x04type\x18\x14 \x01(\x0e2\".onnx.AttributeProto.AttributeTypeR\x04type\x12\"\n" +
-	"\rref_attr_name\x18\x15 \x01(\tR\vrefAttrName\"\xd9\x01\n" +
+	"\rref_attr_name\x18\x15 \x01(\tR\vrefAttrName\x12<\n" +
+	"\rsparse_tensor\x18\x16 \x01(\v2\x17.onnx.SparseTensorProtoR\fsparseTensor\x12>\n" +
+	"\x0esparse_tensors\x18\x17 \x03(\v2\x17.onnx.SparseTensorProtoR\rsparseTensors\"\xd9\x01\n" +
 	"\rAttributeType\x12\r\n" +
 	"\tUNDEFINED\x10\x00\x12\t\n" +
 	"\x05FLOAT\x10\x01\x12\a\n" +
@@ -1307,7 +1685,7 @@ const file_internal_onnxgen_onnxpb_onnx_proto_rawDesc = "" +
 	"\x0eSPARSE_TENSORS\x10\f\x12\x0e\n" +
 	"\n" +
 	"TYPE_PROTO\x10\r\x12\x0f\n" +
-	"\vTYPE_PROTOS\x10\x0e\"\xbd\x04\n" +
+	"\vTYPE_PROTOS\x10\x0e\"\xf0\x05\n" +
 	"\vTensorProto\x12\x12\n" +
 	"\x04dims\x18\x01 \x03(\x03R\x04dims\x12\x1b\n" +
 	"\tdata_type\x18\x02 \x01(\x05R\bdataType\x12!\n" +
@@ -1327,7 +1705,9 @@ const file_internal_onnxgen_onnxpb_onnx_proto_rawDesc = "" +
 	"\vuint64_data\x18\v \x03(\x04B\x02\x10\x01R\n" +
 	"uint64Data\x12\x1d\n" +
 	"\n" +
-	"doc_string\x18\f \x01(\tR\tdocString\"\xda\x01\n" +
+	"doc_string\x18\f \x01(\tR\tdocString\x12A\n" +
+	"\rexternal_data\x18\r \x03(\v2\x1c.onnx.StringStringEntryProtoR\fexternalData\x12C\n" +
+	"\rdata_location\x18\x0e \x01(\x0e2\x1e.onnx.TensorProto.DataLocationR\fdataLocation\"\xda\x01\n" +
 	"\bDataType\x12\r\n" +
 	"\tUNDEFINED\x10\x00\x12\t\n" +
 	"\x05FLOAT\x10\x01\x12\t\n" +
@@ -1352,7 +1732,14 @@ const file_internal_onnxgen_onnxpb_onnx_proto_rawDesc = "" +
 	"\tCOMPLEX64\x10\x0e\x12\x0e\n" +
 	"\n" +
 	"COMPLEX128\x10\x0f\x12\f\n" +
-	"\bBFLOAT16\x10\x10\"\xba\x01\n" +
+	"\bBFLOAT16\x10\x10\")\n" +
+	"\fDataLocation\x12\v\n" +
+	"\aDEFAULT\x10\x00\x12\f\n" +
+	"\bEXTERNAL\x10\x01\"\x7f\n" +
+	"\x11SparseTensorProto\x12)\n" +
+	"\x06values\x18\x01 \x01(\v2\x11.onnx.TensorProtoR\x06values\x12+\n" +
+	"\aindices\x18\x02 \x01(\v2\x11.onnx.TensorProtoR\aindices\x12\x12\n" +
+	"\x04dims\x18\x03 \x03(\x03R\x04dims\"\xba\x01\n" +
 	"\x10TensorShapeProto\x122\n" +
 	"\x03dim\x18\x01 \x03(\v2 .onnx.TensorShapeProto.DimensionR\x03dim\x1ar\n" +
 	"\tDimension\x12\x1d\n" +
@@ -1376,73 +1763,93 @@ const file_internal_onnxgen_onnxpb_onnx_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\x04type\x18\x02 \x01(\v2\x0f.onnx.TypeProtoR\x04type\x12\x1d\n" +
 	"\n" +
-	"doc_string\x18\x03 \x01(\tR\tdocStringB;Z9github.com/blindfold-ai/blindfold/internal/onnxgen/onnxpb"
+	"doc_string\x18\x03 \x01(\tR\tdocStringB3Z1github.com/blindfold-ai/blindfold/internal/onnxpb"
 
 var (
-	file_internal_onnxgen_onnxpb_onnx_proto_rawDescOnce sync.Once
-	file_internal_onnxgen_onnxpb_onnx_proto_rawDescData []byte
+	file_internal_onnxpb_onnx_proto_rawDescOnce sync.Once
+	file_internal_onnxpb_onnx_proto_rawDescData []byte
 )
 
-func file_internal_onnxgen_onnxpb_onnx_proto_rawDescGZIP() []byte {
-	file_internal_onnxgen_onnxpb_onnx_proto_rawDescOnce.Do(func() {
-		file_internal_onnxgen_onnxpb_onnx_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_internal_onnxgen_onnxpb_onnx_proto_rawDesc), len(file_internal_onnxgen_onnxpb_onnx_proto_rawDesc)))
+func file_internal_onnxpb_onnx_proto_rawDescGZIP() []byte {
+	file_internal_onnxpb_onnx_proto_rawDescOnce.Do(func() {
+		file_internal_onnxpb_onnx_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_internal_onnxpb_onnx_proto_rawDesc), len(file_internal_onnxpb_onnx_proto_rawDesc)))
 	})
-	return file_internal_onnxgen_onnxpb_onnx_proto_rawDescData
+	return file_internal_onnxpb_onnx_proto_rawDescData
 }
 
-var file_internal_onnxgen_onnxpb_onnx_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_internal_onnxgen_onnxpb_onnx_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
-var file_internal_onnxgen_onnxpb_onnx_proto_goTypes = []any{
+var file_internal_onnxpb_onnx_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_internal_onnxpb_onnx_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_internal_onnxpb_onnx_proto_goTypes = []any{
 	(AttributeProto_AttributeType)(0),  // 0: onnx.AttributeProto.AttributeType
 	(TensorProto_DataType)(0),          // 1: onnx.TensorProto.DataType
-	(*ModelProto)(nil),                 // 2: onnx.ModelProto
-	(*OperatorSetIdProto)(nil),         // 3: onnx.OperatorSetIdProto
-	(*StringStringEntryProto)(nil),     // 4: onnx.StringStringEntryProto
-	(*GraphProto)(nil),                 // 5: onnx.GraphProto
-	(*NodeProto)(nil),                  // 6: onnx.NodeProto
-	(*AttributeProto)(nil),             // 7: onnx.AttributeProto
-	(*TensorProto)(nil),                // 8: onnx.TensorProto
-	(*TensorShapeProto)(nil),           // 9: onnx.TensorShapeProto
-	(*TypeProto)(nil),                  // 10: onnx.TypeProto
-	(*ValueInfoProto)(nil),             // 11: onnx.ValueInfoProto
-	(*TensorShapeProto_Dimension)(nil), // 12: onnx.TensorShapeProto.Dimension
-	(*TypeProto_Tensor)(nil),           // 13: onnx.TypeProto.Tensor
+	(TensorProto_DataLocation)(0),      // 2: onnx.TensorProto.DataLocation
+	(*ModelProto)(nil),                 // 3: onnx.ModelProto
+	(*TrainingInfoProto)(nil),          // 4: onnx.TrainingInfoProto
+	(*FunctionProto)(nil),              // 5: onnx.FunctionProto
+	(*OperatorSetIdProto)(nil),         // 6: onnx.OperatorSetIdProto
+	(*StringStringEntryProto)(nil),     // 7: onnx.StringStringEntryProto
+	(*GraphProto)(nil),                 // 8: onnx.GraphProto
+	(*NodeProto)(nil),                  // 9: onnx.NodeProto
+	(*AttributeProto)(nil),             // 10: onnx.AttributeProto
+	(*TensorProto)(nil),                // 11: onnx.TensorProto
+	(*SparseTensorProto)(nil),          // 12: onnx.SparseTensorProto
+	(*TensorShapeProto)(nil),           // 13: onnx.TensorShapeProto
+	(*TypeProto)(nil),                  // 14: onnx.TypeProto
+	(*ValueInfoProto)(nil),             // 15: onnx.ValueInfoProto
+	(*TensorShapeProto_Dimension)(nil), // 16: onnx.TensorShapeProto.Dimension
+	(*TypeProto_Tensor)(nil),           // 17: onnx.TypeProto.Tensor
 }
-var file_internal_onnxgen_onnxpb_onnx_proto_depIdxs = []int32{
-	5,  // 0: onnx.ModelProto.graph:type_name -> onnx.GraphProto
-	3,  // 1: onnx.ModelProto.opset_import:type_name -> onnx.OperatorSetIdProto
-	4,  // 2: onnx.ModelProto.metadata_props:type_name -> onnx.StringStringEntryProto
-	6,  // 3: onnx.GraphProto.node:type_name -> onnx.NodeProto
-	8,  // 4: onnx.GraphProto.initializer:type_name -> onnx.TensorProto
-	11, // 5: onnx.GraphProto.input:type_name -> onnx.ValueInfoProto
-	11, // 6: onnx.GraphProto.output:type_name -> onnx.ValueInfoProto
-	11, // 7: onnx.GraphProto.value_info:type_name -> onnx.ValueInfoProto
-	7,  // 8: onnx.NodeProto.attribute:type_name -> onnx.AttributeProto
-	8,  // 9: onnx.AttributeProto.t:type_name -> onnx.TensorProto
-	5,  // 10: onnx.AttributeProto.g:type_name -> onnx.GraphProto
-	8,  // 11: onnx.AttributeProto.tensors:type_name -> onnx.TensorProto
-	5,  // 12: onnx.AttributeProto.graphs:type_name -> onnx.GraphProto
-	0,  // 13: onnx.AttributeProto.type:type_name -> onnx.AttributeProto.AttributeType
-	12, // 14: onnx.TensorShapeProto.dim:type_name -> onnx.TensorShapeProto.Dimension
-	13, // 15: onnx.TypeProto.tensor_type:type_name -> onnx.TypeProto.Tensor
-	10, // 16: onnx.ValueInfoProto.type:type_name -> onnx.TypeProto
-	9,  // 17: onnx.TypeProto.Tensor.shape:type_name -> onnx.TensorShapeProto
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+var file_internal_onnxpb_onnx_proto_depIdxs = []int32{
+	8,  // 0: onnx.ModelProto.graph:type_name -> onnx.GraphProto
+	6,  // 1: onnx.ModelProto.opset_import:type_name -> onnx.OperatorSetIdProto
+	7,  // 2: onnx.ModelProto.metadata_props:type_name -> onnx.StringStringEntryProto
+	4,  // 3: onnx.ModelProto.training_info:type_name -> onnx.TrainingInfoProto
+	5,  // 4: onnx.ModelProto.functions:type_name -> onnx.FunctionProto
+	8,  // 5: onnx.TrainingInfoProto.initialization:type_name -> onnx.GraphProto
+	8,  // 6: onnx.TrainingInfoProto.algorithm:type_name -> onnx.GraphProto
+	7,  // 7: onnx.TrainingInfoProto.initialization_binding:type_name -> onnx.StringStringEntryProto
+	7,  // 8: onnx.TrainingInfoProto.update_binding:type_name -> onnx.StringStringEntryProto
+	9,  // 9: onnx.FunctionProto.node:type_name -> onnx.NodeProto
+	6,  // 10: onnx.FunctionProto.opset_import:type_name -> onnx.OperatorSetIdProto
+	10, // 11: onnx.FunctionProto.attribute_proto:type_name -> onnx.AttributeProto
+	9,  // 12: onnx.GraphProto.node:type_name -> onnx.NodeProto
+	11, // 13: onnx.GraphProto.initializer:type_name -> onnx.TensorProto
+	15, // 14: onnx.GraphProto.input:type_name -> onnx.ValueInfoProto
+	15, // 15: onnx.GraphProto.output:type_name -> onnx.ValueInfoProto
+	15, // 16: onnx.GraphProto.value_info:type_name -> onnx.ValueInfoProto
+	12, // 17: onnx.GraphProto.sparse_initializer:type_name -> onnx.SparseTensorProto
+	10, // 18: onnx.NodeProto.attribute:type_name -> onnx.AttributeProto
+	11, // 19: onnx.AttributeProto.t:type_name -> onnx.TensorProto
+	8,  // 20: onnx.AttributeProto.g:type_name -> onnx.GraphProto
+	11, // 21: onnx.AttributeProto.tensors:type_name -> onnx.TensorProto
+	8,  // 22: onnx.AttributeProto.graphs:type_name -> onnx.GraphProto
+	0,  // 23: onnx.AttributeProto.type:type_name -> onnx.AttributeProto.AttributeType
+	12, // 24: onnx.AttributeProto.sparse_tensor:type_name -> onnx.SparseTensorProto
+	12, // 25: onnx.AttributeProto.sparse_tensors:type_name -> onnx.SparseTensorProto
+	7,  // 26: onnx.TensorProto.external_data:type_name -> onnx.StringStringEntryProto
+	2,  // 27: onnx.TensorProto.data_location:type_name -> onnx.TensorProto.DataLocation
+	11, // 28: onnx.SparseTensorProto.values:type_name -> onnx.TensorProto
+	11, // 29: onnx.SparseTensorProto.indices:type_name -> onnx.TensorProto
+	16, // 30: onnx.TensorShapeProto.dim:type_name -> onnx.TensorShapeProto.Dimension
+	17, // 31: onnx.TypeProto.tensor_type:type_name -> onnx.TypeProto.Tensor
+	14, // 32: onnx.ValueInfoProto.type:type_name -> onnx.TypeProto
+	13, // 33: onnx.TypeProto.Tensor.shape:type_name -> onnx.TensorShapeProto
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
-func init() { file_internal_onnxgen_onnxpb_onnx_proto_init() }
-func file_internal_onnxgen_onnxpb_onnx_proto_init() {
-	if File_internal_onnxgen_onnxpb_onnx_proto != nil {
+func init() { file_internal_onnxpb_onnx_proto_init() }
+func file_internal_onnxpb_onnx_proto_init() {
+	if File_internal_onnxpb_onnx_proto != nil {
 		return
 	}
-	file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[8].OneofWrappers = []any{
+	file_internal_onnxpb_onnx_proto_msgTypes[11].OneofWrappers = []any{
 		(*TypeProto_TensorType)(nil),
 	}
-	file_internal_onnxgen_onnxpb_onnx_proto_msgTypes[10].OneofWrappers = []any{
+	file_internal_onnxpb_onnx_proto_msgTypes[13].OneofWrappers = []any{
 		(*TensorShapeProto_Dimension_DimValue)(nil),
 		(*TensorShapeProto_Dimension_DimParam)(nil),
 	}
@@ -1450,18 +1857,18 @@ func file_internal_onnxgen_onnxpb_onnx_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_onnxgen_onnxpb_onnx_proto_rawDesc), len(file_internal_onnxgen_onnxpb_onnx_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   12,
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_onnxpb_onnx_proto_rawDesc), len(file_internal_onnxpb_onnx_proto_rawDesc)),
+			NumEnums:      3,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_internal_onnxgen_onnxpb_onnx_proto_goTypes,
-		DependencyIndexes: file_internal_onnxgen_onnxpb_onnx_proto_depIdxs,
-		EnumInfos:         file_internal_onnxgen_onnxpb_onnx_proto_enumTypes,
-		MessageInfos:      file_internal_onnxgen_onnxpb_onnx_proto_msgTypes,
+		GoTypes:           file_internal_onnxpb_onnx_proto_goTypes,
+		DependencyIndexes: file_internal_onnxpb_onnx_proto_depIdxs,
+		EnumInfos:         file_internal_onnxpb_onnx_proto_enumTypes,
+		MessageInfos:      file_internal_onnxpb_onnx_proto_msgTypes,
 	}.Build()
-	File_internal_onnxgen_onnxpb_onnx_proto = out.File
-	file_internal_onnxgen_onnxpb_onnx_proto_goTypes = nil
-	file_internal_onnxgen_onnxpb_onnx_proto_depIdxs = nil
+	File_internal_onnxpb_onnx_proto = out.File
+	file_internal_onnxpb_onnx_proto_goTypes = nil
+	file_internal_onnxpb_onnx_proto_depIdxs = nil
 }

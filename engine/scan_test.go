@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/blindfold-ai/blindfold/internal/onnxgen"
+	"github.com/blindfold-ai/blindfold/internal/onnxpb"
+	"github.com/blindfold-ai/blindfold/tensor"
+)
+
+// canary writes n recognisable bytes to dir/name.
+func canary(t *testing.T, dir, name string, n int) []byte {
+	t.Helper()
+	b := bytes.Repeat([]byte("CANARY-"), n/7+1)[:n]
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func externalModel(t testing.TB, place onnxgen.Place, location string, n int64) []byte {
+	t.Helper()
+	m, err := onnxgen.ExternalData(place, location, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestLoadRefusesExternalData: a tensor that keeps its data in a file is
+// refused wherever it sits, before ONNX Runtime sees the model, and the
+// error names the tensor and where it is.
+func TestLoadRefusesExternalData(t *testing.T) {
+	rt := runtimeOrSkip(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	const n = 64
+	canary(t, dir, "canary.bin", n)
+	want := map[onnxgen.Place]string{
+		onnxgen.InInitializer:       `initializer "W" in graph "main"`,
+		onnxgen.InConstant:          `tensor in "W" in attribute "value" of node "leak" (Constant) in graph "main"`,
+		onnxgen.InSubgraph:          `initializer "W" in graph "then_branch" (attribute "then_branch" of node "if" (If) in graph "main")`,
+		onnxgen.InFunction:          `attribute "value" of node "leak" (Constant) in function "Leak" (domain "blindfold.test")`,
+		onnxgen.InFunctionDefault:   `default of attribute "secret" of function "Leak" (domain "blindfold.test")`,
+		onnxgen.InSparseInitializer: `sparse initializer (values) "W" in graph "main"`,
+		onnxgen.InSparseIndices:     `sparse initializer (indices) "W_indices" in graph "main"`,
+		onnxgen.InSparseConstant:    `sparse tensor in (values) "W" in attribute "sparse_value" of node "leak" (Constant) in graph "main"`,
+		onnxgen.InTrainingInfo:      `initializer "W" in graph "init" (training_info[0].initialization)`,
+	}
+	for _, place := range onnxgen.Places() {
+		t.Run(string(place), func(t *testing.T) {
+			s, err := rt.Load(externalModel(t, place, "canary.bin", n))
+			if err == nil {
+				s.Close()
+				t.Fatal("Load accepted a model with external data")
+			}
+			if !errors.Is(err, ErrExternalData) {
+				t.Fatalf("Load: %v, want ErrExternalData", err)
+			}
+			if !strings.Contains(err.Error(), want[place]) || !strings.Contains(err.Error(), "external data") {
+				t.Errorf("error %q does not contain %q", err, want[place])
+			}
+			if strings.Contains(err.Error(), "canary") {
+				t.Errorf("error %q names the file", err)
+			}
+		})
+	}
+}
+
+// TestExternalDataFolderIsEmpty bypasses the scan: ONNX Runtime itself is
+// pointed at the empty folder, so a relative external-data path does not
+// reach the working directory. A control run, with the folder set to the
+// canary's, shows that ONNX Runtime honours the setting (and that, without
+// the scan and the folder, the model would hand the file back).
+func TestExternalDataFolderIsEmpty(t *testing.T) {
+	rt := runtimeOrSkip(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	const n = 4099
+	secret := canary(t, dir, "canary.bin", n)
+	canary(t, dir, "state/canary.bin", n)
+	for _, place := range []onnxgen.Place{onnxgen.InInitializer, onnxgen.InConstant, onnxgen.InSubgraph, onnxgen.InFunction, onnxgen.InSparseInitializer} {
+		for _, loc := range []string{"canary.bin", "state/canary.bin"} {
+			t.Run(string(place)+"/"+loc, func(t *testing.T) {
+				model := externalModel(t, place, loc, n)
+				s, err := rt.load(model)
+				if err == nil {
+					out := runZero(t, s, n)
+					s.Close()
+					t.Fatalf("ONNX Runtime loaded external data from the working directory (output starts %q)", out[:16])
+				}
+				if !errors.Is(err, ErrInvalidModel) {
+					t.Fatalf("load: %v, want ErrInvalidModel", err)
+				}
+				reason := Reason(err)
+				for _, leak := range []string{dir, "canary", fmt.Sprint(n), "/dev/null"} {
+					if strings.Contains(reason, leak) {
+						t.Errorf("client-safe reason %q contains %q", reason, leak)
+					}
+				}
+				t.Logf("log: %v\nclient: %s", err, reason)
+			})
+		}
+	}
+	t.Run("control", func(t *testing.T) {
+		ctl := *rt
+		ctl.emptyDir = dir
+		s, err := ctl.load(externalModel(t, onnxgen.InInitializer, "canary.bin", n))
+		if err != nil {
+			t.Fatalf("with the folder set to the canary's, load failed: %v", err)
+		}
+		defer s.Close()
+		if out := runZero(t, s, n); !bytes.Equal(out, secret) {
+			t.Fatal("the control model did not read the canary; the test above proves nothing")
+		}
+	})
+}
+
+// runZero runs a model of input x uint8[n] on zeros and returns y.
+func runZero(t *testing.T, s *Session, n int) []byte {
+	t.Helper()
+	x, err := tensor.New("x", []int64{int64(n)}, make([]uint8, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Run(context.Background(), []tensor.Tensor{x})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return out[0].Data
+}
+
+// TestNodeLimit: a model past the node limit is refused before ONNX
+// Runtime parses it, quickly, and nodes in functions and subgraphs count.
+func TestNodeLimit(t *testing.T) {
+	rt := runtimeOrSkip(t)
+	big, err := onnxgen.IdentityChain(1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("1M Identity nodes: %d bytes", len(big))
+	start := time.Now()
+	_, err = rt.Load(big)
+	took := time.Since(start)
+	if !errors.Is(err, ErrTooManyNodes) {
+		t.Fatalf("Load(1M nodes): %v, want ErrTooManyNodes", err)
+	}
+	t.Logf("refused in %v: %v", took, err)
+	if took > 2*time.Second {
+		t.Errorf("refusing took %v; the scan must stop at the limit", took)
+	}
+	small := *rt
+	small.maxNodes = 3
+	ok, err := onnxgen.IdentityChain(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := small.Load(ok)
+	if err != nil {
+		t.Fatalf("3 nodes with a limit of 3: %v", err)
+	}
+	s.Close()
+	over, err := onnxgen.IdentityChain(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := small.Load(over); !errors.Is(err, ErrTooManyNodes) {
+		t.Fatalf("4 nodes with a limit of 3: %v", err)
+	}
+	// The If model has 3 nodes in the main graph and one in each branch.
+	ifModel := externalModel(t, onnxgen.InSubgraph, "x", 4)
+	var m onnxpb.ModelProto
+	if err := proto.Unmarshal(ifModel, &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Graph.Node[1].Attribute[0].G.Initializer = nil
+	m.Graph.Node[1].Attribute[0].G.Node[0].Input = []string{"x"}
+	clean, err := proto.Marshal(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small.maxNodes = 4
+	if _, err := small.Load(clean); !errors.Is(err, ErrTooManyNodes) {
+		t.Fatalf("5 nodes (2 in subgraphs) with a limit of 4: %v", err)
+	}
+	small.maxNodes = 5
+	s, err = small.Load(clean)
+	if err != nil {
+		t.Fatalf("5 nodes (2 in subgraphs) with a limit of 5: %v", err)
+	}
+	s.Close()
+}
+
+// TestScanMalformed: truncations of a real model and deep nesting are
+// errors, never panics, and never reach ONNX Runtime as something else.
+func TestScanMalformed(t *testing.T) {
+	model := externalModel(t, onnxgen.InSubgraph, "canary.bin", 8)
+	for i := 0; i < len(model); i++ {
+		if err := scanModel(model[:i], DefaultMaxModelNodes); err != nil && !errors.Is(err, ErrInvalidModel) && !errors.Is(err, ErrExternalData) {
+			t.Fatalf("truncated at %d: %v", i, err)
+		}
+	}
+	// Graphs nested maxGraphDepth+1 deep.
+	g := &onnxpb.GraphProto{Name: proto.String("leaf")}
+	for i := 0; i < maxGraphDepth; i++ {
+		g = &onnxpb.GraphProto{Name: proto.String(fmt.Sprint("g", i)), Node: []*onnxpb.NodeProto{{
+			OpType:    proto.String("If"),
+			Attribute: []*onnxpb.AttributeProto{{Name: proto.String("then_branch"), G: g}},
+		}}}
+	}
+	deep, err := proto.Marshal(&onnxpb.ModelProto{Graph: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scanModel(deep, DefaultMaxModelNodes); !errors.Is(err, ErrInvalidModel) || !strings.Contains(err.Error(), "nest") {
+		t.Fatalf("graphs %d deep: %v", maxGraphDepth+1, err)
+	}
+}
+
+// TestScanEncodings: data_location is refused whatever its wire encoding,
+// external_data entries alone are refused, and repeated occurrences of a
+// message field are each checked.
+func TestScanEncodings(t *testing.T) {
+	base, err := onnxgen.IdentityChain(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scanModel(base, DefaultMaxModelNodes); err != nil {
+		t.Fatalf("clean model: %v", err)
+	}
+	// A second graph occurrence (merged by parsers) holding an initializer.
+	withInit := func(tp []byte) []byte {
+		graph := protowireAppend(nil, graphInitializerField, tp)
+		return protowireAppend(append([]byte{}, base...), modelGraphField, graph)
+	}
+	name := protowireAppend(nil, tensorNameField, []byte("W"))
+	cases := map[string][]byte{
+		"data_location varint 1": append(append([]byte{}, name...), 0x70, 0x01),
+		"data_location varint 7": append(append([]byte{}, name...), 0x70, 0x07),
+		"data_location as bytes": append(append([]byte{}, name...), protowireAppend(nil, tensorDataLocationField, []byte{1})...),
+		"external_data only":     append(append([]byte{}, name...), protowireAppend(nil, tensorExternalDataField, nil)...),
+	}
+	for what, tp := range cases {
+		if err := scanModel(withInit(tp), DefaultMaxModelNodes); !errors.Is(err, ErrExternalData) {
+			t.Errorf("%s: %v, want ErrExternalData", what, err)
+		}
+	}
+	if err := scanModel(withInit(append(append([]byte{}, name...), 0x70, 0x00)), DefaultMaxModelNodes); err != nil {
+		t.Errorf("data_location DEFAULT: %v", err)
+	}
+}
+
+func protowireAppend(b []byte, num int, v []byte) []byte {
+	b = append(b, byte(num<<3|2))
+	b = append(b, byte(len(v)))
+	return append(b, v...)
+}
