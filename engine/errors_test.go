@@ -5,7 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,42 +16,65 @@ import (
 // clients without a deliberate status.
 func TestErrorsListsEverySentinel(t *testing.T) {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, ".", func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	paths, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	declared := map[string]bool{}
-	for _, pkg := range pkgs {
-		for _, f := range pkg.Files {
-			for _, d := range f.Decls {
-				gd, ok := d.(*ast.GenDecl)
-				if !ok || gd.Tok != token.VAR {
+	declared := map[string]bool{} // exported Err* package variables
+	listed := map[string]bool{}   // Err* names in the body of Errors
+	for _, path := range paths {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.GenDecl:
+				if d.Tok != token.VAR {
 					continue
 				}
-				for _, spec := range gd.Specs {
+				for _, spec := range d.Specs {
 					for _, name := range spec.(*ast.ValueSpec).Names {
 						if strings.HasPrefix(name.Name, "Err") && name.IsExported() {
 							declared[name.Name] = true
 						}
 					}
 				}
+			case *ast.FuncDecl:
+				if d.Name.Name != "Errors" || d.Recv != nil {
+					continue
+				}
+				ast.Inspect(d.Body, func(n ast.Node) bool {
+					if id, ok := n.(*ast.Ident); ok && strings.HasPrefix(id.Name, "Err") {
+						listed[id.Name] = true
+					}
+					return true
+				})
 			}
+		}
+	}
+	for name := range declared {
+		if !listed[name] {
+			t.Errorf("engine.%s is not in Errors(): add it there and give it a status in the server's table", name)
 		}
 	}
 	if len(declared) < 10 {
 		t.Fatalf("found only %d sentinels (%v); is the parse looking at the right files?", len(declared), declared)
 	}
-	listed := map[string]bool{}
+	texts := map[string]bool{}
 	for _, e := range Errors() {
 		if e == nil {
 			t.Fatal("Errors() holds nil")
 		}
-		listed[e.Error()] = true
+		texts[e.Error()] = true
 	}
 	if len(Errors()) != len(declared) {
 		t.Errorf("the engine declares %d Err* variables but Errors() lists %d: add the new sentinel to Errors (and to the server's status table)", len(declared), len(Errors()))
 	}
-	if len(listed) != len(Errors()) {
+	if len(texts) != len(Errors()) {
 		t.Error("two sentinels share a message, or Errors() lists one twice")
 	}
 }

@@ -92,27 +92,33 @@ func TestExternalDataFolderIsEmpty(t *testing.T) {
 	const n = 4099
 	secret := canary(t, dir, "canary.bin", n)
 	canary(t, dir, "state/canary.bin", n)
-	for _, place := range []onnxgen.Place{onnxgen.InInitializer, onnxgen.InConstant, onnxgen.InSubgraph, onnxgen.InFunction, onnxgen.InSparseInitializer} {
-		for _, loc := range []string{"canary.bin", "state/canary.bin"} {
-			t.Run(string(place)+"/"+loc, func(t *testing.T) {
-				model := externalModel(t, place, loc, n)
-				s, err := rt.load(model)
-				if err == nil {
-					out := runZero(t, s, n)
-					s.Close()
-					t.Fatalf("ONNX Runtime loaded external data from the working directory (output starts %q)", out[:16])
-				}
-				if !errors.Is(err, ErrInvalidModel) {
-					t.Fatalf("load: %v, want ErrInvalidModel", err)
-				}
-				reason := Reason(err)
-				for _, leak := range []string{dir, "canary", fmt.Sprint(n), "/dev/null"} {
-					if strings.Contains(reason, leak) {
-						t.Errorf("client-safe reason %q contains %q", reason, leak)
+	// The default (a path under /dev/null) and an empty folder of one's
+	// own, as the server uses (work_dir).
+	empty := *rt
+	empty.emptyDir = t.TempDir()
+	for _, r := range []*Runtime{rt, &empty} {
+		for _, place := range []onnxgen.Place{onnxgen.InInitializer, onnxgen.InConstant, onnxgen.InSubgraph, onnxgen.InFunction, onnxgen.InSparseInitializer} {
+			for _, loc := range []string{"canary.bin", "state/canary.bin"} {
+				t.Run(string(place)+"/"+loc, func(t *testing.T) {
+					model := externalModel(t, place, loc, n)
+					s, err := r.load(model)
+					if err == nil {
+						out := runZero(t, s, n)
+						s.Close()
+						t.Fatalf("ONNX Runtime loaded external data from the working directory (output starts %q)", out[:16])
 					}
-				}
-				t.Logf("log: %v\nclient: %s", err, reason)
-			})
+					if !errors.Is(err, ErrInvalidModel) {
+						t.Fatalf("load: %v, want ErrInvalidModel", err)
+					}
+					reason := Reason(err)
+					for _, leak := range []string{dir, empty.emptyDir, "canary", fmt.Sprint(n), "/dev/null"} {
+						if strings.Contains(reason, leak) {
+							t.Errorf("client-safe reason %q contains %q", reason, leak)
+						}
+					}
+					t.Logf("log: %v\nclient: %s", err, reason)
+				})
+			}
 		}
 	}
 	t.Run("control", func(t *testing.T) {
