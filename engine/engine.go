@@ -73,7 +73,9 @@ var (
 	// Runtime would read it from a file. The message names the tensor.
 	ErrExternalData = errors.New("engine: model refers to external data")
 	// ErrTooManyNodes is wrapped by Load when the model has more nodes
-	// than Options.MaxModelNodes allows, counting subgraphs and functions.
+	// than Options.MaxModelNodes allows (counting subgraphs, and each call
+	// of a model-local function as the nodes of its body, as ONNX Runtime
+	// inlines them), or calls its local functions more than 5,000 times.
 	// The model is refused before ONNX Runtime sees it.
 	ErrTooManyNodes = errors.New("engine: model has too many nodes")
 )
@@ -132,10 +134,12 @@ type Options struct {
 	// sleep, leaving the cores to the rest of the process (gRPC, TLS) and
 	// to other runs.
 	DisableSpinning bool
-	// MaxModelNodes caps the nodes of a model (the main graph's, every
-	// subgraph's and every local function's together); Load refuses a
-	// larger model with ErrTooManyNodes before ONNX Runtime parses it.
-	// 0 means DefaultMaxModelNodes.
+	// MaxModelNodes caps the nodes of a model as ONNX Runtime will hold
+	// them: the main graph's and every subgraph's, with each call of a
+	// model-local function counted as the nodes of its body (calls inside
+	// it expanded in turn). Load refuses a larger model with
+	// ErrTooManyNodes before ONNX Runtime parses it. 0 means
+	// DefaultMaxModelNodes.
 	MaxModelNodes int
 	// EmptyDir is a folder that holds no file and that nobody else can
 	// write to; ONNX Runtime is pointed at it for external data, as a

@@ -19,8 +19,9 @@ import (
 // models cross it.
 const fuzzMaxNodes = 16
 
-// scanSeeds are the scanner's seed models: every generated test model and
-// a model with external data in each place a tensor can sit.
+// scanSeeds are the scanner's seed models: every generated test model, a
+// model with external data in each place a tensor can sit, and models that
+// call local functions.
 func scanSeeds(tb testing.TB) [][]byte {
 	tb.Helper()
 	var out [][]byte
@@ -39,6 +40,16 @@ func scanSeeds(tb testing.TB) [][]byte {
 	}
 	for _, place := range onnxgen.Places() {
 		b, err := onnxgen.ExternalData(place, "state/sealing.key", 4)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	for _, build := range []func() ([]byte, error){
+		func() ([]byte, error) { return onnxgen.FunctionFanOut(3) },
+		func() ([]byte, error) { return onnxgen.FunctionCalls(3) },
+	} {
+		b, err := build()
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -83,8 +83,9 @@ type Config struct {
 	// refuses anyway). It is made (mode 0700) if missing; a folder that
 	// holds anything stops the start. Empty: StateDir/empty.
 	WorkDir string `toml:"work_dir"`
-	// MaxModelNodes caps a model's nodes, counting subgraphs and local
-	// functions; a larger model is refused before ONNX Runtime parses it.
+	// MaxModelNodes caps a model's nodes, counting subgraphs and each call
+	// of a model-local function as the nodes of its body; a larger model
+	// is refused before ONNX Runtime parses it.
 	MaxModelNodes int `toml:"max_model_nodes"`
 	// MaxConcurrentLoads caps the uploads that ONNX Runtime loads at
 	// once; an upload whose model arrived waits up to LoadQueueTimeout for
@@ -422,7 +423,7 @@ var settingUsage = map[string]string{
 	"max_concurrent_runs":        "inferences running at once, server-wide (default: twice the CPU count)",
 	"run_queue_timeout":          "how long a run waits for a free inference slot before RESOURCE_EXHAUSTED",
 	"work_dir":                   "empty folder the server process works in and points ONNX Runtime at (default: state_dir/empty)",
-	"max_model_nodes":            "most nodes in one model, subgraphs and functions included",
+	"max_model_nodes":            "most nodes in one model, subgraphs included and each local-function call counted as its body's nodes",
 	"max_concurrent_loads":       "models ONNX Runtime loads at once, server-wide (default: half the CPU count, at least 1)",
 	"load_queue_timeout":         "how long an upload waits for a load slot before RESOURCE_EXHAUSTED",
 	"log_level":                  "log level: debug, info, warn, error",

@@ -189,3 +189,77 @@ func IdentityChain(n int) ([]byte, error) {
 	m.Graph.Node = nodes
 	return proto.Marshal(m)
 }
+
+// FunctionFanOut returns a model whose graph is one call of a local
+// function f0, where each function f<i> calls f<i+1> twice and the last,
+// f<depth>, is one Identity: 2*depth+2 nodes as written, 2^depth Identity
+// nodes once ONNX Runtime inlines the functions. Input x and output y are
+// float32[1]; y = x.
+func FunctionFanOut(depth int) ([]byte, error) {
+	const domain = "blindfold.fanout"
+	g := NewGraph("fanout")
+	x := g.Input("x", tensor.F32, Fixed(1))
+	g.Output("y", tensor.F32, Fixed(1))
+	m, err := g.Proto()
+	if err != nil {
+		return nil, err
+	}
+	call := func(fn, in, out string) *onnxpb.NodeProto {
+		n := node("", fn, []string{in}, []string{out})
+		n.Name = nil
+		n.Domain = proto.String(domain)
+		return n
+	}
+	opsets := []*onnxpb.OperatorSetIdProto{
+		{Domain: proto.String(""), Version: proto.Int64(Opset)},
+		{Domain: proto.String(domain), Version: proto.Int64(1)},
+	}
+	for i := 0; i <= depth; i++ {
+		fn := &onnxpb.FunctionProto{
+			Name: proto.String(fmt.Sprint("f", i)), Domain: proto.String(domain),
+			Input: []string{"a"}, Output: []string{"b"}, OpsetImport: opsets,
+		}
+		if i == depth {
+			fn.Node = []*onnxpb.NodeProto{node("", "Identity", []string{"a"}, []string{"b"})}
+		} else {
+			next := fmt.Sprint("f", i+1)
+			fn.Node = []*onnxpb.NodeProto{call(next, "a", "t"), call(next, "t", "b")}
+		}
+		m.Functions = append(m.Functions, fn)
+	}
+	m.OpsetImport = opsets
+	m.Graph.Node = []*onnxpb.NodeProto{call("f0", x, "y")}
+	return proto.Marshal(m)
+}
+
+// FunctionCalls returns a model whose graph is a chain of n calls of one
+// local function holding a single Identity node: y = x, float32[1].
+func FunctionCalls(n int) ([]byte, error) {
+	const domain = "blindfold.calls"
+	g := NewGraph("calls")
+	prev := g.Input("x", tensor.F32, Fixed(1))
+	g.Output("y", tensor.F32, Fixed(1))
+	m, err := g.Proto()
+	if err != nil {
+		return nil, err
+	}
+	opsets := []*onnxpb.OperatorSetIdProto{
+		{Domain: proto.String(""), Version: proto.Int64(Opset)},
+		{Domain: proto.String(domain), Version: proto.Int64(1)},
+	}
+	m.OpsetImport = opsets
+	m.Functions = []*onnxpb.FunctionProto{{
+		Name: proto.String("f"), Domain: proto.String(domain), Input: []string{"a"}, Output: []string{"b"}, OpsetImport: opsets,
+		Node: []*onnxpb.NodeProto{node("", "Identity", []string{"a"}, []string{"b"})},
+	}}
+	for i := 0; i < n; i++ {
+		out := fmt.Sprint("v", i)
+		if i == n-1 {
+			out = "y"
+		}
+		c := &onnxpb.NodeProto{OpType: proto.String("f"), Domain: proto.String(domain), Input: []string{prev}, Output: []string{out}}
+		m.Graph.Node = append(m.Graph.Node, c)
+		prev = out
+	}
+	return proto.Marshal(m)
+}
