@@ -12,6 +12,12 @@
 // Load refuses such models with ErrNoInputs. Cancellation uses the binding's
 // RunOptions terminate flag.
 //
+// Every model is hostile: before ONNX Runtime sees one, Load walks all of
+// it (scan.go) and refuses tensors whose data would be read from a file
+// (external data) and models past the node, function-call and initializer
+// limits that bound ONNX Runtime's load time. ONNX Runtime's own messages
+// are kept apart from what clients may see (Error, Reason).
+//
 // Each Run creates and destroys its own ONNX Runtime values; pooling them
 // (and the per-run RunOptions) is a possible later optimisation.
 package engine
@@ -72,6 +78,11 @@ var (
 	// subgraph or function) keeps its data outside the model: ONNX
 	// Runtime would read it from a file. The message names the tensor.
 	ErrExternalData = errors.New("engine: model refers to external data")
+	// ErrTooManyInitializers is wrapped by Load when the model has more
+	// initializers (dense and sparse, in every graph) than
+	// Options.MaxModelInitializers allows. The model is refused before
+	// ONNX Runtime sees it.
+	ErrTooManyInitializers = errors.New("engine: model has too many initializers")
 	// ErrTooManyNodes is wrapped by Load when the model has more nodes
 	// than Options.MaxModelNodes allows (counting subgraphs, and each call
 	// of a model-local function as the nodes of its body, as ONNX Runtime
@@ -86,7 +97,8 @@ var (
 func Errors() []error {
 	return []error{
 		ErrLibraryNotFound, ErrInvalidModel, ErrNoInputs, ErrUnsupportedType, ErrUnsupportedModel,
-		ErrInvalidInput, ErrRun, ErrMemoryLimit, ErrClosed, ErrExternalData, ErrTooManyNodes, ErrOutputTooLarge,
+		ErrInvalidInput, ErrRun, ErrMemoryLimit, ErrClosed, ErrExternalData, ErrTooManyNodes,
+		ErrTooManyInitializers, ErrOutputTooLarge,
 	}
 }
 
@@ -141,6 +153,10 @@ type Options struct {
 	// ErrTooManyNodes before ONNX Runtime parses it. 0 means
 	// DefaultMaxModelNodes.
 	MaxModelNodes int
+	// MaxModelInitializers caps the initializers of a model (dense and
+	// sparse, in every graph); Load refuses more with
+	// ErrTooManyInitializers. 0 means DefaultMaxModelInitializers.
+	MaxModelInitializers int
 	// EmptyDir is a folder that holds no file and that nobody else can
 	// write to; ONNX Runtime is pointed at it for external data, as a
 	// second line behind Load's refusal of models that name external
@@ -175,13 +191,13 @@ type Runtime struct {
 	// noSpin disables the thread pools' busy-waiting.
 	noSpin bool
 	// outMem counts the bytes of output buffers the engine has allocated
-	// for runs in progress (shared by the Runtimes WithMaxModelNodes
+	// for runs in progress (shared by the Runtimes WithModelLimits
 	// makes); they may not pass outMemCap (the memory limit, else the
 	// machine's memory).
 	outMem    *atomic.Int64
 	outMemCap int64
-	// maxNodes is the node limit of a model.
-	maxNodes int
+	// limits are the node and initializer limits of a model.
+	limits ModelLimits
 	// emptyDir is ONNX Runtime's folder for external data.
 	emptyDir string
 	// runOpts holds idle ONNX Runtime run options for reuse: a run that
@@ -209,11 +225,9 @@ func Open(opts Options) (*Runtime, error) {
 	if opts.IntraOpThreads < 0 || opts.InterOpThreads < 0 {
 		return nil, fmt.Errorf("engine: thread counts must not be negative (intra-op %d, inter-op %d)", opts.IntraOpThreads, opts.InterOpThreads)
 	}
-	if opts.MaxModelNodes < 0 {
-		return nil, fmt.Errorf("engine: the model node limit must not be negative, got %d", opts.MaxModelNodes)
-	}
-	if opts.MaxModelNodes == 0 {
-		opts.MaxModelNodes = DefaultMaxModelNodes
+	limits, err := ModelLimits{Nodes: opts.MaxModelNodes, Initializers: opts.MaxModelInitializers}.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	if opts.EmptyDir == "" {
 		opts.EmptyDir = filepath.Join(os.DevNull, "blindfold-no-external-data")
@@ -260,23 +274,43 @@ func Open(opts Options) (*Runtime, error) {
 		outCap = totalMemory()
 	}
 	return &Runtime{path: path, intra: opts.IntraOpThreads, inter: opts.InterOpThreads, limit: opts.MemoryLimit,
-		noSpin: opts.DisableSpinning, maxNodes: opts.MaxModelNodes, emptyDir: opts.EmptyDir,
+		noSpin: opts.DisableSpinning, limits: limits, emptyDir: opts.EmptyDir,
 		outMem: new(atomic.Int64), outMemCap: outCap,
 		runOpts: make(chan *ort.RunOptions, runOptionsPool)}, nil
 }
 
-// WithMaxModelNodes returns a Runtime that shares r's ONNX Runtime
-// environment and settings but loads models under a limit of n nodes (0:
-// DefaultMaxModelNodes; negative: an error).
-func (r *Runtime) WithMaxModelNodes(n int) (*Runtime, error) {
-	if n < 0 {
-		return nil, fmt.Errorf("engine: the model node limit must not be negative, got %d", n)
+// ModelLimits bound what one model may hold; Load checks them before ONNX
+// Runtime sees the model. A zero field means its default.
+type ModelLimits struct {
+	// Nodes: see Options.MaxModelNodes (default DefaultMaxModelNodes).
+	Nodes int
+	// Initializers: see Options.MaxModelInitializers (default
+	// DefaultMaxModelInitializers).
+	Initializers int
+}
+
+func (l ModelLimits) withDefaults() (ModelLimits, error) {
+	if l.Nodes < 0 || l.Initializers < 0 {
+		return l, fmt.Errorf("engine: model limits must not be negative, got %d nodes and %d initializers", l.Nodes, l.Initializers)
 	}
-	if n == 0 {
-		n = DefaultMaxModelNodes
+	if l.Nodes == 0 {
+		l.Nodes = DefaultMaxModelNodes
+	}
+	if l.Initializers == 0 {
+		l.Initializers = DefaultMaxModelInitializers
+	}
+	return l, nil
+}
+
+// WithModelLimits returns a Runtime that shares r's ONNX Runtime
+// environment and settings but loads models under limits.
+func (r *Runtime) WithModelLimits(limits ModelLimits) (*Runtime, error) {
+	l, err := limits.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	c := *r
-	c.maxNodes = n
+	c.limits = l
 	return &c, nil
 }
 
@@ -411,7 +445,7 @@ func (r *Runtime) Load(model []byte) (*Session, error) {
 	if len(model) == 0 {
 		return nil, fmt.Errorf("%w: the model is empty", ErrInvalidModel)
 	}
-	if err := scanModel(model, r.maxNodes); err != nil {
+	if err := scanModel(model, r.limits); err != nil {
 		return nil, err
 	}
 	return r.load(model)

@@ -16,6 +16,14 @@ import (
 // parameters) have tens of thousands of nodes.
 const DefaultMaxModelNodes = 100_000
 
+// DefaultMaxModelInitializers is the initializer limit of a Runtime whose
+// Options.MaxModelInitializers is 0. ONNX Runtime removes each unused
+// initializer at a cost that grows with their number, so a model of many
+// unused ones loads in time that grows with their square: 50,000 took 16s,
+// 200,000 five and a half minutes. Real models have a few hundred to a few
+// thousand.
+const DefaultMaxModelInitializers = 10_000
+
 // maxGraphDepth bounds how deeply graphs may nest (a Loop body inside an If
 // branch inside ...). ONNX Runtime's protobuf parser stops at 100 nested
 // messages, which is about 33 graphs.
@@ -66,6 +74,9 @@ const (
 // each part is checked).
 type scanner struct {
 	maxNodes int
+	maxInits int
+	// inits counts initializers and sparse initializers in every graph.
+	inits int
 	// nodes counts the nodes as ONNX Runtime will hold them: every node of
 	// every graph and subgraph, each call of a local function as the nodes
 	// of its body (with the calls in it expanded in turn), and the
@@ -98,9 +109,10 @@ const maxFunctionCalls = 5_000
 func functionKey(domain, name string) string { return domain + "\x00" + name }
 
 // scanModel checks the encoded ModelProto model. It returns an error
-// wrapping ErrExternalData, ErrTooManyNodes or ErrInvalidModel.
-func scanModel(model []byte, maxNodes int) error {
-	s := &scanner{maxNodes: maxNodes, functions: map[string][][]byte{}, expanded: map[string][2]int{}, expanding: map[string]bool{}}
+// wrapping ErrExternalData, ErrTooManyNodes, ErrTooManyInitializers or
+// ErrInvalidModel.
+func scanModel(model []byte, limits ModelLimits) error {
+	s := &scanner{maxNodes: limits.Nodes, maxInits: limits.Initializers, functions: map[string][][]byte{}, expanded: map[string][2]int{}, expanding: map[string]bool{}}
 	if err := s.fields(model, "model", func(num protowire.Number, b []byte) error {
 		if num == modelFunctionsField {
 			key := functionKey(lastString(b, functionDomainField), lastString(b, functionNameField))
@@ -153,12 +165,27 @@ func (s *scanner) graph(b []byte, within string, depth int) error {
 		case graphNodeField:
 			return s.node(v, where, depth)
 		case graphInitializerField:
+			if err := s.initializer(); err != nil {
+				return err
+			}
 			return s.tensor(v, "initializer", where)
 		case graphSparseInitializerField:
+			if err := s.initializer(); err != nil {
+				return err
+			}
 			return s.sparse(v, "sparse initializer", where)
 		}
 		return nil
 	})
+}
+
+// initializer counts one initializer against the limit.
+func (s *scanner) initializer() error {
+	s.inits++
+	if s.inits > s.maxInits {
+		return fmt.Errorf("%w: the model has more than %d initializers (counting subgraphs and sparse ones), the server's limit", ErrTooManyInitializers, s.maxInits)
+	}
+	return nil
 }
 
 // function checks the i-th local function: its nodes and its attributes'
@@ -182,7 +209,7 @@ func (s *scanner) function(b []byte, i int) error {
 // node counts one NodeProto and checks its attributes.
 func (s *scanner) node(b []byte, where string, depth int) error {
 	s.nodes++
-	if !s.inFunction {
+	if !s.inFunction && len(s.functions) > 0 {
 		nodes, calls, err := s.call(b)
 		if err != nil {
 			return err
@@ -196,12 +223,15 @@ func (s *scanner) node(b []byte, where string, depth int) error {
 	if s.calls > maxFunctionCalls {
 		return fmt.Errorf("%w: the model calls its local functions more than %d times once the calls inside functions are counted, Blindfold's limit", ErrTooManyNodes, maxFunctionCalls)
 	}
-	what := fmt.Sprintf("node %s (%s) in %s", quote(lastString(b, nodeNameField)), clip(lastString(b, nodeOpTypeField)), where)
-	return s.fields(b, what, func(num protowire.Number, v []byte) error {
-		if num == nodeAttributeField {
-			return s.attribute(v, "attribute", what, depth)
+	what := "" // described only when needed: most nodes have no tensors or graphs
+	return s.fields(b, where, func(num protowire.Number, v []byte) error {
+		if num != nodeAttributeField {
+			return nil
 		}
-		return nil
+		if what == "" {
+			what = fmt.Sprintf("node %s (%s) in %s", quote(lastString(b, nodeNameField)), clip(lastString(b, nodeOpTypeField)), where)
+		}
+		return s.attribute(v, "attribute", what, depth)
 	})
 }
 

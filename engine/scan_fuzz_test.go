@@ -15,9 +15,9 @@ import (
 	"github.com/blindfold-ai/blindfold/internal/onnxpb"
 )
 
-// fuzzMaxNodes is the node limit under fuzzing: small, so that mutated
-// models cross it.
-const fuzzMaxNodes = 16
+// fuzzLimits are the model limits under fuzzing: small, so that mutated
+// models cross them.
+var fuzzLimits = ModelLimits{Nodes: 16, Initializers: 8}
 
 // scanSeeds are the scanner's seed models: every generated test model, a
 // model with external data in each place a tensor can sit, and models that
@@ -93,7 +93,7 @@ func TestScanSeedsCommitted(t *testing.T) {
 // reference walks a decoded model through protobuf reflection, knowing
 // nothing of where tensors sit: every TensorProto anywhere is looked at,
 // every NodeProto counted. It is the scanner's independent oracle.
-func reference(m protoreflect.Message, depth int, external *bool, nodes *int) {
+func reference(m protoreflect.Message, depth int, external *bool, nodes, inits *int) {
 	if depth > 200 {
 		return
 	}
@@ -105,6 +105,9 @@ func reference(m protoreflect.Message, depth int, external *bool, nodes *int) {
 		}
 	case "onnx.NodeProto":
 		*nodes++
+	case "onnx.GraphProto":
+		g := m.Interface().(*onnxpb.GraphProto)
+		*inits += len(g.GetInitializer()) + len(g.GetSparseInitializer())
 	}
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		if fd.Kind() != protoreflect.MessageKind {
@@ -113,38 +116,41 @@ func reference(m protoreflect.Message, depth int, external *bool, nodes *int) {
 		if fd.IsList() {
 			l := v.List()
 			for i := 0; i < l.Len(); i++ {
-				reference(l.Get(i).Message(), depth+1, external, nodes)
+				reference(l.Get(i).Message(), depth+1, external, nodes, inits)
 			}
 			return true
 		}
-		reference(v.Message(), depth+1, external, nodes)
+		reference(v.Message(), depth+1, external, nodes, inits)
 		return true
 	})
 }
 
-// FuzzScanModel: the scanner never panics, fails only with its three
+// FuzzScanModel: the scanner never panics, fails only with its own
 // sentinels, and never passes a model in which the reference walk finds
-// a tensor marked external or more nodes than the limit.
+// a tensor marked external, or more nodes or initializers than the limits.
 func FuzzScanModel(f *testing.F) {
 	for _, s := range scanSeeds(f) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		err := scanModel(data, fuzzMaxNodes)
-		if err != nil && !errors.Is(err, ErrInvalidModel) && !errors.Is(err, ErrExternalData) && !errors.Is(err, ErrTooManyNodes) {
+		err := scanModel(data, fuzzLimits)
+		if err != nil && !errors.Is(err, ErrInvalidModel) && !errors.Is(err, ErrExternalData) && !errors.Is(err, ErrTooManyNodes) && !errors.Is(err, ErrTooManyInitializers) {
 			t.Fatalf("unexpected error: %v", err)
 		}
 		var m onnxpb.ModelProto
 		if proto.Unmarshal(data, &m) != nil {
 			return
 		}
-		external, nodes := false, 0
-		reference(m.ProtoReflect(), 0, &external, &nodes)
+		external, nodes, inits := false, 0, 0
+		reference(m.ProtoReflect(), 0, &external, &nodes, &inits)
 		if err == nil && external {
 			t.Fatal("the scanner passed a model with a tensor marked external")
 		}
-		if err == nil && nodes > fuzzMaxNodes {
-			t.Fatalf("the scanner passed a model of %d nodes over a limit of %d", nodes, fuzzMaxNodes)
+		if err == nil && nodes > fuzzLimits.Nodes {
+			t.Fatalf("the scanner passed a model of %d nodes over a limit of %d", nodes, fuzzLimits.Nodes)
+		}
+		if err == nil && inits > fuzzLimits.Initializers {
+			t.Fatalf("the scanner passed a model of %d initializers over a limit of %d", inits, fuzzLimits.Initializers)
 		}
 	})
 }

@@ -169,7 +169,7 @@ func TestNodeLimit(t *testing.T) {
 	// model (which takes tens of seconds for this one).
 	t.Logf("refused in %v: %v", took, err)
 	small := *rt
-	small.maxNodes = 3
+	small.limits.Nodes = 3
 	ok, err := onnxgen.IdentityChain(3)
 	if err != nil {
 		t.Fatal(err)
@@ -198,11 +198,11 @@ func TestNodeLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	small.maxNodes = 4
+	small.limits.Nodes = 4
 	if _, err := small.Load(clean); !errors.Is(err, ErrTooManyNodes) {
 		t.Fatalf("5 nodes (2 in subgraphs) with a limit of 4: %v", err)
 	}
-	small.maxNodes = 5
+	small.limits.Nodes = 5
 	s, err = small.Load(clean)
 	if err != nil {
 		t.Fatalf("5 nodes (2 in subgraphs) with a limit of 5: %v", err)
@@ -236,7 +236,7 @@ func TestFunctionCallLimit(t *testing.T) {
 		t.Fatalf("%d calls: %v, want ErrTooManyNodes about local-function calls", maxFunctionCalls+1, err)
 	}
 	small := *rt
-	small.maxNodes = 5000
+	small.limits.Nodes = 5000
 	deep, err := onnxgen.FunctionFanOut(12) // 4095 calls and 4096 Identity nodes inlined
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +283,7 @@ func TestFunctionCallLimit(t *testing.T) {
 func TestScanMalformed(t *testing.T) {
 	model := externalModel(t, onnxgen.InSubgraph, "canary.bin", 8)
 	for i := 0; i < len(model); i++ {
-		if err := scanModel(model[:i], DefaultMaxModelNodes); err != nil && !errors.Is(err, ErrInvalidModel) && !errors.Is(err, ErrExternalData) {
+		if err := scanModel(model[:i], defaultLimits); err != nil && !errors.Is(err, ErrInvalidModel) && !errors.Is(err, ErrExternalData) {
 			t.Fatalf("truncated at %d: %v", i, err)
 		}
 	}
@@ -299,7 +299,7 @@ func TestScanMalformed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := scanModel(deep, DefaultMaxModelNodes); !errors.Is(err, ErrInvalidModel) || !strings.Contains(err.Error(), "nest") {
+	if err := scanModel(deep, defaultLimits); !errors.Is(err, ErrInvalidModel) || !strings.Contains(err.Error(), "nest") {
 		t.Fatalf("graphs %d deep: %v", maxGraphDepth+1, err)
 	}
 }
@@ -312,7 +312,7 @@ func TestScanEncodings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := scanModel(base, DefaultMaxModelNodes); err != nil {
+	if err := scanModel(base, defaultLimits); err != nil {
 		t.Fatalf("clean model: %v", err)
 	}
 	// A second graph occurrence (merged by parsers) holding an initializer.
@@ -328,11 +328,11 @@ func TestScanEncodings(t *testing.T) {
 		"external_data only":     append(append([]byte{}, name...), protowireAppend(nil, tensorExternalDataField, nil)...),
 	}
 	for what, tp := range cases {
-		if err := scanModel(withInit(tp), DefaultMaxModelNodes); !errors.Is(err, ErrExternalData) {
+		if err := scanModel(withInit(tp), defaultLimits); !errors.Is(err, ErrExternalData) {
 			t.Errorf("%s: %v, want ErrExternalData", what, err)
 		}
 	}
-	if err := scanModel(withInit(append(append([]byte{}, name...), 0x70, 0x00)), DefaultMaxModelNodes); err != nil {
+	if err := scanModel(withInit(append(append([]byte{}, name...), 0x70, 0x00)), defaultLimits); err != nil {
 		t.Errorf("data_location DEFAULT: %v", err)
 	}
 }
@@ -341,4 +341,60 @@ func protowireAppend(b []byte, num int, v []byte) []byte {
 	b = append(b, byte(num<<3|2))
 	b = append(b, byte(len(v)))
 	return append(b, v...)
+}
+
+// defaultLimits are a Runtime's limits when Options leave them at 0.
+var defaultLimits = ModelLimits{Nodes: DefaultMaxModelNodes, Initializers: DefaultMaxModelInitializers}
+
+// TestInitializerLimit: a model with more initializers than the limit
+// (unused ones cost ONNX Runtime time that grows with their square) is
+// refused before ONNX Runtime sees it; sparse and subgraph ones count.
+func TestInitializerLimit(t *testing.T) {
+	rt := runtimeOrSkip(t)
+	build := func(n int) []byte {
+		b, err := onnxgen.IdentityChain(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m onnxpb.ModelProto
+		if err := proto.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			m.Graph.Initializer = append(m.Graph.Initializer, &onnxpb.TensorProto{
+				Name: proto.String(fmt.Sprint("w", i)), DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), Dims: []int64{1}, RawData: make([]byte, 4),
+			})
+		}
+		out, err := proto.Marshal(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	many := build(200_000)
+	start := time.Now()
+	if _, err := rt.Load(many); !errors.Is(err, ErrTooManyInitializers) {
+		t.Fatalf("200,000 unused initializers: %v, want ErrTooManyInitializers", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("refusing took %v", took)
+	}
+	small := *rt
+	small.limits.Initializers = 3
+	s, err := small.Load(build(3))
+	if err != nil {
+		t.Fatalf("3 initializers with a limit of 3: %v", err)
+	}
+	s.Close()
+	if _, err := small.Load(build(4)); !errors.Is(err, ErrTooManyInitializers) {
+		t.Fatalf("4 initializers with a limit of 3: %v", err)
+	}
+	// A sparse initializer and one in a subgraph count too: the models
+	// below hold one initializer each, in those places.
+	small.limits.Initializers = 0
+	for _, place := range []onnxgen.Place{onnxgen.InSparseInitializer, onnxgen.InSubgraph} {
+		if err := scanModel(externalModel(t, place, "x", 4), small.limits); !errors.Is(err, ErrTooManyInitializers) {
+			t.Errorf("%s with a limit of 0 initializers: %v", place, err)
+		}
+	}
 }

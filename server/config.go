@@ -87,6 +87,10 @@ type Config struct {
 	// of a model-local function as the nodes of its body; a larger model
 	// is refused before ONNX Runtime parses it.
 	MaxModelNodes int `toml:"max_model_nodes"`
+	// MaxModelInitializers caps a model's initializers (dense and sparse,
+	// in every graph); a model with more is refused before ONNX Runtime
+	// parses it.
+	MaxModelInitializers int `toml:"max_model_initializers"`
 	// MaxConcurrentLoads caps the uploads that ONNX Runtime loads at
 	// once; an upload whose model arrived waits up to LoadQueueTimeout for
 	// a slot, then gets RESOURCE_EXHAUSTED.
@@ -195,6 +199,7 @@ func DefaultConfig() Config {
 		LogLevel:              "info",
 		LogFormat:             "text",
 		MaxModelNodes:         engine.DefaultMaxModelNodes,
+		MaxModelInitializers:  engine.DefaultMaxModelInitializers,
 		MaxConcurrentLoads:    max(1, runtime.NumCPU()/2),
 		LoadQueueTimeout:      Duration(10 * time.Second),
 	}
@@ -330,6 +335,9 @@ func (c *Config) Validate() error {
 	if c.MaxModelNodes <= 0 {
 		bad("max_model_nodes", "must be positive, got %d", c.MaxModelNodes)
 	}
+	if c.MaxModelInitializers <= 0 {
+		bad("max_model_initializers", "must be positive, got %d", c.MaxModelInitializers)
+	}
 	if c.MaxConcurrentLoads <= 0 {
 		bad("max_concurrent_loads", "must be positive, got %d", c.MaxConcurrentLoads)
 	}
@@ -424,6 +432,7 @@ var settingUsage = map[string]string{
 	"run_queue_timeout":          "how long a run waits for a free inference slot before RESOURCE_EXHAUSTED",
 	"work_dir":                   "empty folder the server process works in and points ONNX Runtime at (default: state_dir/empty)",
 	"max_model_nodes":            "most nodes in one model, subgraphs included and each local-function call counted as its body's nodes",
+	"max_model_initializers":     "most initializers in one model, dense and sparse, subgraphs included",
 	"max_concurrent_loads":       "models ONNX Runtime loads at once, server-wide (default: half the CPU count, at least 1)",
 	"load_queue_timeout":         "how long an upload waits for a load slot before RESOURCE_EXHAUSTED",
 	"log_level":                  "log level: debug, info, warn, error",

@@ -82,6 +82,8 @@ var engineStatuses = []engineStatus{
 		msg: "the model is refused"},
 	{err: engine.ErrTooManyNodes, code: codes.ResourceExhausted,
 		msg: "the model is refused", suffix: " (max_model_nodes)"},
+	{err: engine.ErrTooManyInitializers, code: codes.ResourceExhausted,
+		msg: "the model is refused", suffix: " (max_model_initializers)"},
 	{err: engine.ErrNoInputs, code: codes.InvalidArgument, private: true,
 		msg: "the model has no inputs; Blindfold serves models that take at least one input"},
 	{err: engine.ErrUnsupportedType, code: codes.InvalidArgument,

@@ -41,12 +41,13 @@ func TestEveryEngineErrorHasAStatus(t *testing.T) {
 		t.Errorf("engineStatuses has %d entries for %d engine sentinels", len(engineStatuses), len(engine.Errors()))
 	}
 	want := map[error]codes.Code{
-		engine.ErrUnsupportedModel: codes.InvalidArgument,
-		engine.ErrUnsupportedType:  codes.InvalidArgument,
-		engine.ErrExternalData:     codes.InvalidArgument,
-		engine.ErrInvalidModel:     codes.InvalidArgument,
-		engine.ErrTooManyNodes:     codes.ResourceExhausted,
-		engine.ErrRun:              codes.InvalidArgument,
+		engine.ErrUnsupportedModel:    codes.InvalidArgument,
+		engine.ErrUnsupportedType:     codes.InvalidArgument,
+		engine.ErrExternalData:        codes.InvalidArgument,
+		engine.ErrInvalidModel:        codes.InvalidArgument,
+		engine.ErrTooManyNodes:        codes.ResourceExhausted,
+		engine.ErrTooManyInitializers: codes.ResourceExhausted,
+		engine.ErrRun:                 codes.InvalidArgument,
 	}
 	for sentinel, code := range want {
 		if got := status.Code(s.engineError(fmt.Errorf("%w: x", sentinel), "m")); got != code {

@@ -99,11 +99,11 @@ func TestModelCannotReadServerFiles(t *testing.T) {
 	}
 }
 
-// TestModelNodeLimit: a model over max_model_nodes is refused with
-// RESOURCE_EXHAUSTED naming the setting, quickly, and one at the limit
-// loads.
+// TestModelNodeLimit: a model over max_model_nodes (or
+// max_model_initializers) is refused with RESOURCE_EXHAUSTED naming the
+// setting, quickly, and one at the limit loads.
 func TestModelNodeLimit(t *testing.T) {
-	ts := testserver.Start(t, func(c *server.Config) { c.MaxModelNodes = 1000 })
+	ts := testserver.Start(t, func(c *server.Config) { c.MaxModelNodes = 1000; c.MaxModelInitializers = 10 })
 	b := connectLikeBlindAI(t, ts)
 	ctx := context.Background()
 	over, err := onnxgen.IdentityChain(200_000)
@@ -122,6 +122,27 @@ func TestModelNodeLimit(t *testing.T) {
 	}
 	if _, _, _, err := b.upload(ctx, at, "at", false); err != nil {
 		t.Fatalf("1000 nodes at a limit of 1000: %v", err)
+	}
+	inits := func(n int) []byte {
+		g := onnxgen.NewGraph("inits")
+		x := g.Input("x", tensor.F32, onnxgen.Fixed(1))
+		g.Output("y", tensor.F32, onnxgen.Fixed(1))
+		for i := 0; i < n; i++ {
+			g.Floats(fmt.Sprint("w", i), []int64{1}, []float32{0})
+		}
+		g.Node("Identity", []string{x}, []string{"y"})
+		m, err := g.Model()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	_, _, _, err = b.upload(ctx, inits(11), "inits-over", false)
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "max_model_initializers") {
+		t.Fatalf("11 initializers over a limit of 10: %v, want RESOURCE_EXHAUSTED naming max_model_initializers", err)
+	}
+	if _, _, _, err := b.upload(ctx, inits(10), "inits-at", false); err != nil {
+		t.Fatalf("10 initializers at a limit of 10: %v", err)
 	}
 }
 

@@ -110,7 +110,7 @@ func New(opts Options) (*Server, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: state folder: %w", err)
 	}
-	rt, err := opts.Runtime.WithMaxModelNodes(cfg.MaxModelNodes)
+	rt, err := opts.Runtime.WithModelLimits(engine.ModelLimits{Nodes: cfg.MaxModelNodes, Initializers: cfg.MaxModelInitializers})
 	if err != nil {
 		return nil, err
 	}

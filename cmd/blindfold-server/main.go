@@ -104,7 +104,7 @@ Flags:
 	rt, err := engine.Open(engine.Options{
 		LibraryPath: cfg.OnnxRuntimeLib, IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: cfg.InterOpThreads,
 		MemoryLimit: int64(cfg.EngineMemoryLimit), DisableSpinning: !cfg.EngineSpinning,
-		MaxModelNodes: cfg.MaxModelNodes, EmptyDir: workDir,
+		MaxModelNodes: cfg.MaxModelNodes, MaxModelInitializers: cfg.MaxModelInitializers, EmptyDir: workDir,
 	})
 	if err != nil {
 		log.Error("cannot start the engine", "err", err)
