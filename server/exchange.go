@@ -388,35 +388,44 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 		}
 		return s.runStatus(ctx, id, err)
 	}
+	sent := false
 	defer func() {
-		for _, t := range outputs {
-			clear(t.Data)
+		if !sent { // once sent, gRPC zeroes them when it has written them
+			for _, t := range outputs {
+				clear(t.Data)
+			}
 		}
 	}()
 	out, err := s.outputTensors(outputs)
 	if err != nil {
 		return err
 	}
-	rp := &securedexchange.RunModelPayload{
-		ModelId:         id,
-		OutputTensors:   out,
-		InferenceTime:   uint64(elapsed.Milliseconds()),
-		InferenceTimeNs: uint64(elapsed.Nanoseconds()),
+	header, err := proto.MarshalOptions{Deterministic: true}.Marshal(&securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()})
+	if err != nil {
+		return errorf(codes.Internal, "encoding the reply: %v", err)
+	}
+	f := runPayloadFields{
+		header:          header,
+		modelID:         id,
+		inferenceTime:   uint64(elapsed.Milliseconds()),
+		inferenceTimeNs: uint64(elapsed.Nanoseconds()),
 	}
 	if h != nil {
-		rp.InputHash = h.Sum(nil)
+		f.inputHash = h.Sum(nil)
 	}
-	payload := &securedexchange.Payload{
-		Header:  &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
-		Payload: &securedexchange.Payload_RunModelPayload{RunModelPayload: rp},
-	}
-	r, err := s.signedReply(payload, sign)
+	segs, err := encodeOutputs(out)
 	if err != nil {
-		return err
+		return errorf(codes.Internal, "encoding the reply: %v", err)
 	}
-	err = stream.SendAndClose(&securedexchange.RunModelReply{Payload: r.payload, Signature: r.signature})
-	clear(r.payload)
-	return err
+	if size := payloadSize(f, segs); int64(size) > int64(s.cfg.MaxReplyBytes)+1<<20 {
+		return errorf(codes.ResourceExhausted, "the reply is %d bytes, over the server's limit of %d bytes (max_reply_bytes)", size, s.cfg.MaxReplyBytes)
+	}
+	var signer func([]byte) []byte
+	if sign {
+		signer = s.id.Sign
+	}
+	sent = true
+	return stream.SendMsg(newRunReply(f, segs, signer))
 }
 
 // runSlot waits for a free inference slot, at most run_queue_timeout in

@@ -200,6 +200,7 @@ func (s *Server) newGRPCServer(tlsCfg *tls.Config, port string) *grpc.Server {
 		grpc.StatsHandler(&connLogger{s: s, port: port}),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream),
+		grpc.ForceServerCodecV2(newReplyCodec()),
 	)
 }
 
