@@ -260,3 +260,48 @@ func ResNet(c ResNetConfig) ([]byte, error) {
 	g.Node("Gemm", []string{"flat", fcw, fcb}, []string{"logits"})
 	return g.Model()
 }
+
+// ImageToImage returns a small fully convolutional model that maps an
+// image to an image of the same size, as segmentation and enhancement
+// models do: input "image" float32 [1,3,size,size], output "mask" float32
+// [1,1,size,size]. Two 3x3 Conv layers of 8 channels with Relu, then a 1x1
+// Conv to one channel and a Sigmoid. At 512x512 it carries 3 MiB in and
+// 1 MiB out.
+func ImageToImage(size int64, seed uint64) ([]byte, error) {
+	r := onnxgen.NewRand(seed)
+	g := onnxgen.NewGraph(fmt.Sprintf("img2img_%d", size))
+	g.Input("image", tensor.F32, onnxgen.Dims(1, 3, size, size)...)
+	g.Output("mask", tensor.F32, onnxgen.Dims(1, 1, size, size)...)
+	x := "image"
+	in := int64(3)
+	for i, out := range []int64{8, 8} {
+		name := fmt.Sprintf("conv%d", i)
+		w := weights(g, r, name+"_w", float32(math.Sqrt(6/float64(in*9))), out, in, 3, 3)
+		b := weights(g, r, name+"_b", 0.05, out)
+		g.Node("Conv", []string{x, w, b}, []string{name}, onnxgen.AttrInts("kernel_shape", 3, 3), onnxgen.AttrInts("pads", 1, 1, 1, 1))
+		g.Node("Relu", []string{name}, []string{name + "_relu"})
+		x, in = name+"_relu", out
+	}
+	w := weights(g, r, "head_w", float32(math.Sqrt(6/float64(in))), 1, in, 1, 1)
+	b := weights(g, r, "head_b", 0.05, 1)
+	g.Node("Conv", []string{x, w, b}, []string{"logits"}, onnxgen.AttrInts("kernel_shape", 1, 1))
+	g.Node("Sigmoid", []string{"logits"}, []string{"mask"})
+	return g.Model()
+}
+
+// WideOutput returns a model with a small input and a large output, as a
+// decoder or an upsampler has: input "x" float32 [1,n], output "y" float32
+// [n,n] = tanh(xᵀ·x + b) (an outer product: n² values from n). At n = 1024
+// it takes 4 KiB in and gives 4 MiB out.
+func WideOutput(n int64, seed uint64) ([]byte, error) {
+	r := onnxgen.NewRand(seed)
+	g := onnxgen.NewGraph(fmt.Sprintf("wide_output_%d", n))
+	g.Input("x", tensor.F32, onnxgen.Dims(1, n)...)
+	g.Output("y", tensor.F32, onnxgen.Dims(n, n)...)
+	b := weights(g, r, "b", 0.5, 1, n)
+	g.Node("Transpose", []string{"x"}, []string{"xt"}, onnxgen.AttrInts("perm", 1, 0))
+	g.Node("MatMul", []string{"xt", "x"}, []string{"outer"})
+	g.Node("Add", []string{"outer", b}, []string{"biased"})
+	g.Node("Tanh", []string{"biased"}, []string{"y"})
+	return g.Model()
+}

@@ -28,6 +28,9 @@ type Model struct {
 	// MaxAddedUS and MaxAddedSignedUS are targets for the added p50 latency
 	// in microseconds, unsigned and signed; 0 means none.
 	MaxAddedUS, MaxAddedSignedUS float64
+	// MaxMsPerMB is a target for the added p50 latency per megabyte the
+	// request moves (input plus output); 0 means none.
+	MaxMsPerMB float64
 	// Bytes returns the .onnx file, made or fetched into cacheDir.
 	Bytes func(ctx context.Context, cacheDir string, log io.Writer) ([]byte, error)
 	// Inputs returns the inputs of one request, in the model's order.
@@ -81,6 +84,24 @@ func Models() []Model {
 				return LoadOCR(ctx, cacheDir, OCRFiles[1], log)
 			},
 			Inputs: func() ([]tensor.Tensor, error) { return randomInputs(6, floatInput("x", 1, 3, 48, 320)) },
+		},
+		{
+			Name: "img2img", Title: "Image-to-image CNN (512×512, 3 MiB in, 1 MiB out)",
+			Source:     "generated: bench.ImageToImage(512), random weights",
+			MaxMsPerMB: 1.0,
+			Bytes: func(context.Context, string, io.Writer) ([]byte, error) {
+				return ImageToImage(512, 21)
+			},
+			Inputs: func() ([]tensor.Tensor, error) { return randomInputs(7, floatInput("image", 1, 3, 512, 512)) },
+		},
+		{
+			Name: "wideout", Title: "Small input, 4 MiB output (outer product 1024×1024)",
+			Source:     "generated: bench.WideOutput(1024), random weights",
+			MaxMsPerMB: 1.0,
+			Bytes: func(context.Context, string, io.Writer) ([]byte, error) {
+				return WideOutput(1024, 23)
+			},
+			Inputs: func() ([]tensor.Tensor, error) { return randomInputs(8, floatInput("x", 1, 1024)) },
 		},
 	}
 }

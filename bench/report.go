@@ -76,13 +76,13 @@ func RenderMarkdown(res *Results, chart, notes string) string {
 	p("\n")
 
 	p("## Latency (batch 1, one client)\n\n")
-	p("p50 and p99 per request. *Added* is full-path p50 minus engine-alone p50. *Server engine* is the inference time the server itself reports for the unsigned runs (its `Session.Run` only).\n\n")
-	p("| model | size | engine p50 | engine p99 | full p50 | full p99 | ratio p50 | ratio p99 | added p50 | signed p50 | signed ratio | signed added | server engine p50 | runs | same outputs |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	p("p50 and p99 per request. *Added* is full-path p50 minus engine-alone p50; *moved* is what one request carries (input plus output bytes) and *added per MB* the added p50 per 10^6 bytes of it. *Server engine* is the inference time the server itself reports for the unsigned runs (its `Session.Run` only).\n\n")
+	p("| model | size | engine p50 | engine p99 | full p50 | full p99 | ratio p50 | ratio p99 | added p50 | moved | added per MB | signed p50 | signed ratio | signed added | server engine p50 | runs | same outputs |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range res.Models {
-		p("| %s | %s | %s | %s | %s | %s | %.3f× | %.3f× | %+.0f µs | %s | %.3f× | %+.0f µs | %s | %d | %s |\n",
+		p("| %s | %s | %s | %s | %s | %s | %.3f× | %.3f× | %+.0f µs | %s | %.2f ms/MB | %s | %.3f× | %+.0f µs | %s | %d | %s |\n",
 			r.Name, fmtBytes(r.Bytes), us(r.Engine.P50US), us(r.Engine.P99US), us(r.Full.P50US), us(r.Full.P99US),
-			r.RatioP50, r.RatioP99, r.AddedP50US, us(r.Signed.P50US), r.SignedRatioP50, r.SignedAddedUS, us(r.ServerEngine.P50US), r.Engine.N, yesNo(r.OutputsMatch))
+			r.RatioP50, r.RatioP99, r.AddedP50US, fmtBytes(r.MovedBytes), r.AddedMsPerMB, us(r.Signed.P50US), r.SignedRatioP50, r.SignedAddedUS, us(r.ServerEngine.P50US), r.Engine.N, yesNo(r.OutputsMatch))
 	}
 	p("\n")
 

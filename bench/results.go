@@ -76,6 +76,11 @@ type ModelResult struct {
 	AddedP50US     float64 `json:"added_p50_us"`
 	AddedP99US     float64 `json:"added_p99_us"`
 	SignedAddedUS  float64 `json:"signed_added_p50_us"`
+	// MovedBytes is what one request carries: input plus output bytes.
+	// AddedMsPerMB is the added p50 latency per megabyte (10^6 bytes) of
+	// it.
+	MovedBytes   int64   `json:"moved_bytes"`
+	AddedMsPerMB float64 `json:"added_ms_per_mb"`
 
 	Throughput []ThroughputPoint `json:"throughput"`
 	Upload     UploadResult      `json:"upload"`

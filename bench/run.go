@@ -160,6 +160,15 @@ func (r *runner) measureModel(ctx context.Context, m Model, model []byte) (Model
 	res.AddedP50US = res.Full.P50US - res.Engine.P50US
 	res.AddedP99US = res.Full.P99US - res.Engine.P99US
 	res.SignedAddedUS = res.Signed.P50US - res.Engine.P50US
+	for _, t := range inputs {
+		res.MovedBytes += int64(len(t.Data))
+	}
+	for _, t := range got.Outputs {
+		res.MovedBytes += int64(len(t.Data))
+	}
+	if res.MovedBytes > 0 {
+		res.AddedMsPerMB = res.AddedP50US / 1e3 / (float64(res.MovedBytes) / 1e6)
+	}
 
 	// Throughput at each concurrency, the engine alone then the full path.
 	for _, c := range r.set.Concurrency {

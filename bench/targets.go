@@ -53,6 +53,10 @@ func EvaluateTargets(res *Results, models []Model) []TargetResult {
 			atMost(mr.Name+" added cost", fmt.Sprintf("added p50 ≤ %.0f µs per request", m.MaxAddedUS),
 				fmt.Sprintf("%.0f µs", mr.AddedP50US), mr.AddedP50US, m.MaxAddedUS, "µs")
 		}
+		if m.MaxMsPerMB > 0 {
+			atMost(mr.Name+" added per MB", fmt.Sprintf("added p50 ≤ %.1f ms per MB moved", m.MaxMsPerMB),
+				fmt.Sprintf("%.2f ms/MB (%+.0f µs for %s, %.3f×)", mr.AddedMsPerMB, mr.AddedP50US, fmtBytes(mr.MovedBytes), mr.RatioP50), mr.AddedMsPerMB, m.MaxMsPerMB, "ms/MB")
+		}
 		if m.MaxAddedSignedUS > 0 {
 			atMost(mr.Name+" added cost, signed", fmt.Sprintf("added p50 ≤ %.0f µs per signed request", m.MaxAddedSignedUS),
 				fmt.Sprintf("%.0f µs", mr.SignedAddedUS), mr.SignedAddedUS, m.MaxAddedSignedUS, "µs")
@@ -107,6 +111,8 @@ func fmtMargin(d, limit float64, unit string) string {
 	switch unit {
 	case "x":
 		return fmt.Sprintf("%.3f× (%.1f%%)", d, pct)
+	case "ms/MB":
+		return fmt.Sprintf("%.2f ms/MB (%.0f%%)", d, pct)
 	default:
 		return fmt.Sprintf("%.0f %s (%.0f%%)", d, unit, pct)
 	}

@@ -57,6 +57,7 @@ import (
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/identity"
+	"github.com/blindfold-ai/blindfold/internal/wire"
 	"github.com/blindfold-ai/blindfold/policy"
 )
 
@@ -434,7 +435,9 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(atls)),
 		grpc.WithUserAgent(UserAgent + "/" + Version),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.maxRecv)),
+		// The wire codec sends input chunks without copying them and
+		// decodes replies with the outputs aliasing one buffer.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.maxRecv), grpc.ForceCodecV2(wire.NewCodec())),
 	}
 	if cfg.token != "" {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearer(cfg.token)))

@@ -10,6 +10,7 @@ import (
 	"github.com/blindfold-ai/blindfold/api/prooffiles"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/internal/wire"
 	"github.com/blindfold-ai/blindfold/proof"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
@@ -123,12 +124,18 @@ func (c *Client) Run(ctx context.Context, modelID string, inputs []tensor.Tensor
 		if hasher != nil {
 			hasher.Write(data)
 		}
-		err := stream.Send(&securedexchange.RunModelRequest{
+		// Encoded by hand, as the generated code would, with the chunk's
+		// bytes referenced rather than copied.
+		e, err := wire.RunRequest(&securedexchange.RunModelRequest{
 			InputTensors: []*securedexchange.TensorData{{Info: info, BytesData: data}},
 			Sign:         cfg.sign,
 			ClientInfo:   clientInfo(),
 			ModelId:      modelID,
 		})
+		if err != nil {
+			return err
+		}
+		err = stream.SendMsg(e)
 		if err == io.EOF {
 			// The server ended the stream; its status says why.
 			_, err = stream.CloseAndRecv()

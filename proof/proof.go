@@ -77,6 +77,7 @@ import (
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/identity"
+	"github.com/blindfold-ai/blindfold/internal/wire"
 	"github.com/blindfold-ai/blindfold/policy"
 )
 
@@ -146,10 +147,12 @@ func VerifySignature(pub ed25519.PublicKey, payload, sig []byte) error {
 var ErrMalformedPayload = errors.New("proof: malformed payload")
 
 // DecodePayload parses a serialized securedexchange.Payload. It requires a
-// send or run body.
+// send or run body. The output tensors' bytes of a run payload alias b, so
+// b must not change while the payload is in use.
 func DecodePayload(b []byte) (*securedexchange.Payload, error) {
 	p := new(securedexchange.Payload)
-	if err := proto.Unmarshal(b, p); err != nil {
+	// As proto.Unmarshal, but output tensors' bytes alias b.
+	if err := wire.DecodePayload(b, p); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, err)
 	}
 	if p.GetSendModelPayload() == nil && p.GetRunModelPayload() == nil {

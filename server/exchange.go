@@ -19,6 +19,7 @@ import (
 
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/engine"
+	"github.com/blindfold-ai/blindfold/internal/wire"
 	"github.com/blindfold-ai/blindfold/store"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
@@ -400,32 +401,30 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	if err != nil {
 		return err
 	}
-	header, err := proto.MarshalOptions{Deterministic: true}.Marshal(&securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()})
-	if err != nil {
-		return errorf(codes.Internal, "encoding the reply: %v", err)
-	}
-	f := runPayloadFields{
-		header:          header,
-		modelID:         id,
-		inferenceTime:   uint64(elapsed.Milliseconds()),
-		inferenceTimeNs: uint64(elapsed.Nanoseconds()),
+	f := wire.RunPayload{
+		Header:          &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
+		ModelID:         id,
+		InferenceTime:   uint64(elapsed.Milliseconds()),
+		InferenceTimeNs: uint64(elapsed.Nanoseconds()),
 	}
 	if h != nil {
-		f.inputHash = h.Sum(nil)
-	}
-	segs, err := encodeOutputs(out)
-	if err != nil {
-		return errorf(codes.Internal, "encoding the reply: %v", err)
-	}
-	if size := payloadSize(f, segs); int64(size) > int64(s.cfg.MaxReplyBytes)+1<<20 {
-		return errorf(codes.ResourceExhausted, "the reply is %d bytes, over the server's limit of %d bytes (max_reply_bytes)", size, s.cfg.MaxReplyBytes)
+		f.InputHash = h.Sum(nil)
 	}
 	var signer func([]byte) []byte
 	if sign {
 		signer = s.id.Sign
 	}
+	// The reply references the outputs' buffers; gRPC zeroes them once it
+	// has written them.
+	reply, size, err := wire.RunReply(f, out, signer)
+	if err != nil {
+		return errorf(codes.Internal, "encoding the reply: %v", err)
+	}
+	if int64(size) > int64(s.cfg.MaxReplyBytes)+1<<20 {
+		return errorf(codes.ResourceExhausted, "the reply is %d bytes, over the server's limit of %d bytes (max_reply_bytes)", size, s.cfg.MaxReplyBytes)
+	}
 	sent = true
-	return stream.SendMsg(newRunReply(f, segs, signer))
+	return stream.SendMsg(reply)
 }
 
 // runSlot waits for a free inference slot, at most run_queue_timeout in

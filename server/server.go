@@ -28,6 +28,7 @@ import (
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/identity"
+	"github.com/blindfold-ai/blindfold/internal/wire"
 	"github.com/blindfold-ai/blindfold/store"
 )
 
@@ -200,7 +201,7 @@ func (s *Server) newGRPCServer(tlsCfg *tls.Config, port string) *grpc.Server {
 		grpc.StatsHandler(&connLogger{s: s, port: port}),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream),
-		grpc.ForceServerCodecV2(newReplyCodec()),
+		grpc.ForceServerCodecV2(wire.NewCodec()),
 	)
 }
 
