@@ -212,8 +212,8 @@ func RunReply(f RunPayload, outputs []*securedexchange.TensorData, sign func([]b
 	payloadSize = f.size(header, outs)
 	if sign != nil {
 		p := &Encoded{}
-		f.encode(p, header, outs, false)
-		payload := p.Bytes()
+		f.encode(p, header, outs, true)
+		payload := p.Bytes() // the one copy of the outputs
 		e.bytesField(1, payload, true)
 		e.bytesField(2, sign(payload), false)
 	} else {
