@@ -438,6 +438,12 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 		// The wire codec sends input chunks without copying them and
 		// decodes replies with the outputs aliasing one buffer.
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.maxRecv), grpc.ForceCodecV2(wire.NewCodec())),
+		// Replies of several megabytes arrive without waiting for window
+		// updates, as the server's windows let requests in.
+		grpc.WithInitialWindowSize(4 << 20),
+		grpc.WithInitialConnWindowSize(16 << 20),
+		grpc.WithReadBufferSize(256 << 10),
+		grpc.WithWriteBufferSize(256 << 10),
 	}
 	if cfg.token != "" {
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearer(cfg.token)))
