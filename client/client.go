@@ -153,6 +153,7 @@ type config struct {
 	tofu         bool
 	simulation   bool
 	attestedPort int
+	portGiven    bool // WithAttestedPort was given
 	maxRecv      int
 	logger       *slog.Logger
 	token        string
@@ -209,8 +210,14 @@ func WithInsecureTrustOnFirstUse() Option { return func(c *config) { c.tofu = tr
 // option Connect refuses such a server with ErrSimulationServer.
 func WithSimulation() Option { return func(c *config) { c.simulation = true } }
 
-// WithAttestedPort sets the attested port (default 50051).
-func WithAttestedPort(port int) Option { return func(c *config) { c.attestedPort = port } }
+// WithAttestedPort sets the attested port. Without it, Connect uses the
+// port a Blindfold server reports in its server information (the port its
+// attested listener is bound to), and 50051 for servers that report none
+// (BlindAI). Pass it when a port mapping or proxy puts the attested port
+// elsewhere than the server believes.
+func WithAttestedPort(port int) Option {
+	return func(c *config) { c.attestedPort, c.portGiven = port, true }
+}
 
 // WithToken sends a bearer token (a JWT the server's operator accepts) with
 // every call on the attested port, as "authorization: Bearer <token>"
@@ -248,6 +255,12 @@ type ServerInfo struct {
 	// EvidenceType is the kind of evidence the server claims to produce
 	// ("simulation", "sgx-dcap", ...; Blindfold servers only).
 	EvidenceType string
+	// AttestedPort and UntrustedPort are the ports the server says its
+	// listeners are bound to (Blindfold servers only; 0: not reported).
+	// They are claims of the untrusted host: a wrong attested port can
+	// only make the connection fail, since the attested port must present
+	// the attested certificate.
+	AttestedPort, UntrustedPort int
 }
 
 // Client is a connection to a Blindfold server. It is safe for concurrent
@@ -375,6 +388,12 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 		ServerVersion:   reply.GetServerVersion(),
 		Simulation:      reply.GetSimulation(),
 		EvidenceType:    reply.GetEvidenceType(),
+		AttestedPort:    int(reply.GetAttestedPort()),
+		UntrustedPort:   int(reply.GetUntrustedPort()),
+	}
+	if !cfg.portGiven && info.AttestedPort > 0 && info.AttestedPort <= 65535 {
+		attestedAddr = net.JoinHostPort(host, strconv.Itoa(info.AttestedPort))
+		log.Debug("using the attested port the server reports", "attested", attestedAddr)
 	}
 	if err := CheckVersion(info.ProtocolVersion); err != nil {
 		return nil, &ConnectError{Step: "version check", Addr: untrustedAddr, Err: err}

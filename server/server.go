@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/stats"
 
 	"github.com/blindfold-ai/blindfold/api/evidence"
+	"github.com/blindfold-ai/blindfold/api/models"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
@@ -152,6 +153,7 @@ func New(opts Options) (*Server, error) {
 		MinVersion:   tls.VersionTLS13,
 	}, "attested")
 	securedexchange.RegisterExchangeServer(s.attested, &exchangeService{s: s})
+	models.RegisterModelsServer(s.attested, &catalogueService{s: s})
 	return s, nil
 }
 
