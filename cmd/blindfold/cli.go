@@ -76,6 +76,9 @@ type command struct {
 	setup func(fs *flag.FlagSet) func(e *env, args []string) error
 	// sub holds subcommands ("proof verify").
 	sub []*command
+	// addr means the first positional argument is ADDR, which may be left
+	// out when $BLINDFOLD_ADDR or a profile gives it.
+	addr bool
 }
 
 func commands() []*command {
@@ -85,6 +88,15 @@ func commands() []*command {
 		uploadCommand(),
 		runCommand(),
 		deleteCommand(),
+		listCommand(),
+		describeCommand(),
+		versionCommand(),
+		{
+			name: "profile", synopsis: "blindfold profile save|use|list [arguments]",
+			summary: "save connection settings (address, pinned certificate, ports) and pick the current ones",
+			sub:     []*command{profileSaveCommand(), profileUseCommand(), profileListCommand()},
+		},
+		completionCommand(),
 		{
 			name: "proof", synopsis: "blindfold proof verify FILE [flags]",
 			summary: "work with proof files (signed results)",
@@ -155,8 +167,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprint(stdout, mainUsage(cmds))
 		return exitOK
-	case "version", "--version":
-		fmt.Fprintf(stdout, "blindfold %s (protocol 0.5)\n", client.Version)
+	case "--version":
+		fmt.Fprintln(stdout, clientVersionLine())
 		return exitOK
 	}
 	c := findCommand(cmds, args[0])
@@ -225,14 +237,7 @@ func dispatch(e *env, c *command, args []string, path string) int {
 	runner := c.setup(fs)
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage:\n  %s\n\n%s\n", c.synopsis, strings.TrimSpace(c.help))
-		var flags strings.Builder
-		fs.SetOutput(&flags)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-		if flags.Len() > 0 {
-			// Show the double-dash form, which the flag package accepts too.
-			fmt.Fprintf(w, "\nFlags:\n%s", strings.ReplaceAll("\n"+flags.String(), "\n  -", "\n  --")[1:])
-		}
+		printFlags(w, fs)
 		fmt.Fprintf(w, "\n%s\n", exitCodesHelp)
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -243,6 +248,11 @@ func dispatch(e *env, c *command, args []string, path string) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\nRun \"%s --help\" for usage.\n", path, err, path)
 		return exitUsage
+	}
+	if c.addr && len(pos) == c.minArgs-1 && defaultAddr(fs) != "" {
+		// ADDR left out: the connection settings supply it
+		// ($BLINDFOLD_ADDR or the profile), or say it is missing.
+		pos = append([]string{""}, pos...)
 	}
 	if len(pos) < c.minArgs || (c.maxArgs >= 0 && len(pos) > c.maxArgs) {
 		fmt.Fprintf(e.stderr, "%s: wrong number of arguments (%d)\nUsage: %s\nRun \"%s --help\" for more.\n", path, len(pos), c.synopsis, path)
@@ -291,7 +301,7 @@ func report(e *env, path string, err error) int {
 	code := classify(err)
 	switch code {
 	case exitServer:
-		fmt.Fprintf(e.stderr, "%s: the server refused the request: code %s: %v\n", path, status.Code(err), err)
+		fmt.Fprintf(e.stderr, "%s: the server refused the request (%s): %s\n", path, status.Code(err), explainServer(err))
 	case exitUsage:
 		fmt.Fprintf(e.stderr, "%s: %v\nRun \"%s --help\" for usage.\n", path, err, path)
 	default:

@@ -26,7 +26,7 @@ const progressThreshold = 1 << 20
 
 func infoCommand() *command {
 	return &command{
-		name: "info", aliases: []string{"connect"},
+		name: "info", aliases: []string{"connect"}, addr: true,
 		synopsis: "blindfold info ADDR [connection flags]",
 		summary:  "connect and show the server's versions, mode and certificates",
 		help: `Connects to the server as every command does (untrusted port, version
@@ -73,14 +73,18 @@ func orUnknown(s string) string {
 
 func uploadCommand() *command {
 	return &command{
-		name:     "upload",
+		name: "upload", addr: true,
 		synopsis: "blindfold upload ADDR MODEL.onnx [--id ID] [--name NAME] [--sign [--proof FILE]] [--save] [--public] [connection flags]",
 		summary:  "upload an ONNX model",
-		help: `Uploads an ONNX model over the attested channel and prints its id and
-SHA-256 on stdout:
+		help: `Uploads an ONNX model over the attested channel and prints its id,
+SHA-256, inputs and outputs on stdout:
 
   model_id: ID
   sha256:   HEX
+  inputs:
+    NAME DTYPE[SHAPE]
+  outputs:
+    NAME DTYPE[SHAPE]
 
 Without --id or --name the client picks a fresh UUID. With --sign the
 server signs the result (model hash and id), which is verified before
@@ -139,6 +143,7 @@ the command succeeds; --proof FILE saves it as a proof file.`,
 					return err
 				}
 				fmt.Fprintf(e.stdout, "model_id: %s\nsha256:   %s\n", res.ModelID, hex.EncodeToString(res.ModelHash))
+				printSpecs(e.stdout, res.Inputs, res.Outputs)
 				if res.Signed {
 					fmt.Fprintln(e.stderr, "signed reply verified (model hash and id)")
 				}
@@ -198,7 +203,7 @@ func (f *inputFlag) load() ([]tensor.Tensor, bool, error) {
 
 func runCommand() *command {
 	return &command{
-		name:     "run",
+		name: "run", addr: true,
 		synopsis: "blindfold run ADDR MODEL_ID --input NAME=FILE.npy ... [--output-dir DIR] [--json] [--sign [--proof FILE]] [connection flags]",
 		summary:  "run a model on .npy inputs",
 		help: `Runs a model on inputs read from NumPy .npy files (C order,
@@ -277,7 +282,7 @@ FILE saves it as a proof file.`,
 
 func deleteCommand() *command {
 	return &command{
-		name:     "delete",
+		name: "delete", addr: true,
 		synopsis: "blindfold delete ADDR MODEL_ID [connection flags]",
 		summary:  "delete (unload) a model",
 		help:     `Deletes a model from the server.`,

@@ -49,7 +49,7 @@ func loadTestRoot(path string) (*x509.Certificate, error) {
 
 func attestCommand() *command {
 	return &command{
-		name:     "attest",
+		name: "attest", addr: true,
 		synopsis: "blindfold attest ADDR --policy policy.toml [--fresh] [connection flags]",
 		summary:  "verify the server's hardware evidence against a policy and print it",
 		help: `Fetches the server's SGX DCAP evidence, verifies it (quote, collateral,
@@ -66,10 +66,14 @@ replayed quote is refused.`,
 			cf := addConnFlags(fs)
 			fresh := fs.Bool("fresh", false, "bind the evidence to a random nonce (blindfold.v1.Evidence/GetEvidence)")
 			return func(e *env, args []string) error {
-				if cf.policy == "" {
+				addr, err := cf.resolve(args[0])
+				if err != nil {
+					return err
+				}
+				if cf.Policy == "" {
 					return usageErrorf("attest needs --policy policy.toml (generate it with \"blindfold policy from-sigstruct\")")
 				}
-				if cf.simulation {
+				if cf.Simulation {
 					return usageErrorf("attest verifies hardware evidence; --simulation makes no sense here")
 				}
 				if *fresh {
@@ -78,12 +82,12 @@ replayed quote is refused.`,
 						return err
 					}
 				}
-				c, _, done, err := cf.connect(e, args[0])
+				c, _, done, err := cf.connect(e, addr)
 				if err != nil {
 					return err
 				}
 				defer done()
-				printAttestation(e.stdout, c.Attestation(), cf.loaded, cf.nonce, cf.testRootCA != "")
+				printAttestation(e.stdout, c.Attestation(), cf.loaded, cf.nonce, cf.TestRootCA != "")
 				return nil
 			}
 		},
