@@ -237,6 +237,7 @@ func (s *Server) Start() error {
 	if s.cfg.AuthMode() == AuthNone {
 		s.log.Warn("authentication is off (auth = none): anyone who reaches the attested port can upload, run and delete any model")
 	}
+	s.logAuth()
 	s.log.Info("serving", "untrusted", ul.Addr().String(), "attested", al.Addr().String(),
 		"protocol_version", ProtocolVersion, "server_version", Version, "onnxruntime", s.rt.Version(),
 		"attested_cert_sha256", identity.Fingerprint(s.id.DER))
