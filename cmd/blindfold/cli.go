@@ -103,9 +103,9 @@ func commands() []*command {
 			sub:     []*command{proofVerifyCommand()},
 		},
 		{
-			name: "policy", synopsis: "blindfold policy from-sigstruct|show [arguments]",
+			name: "policy", synopsis: "blindfold policy init|from-sigstruct|show [arguments]",
 			summary: "make and check enclave policies (policy.toml)",
-			sub:     []*command{policyFromSigstructCommand(), policyShowCommand()},
+			sub:     []*command{policyInitCommand(), policyFromSigstructCommand(), policyShowCommand()},
 		},
 		{
 			name: "token", synopsis: "blindfold token keygen|issue [flags]",

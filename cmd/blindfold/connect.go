@@ -355,6 +355,9 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 			arg, usage = s.arg, f.Usage
 		}
 		line := "  --" + f.Name
+		if len(f.Name) == 1 {
+			line = "  -" + f.Name // one-letter flags are written with one dash
+		}
 		if arg != "" {
 			line += " " + arg
 		}

@@ -186,15 +186,19 @@ func policyShowCommand() *command {
 	return &command{
 		name:     "show",
 		synopsis: "blindfold policy show policy.toml",
-		summary:  "check a policy.toml and print it with every default filled in",
-		help: `Parses a policy.toml, refusing unknown keys and bad values, and prints
-it in full, with comments saying what each rule demands, followed (as
+		summary:  "check a policy.toml and print it in full, optional keys with their defaults",
+		help: `Parses a policy.toml, refusing unknown keys and bad values and naming
+every missing required key at once, and prints it in full (optional keys
+with their defaults), with comments saying what each rule demands, followed (as
 comments) by what the policy does with each TCB status and why. A
 BlindAI 0.5 policy (without accepted_tcb_statuses and
 accepted_advisory_ids) is accepted with a warning saying what it accepts.`,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			return func(e *env, args []string) error {
+				if missing := missingPolicyKeys(args[0]); len(missing) > 0 {
+					return withCode(exitIO, fmt.Errorf("%s lacks the required keys %s; \"blindfold policy init\" writes a template with all of them (docs/policy.md)", args[0], strings.Join(missing, ", ")))
+				}
 				p, err := loadPolicy(e, args[0])
 				if err != nil {
 					return err
