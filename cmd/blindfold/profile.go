@@ -150,9 +150,9 @@ type profileSaveFlags struct {
 func profileSaveCommand() *command {
 	return &command{
 		name:     "save",
-		synopsis: "blindfold profile save NAME ADDR [connection flags]",
+		synopsis: "blindfold profile save NAME [ADDR] [connection flags]",
 		summary:  "connect once and save the address, pinned certificate fingerprint and ports as a profile",
-		help: `Connects to ADDR as "blindfold info" does, then saves a profile NAME
+		help: `Connects to ADDR (or $BLINDFOLD_ADDR) as "blindfold info" does, then saves a profile NAME
 holding the address, the SHA-256 fingerprint of the untrusted port's
 certificate (pinned: later commands trust that certificate only), the
 attested port used, --simulation and --policy. Tokens are never saved:
@@ -165,12 +165,18 @@ connection flags:
 
 The profiles live in ` + "$" + profilesEnv + `, else
 $XDG_CONFIG_HOME/blindfold/profiles.toml (~/.config/blindfold/profiles.toml).`,
-		minArgs: 2, maxArgs: 2,
+		minArgs: 1, maxArgs: 2,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			f := &profileSaveFlags{conn: addConnFlags(fs)}
 			fs.BoolVar(&f.keepCert, "keep-cert-path", false, "save the --host-cert path instead of pinning the certificate's fingerprint")
 			fs.BoolVar(&f.noActivate, "no-use", false, "do not make the profile the current one")
-			return func(e *env, args []string) error { return runProfileSave(e, f, args[0], args[1]) }
+			return func(e *env, args []string) error {
+				addr := ""
+				if len(args) > 1 {
+					addr = args[1]
+				}
+				return runProfileSave(e, f, args[0], addr)
+			}
 		},
 	}
 }
@@ -180,6 +186,10 @@ func runProfileSave(e *env, f *profileSaveFlags, name, addr string) error {
 		return usageErrorf("profile name %q: use letters, digits, - and _", name)
 	}
 	f.conn.Profile = noProfile // ignore the current profile while saving another
+	addr, err := f.conn.resolve(addr)
+	if err != nil {
+		return err
+	}
 	c, _, done, err := f.conn.connect(e, addr)
 	if err != nil {
 		return err
