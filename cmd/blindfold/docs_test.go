@@ -194,3 +194,64 @@ func TestDocsScanner(t *testing.T) {
 		t.Fatal("too many arguments parsed")
 	}
 }
+
+// TestFirstFiveMinutesInDemo: every blindfold command of
+// docs/first-five-minutes.md is run, as written, by make demo
+// (scripts/demo.sh).
+func TestFirstFiveMinutesInDemo(t *testing.T) {
+	page, err := os.ReadFile("../../docs/first-five-minutes.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo, err := os.ReadFile("../../scripts/demo.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	demoLines := map[string]bool{}
+	for _, l := range strings.Split(string(demo), "\n") {
+		demoLines[strings.Join(strings.Fields(l), " ")] = true
+	}
+	found := 0
+	inBlock := false
+	for i, l := range strings.Split(string(page), "\n") {
+		if strings.HasPrefix(l, "```") {
+			inBlock = !inBlock
+			continue
+		}
+		cmd := strings.Join(strings.Fields(strings.SplitN(l, "#", 2)[0]), " ")
+		if !inBlock || !strings.HasPrefix(cmd, "bin/blindfold ") {
+			continue
+		}
+		found++
+		if !demoLines[cmd] {
+			t.Errorf("first-five-minutes.md:%d: %q is not run by scripts/demo.sh", i+1, cmd)
+		}
+	}
+	if found < 10 {
+		t.Fatalf("found %d commands in the page; the scan is broken", found)
+	}
+}
+
+// TestPolicyKeysDocumented: every key of the policy template, set or
+// commented out, has a row in docs/policy.md.
+func TestPolicyKeysDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/policy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := 0
+	for _, l := range strings.Split(sgxPolicyTemplate(strings.Repeat("ab", 32)), "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "#"))
+		key, _, ok := strings.Cut(l, " = ")
+		if !ok || strings.ContainsAny(key, " \"") {
+			continue
+		}
+		keys++
+		if !strings.Contains(string(doc), "| `"+key+"` |") {
+			t.Errorf("docs/policy.md has no row for %s", key)
+		}
+	}
+	if keys < 15 {
+		t.Fatalf("found %d keys in the template", keys)
+	}
+}
