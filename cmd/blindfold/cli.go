@@ -134,10 +134,14 @@ Usage:
 Commands:
 %s
 Run "blindfold COMMAND --help" for a command's flags. ADDR is "host" or
-"host:port" of the server's untrusted port (default port 50052).
+"host:port" of the server's untrusted port (default port 50052); it may
+be left out when $BLINDFOLD_ADDR or a profile gives it. Every connection
+flag has an environment variable (BLINDFOLD_HOST_CERT, BLINDFOLD_SIMULATION,
+BLINDFOLD_ATTESTED_PORT, BLINDFOLD_TOKEN, ...): see "blindfold info --help".
 
-Trusting the server: pass the operator's certificate with --host-cert FILE
-(or, insecurely, --insecure-trust-on-first-use) to reach the untrusted
+Trusting the server: pass the operator's certificate with --host-cert FILE,
+its pinned fingerprint (a profile), or, insecurely,
+--insecure-trust-on-first-use, to reach the untrusted
 port, and the enclave's policy with --policy policy.toml: the server's SGX
 DCAP evidence is then verified against the pinned Intel SGX Root CA and the
 policy before anything is sent, and the attested port must present exactly

@@ -27,17 +27,18 @@ const progressThreshold = 1 << 20
 func infoCommand() *command {
 	return &command{
 		name: "info", aliases: []string{"connect"}, addr: true,
-		synopsis: "blindfold info ADDR [connection flags]",
+		synopsis: "blindfold info [ADDR] [connection flags]",
 		summary:  "connect and show the server's versions, mode and certificates",
 		help: `Connects to the server as every command does (untrusted port, version
 check, attestation, attested port) and prints what it learned: protocol
 and server versions, simulation mode, the SHA-256 fingerprints of both
 certificates, and the reply-signing key.
 
-ADDR is HOST or HOST:PORT of the untrusted port (default port 50052).
-The attested port is not derived from it: it is 50051 unless
---attested-port says otherwise, so a server on non-default ports needs
-both, e.g. "blindfold info host:6000 --attested-port 6001".`,
+ADDR is HOST or HOST:PORT of the untrusted port (default port 50052),
+or $BLINDFOLD_ADDR, or the profile's. The attested port is not derived
+from it: it is --attested-port when given, else the port a Blindfold
+server reports, else 50051; a BlindAI server on another port, or a port
+mapping, needs --attested-port.`,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			cf := addConnFlags(fs)
@@ -74,7 +75,7 @@ func orUnknown(s string) string {
 func uploadCommand() *command {
 	return &command{
 		name: "upload", addr: true,
-		synopsis: "blindfold upload ADDR MODEL.onnx [--id ID] [--name NAME] [--sign [--proof FILE]] [--save] [--public] [connection flags]",
+		synopsis: "blindfold upload [ADDR] MODEL.onnx [--id ID] [--name NAME] [--sign [--proof FILE]] [--save] [--public] [connection flags]",
 		summary:  "upload an ONNX model",
 		help: `Uploads an ONNX model over the attested channel and prints its id,
 SHA-256, inputs and outputs on stdout:
@@ -204,7 +205,7 @@ func (f *inputFlag) load() ([]tensor.Tensor, bool, error) {
 func runCommand() *command {
 	return &command{
 		name: "run", addr: true,
-		synopsis: "blindfold run ADDR MODEL_ID --input NAME=FILE.npy ... [--output-dir DIR] [--json] [--sign [--proof FILE]] [connection flags]",
+		synopsis: "blindfold run [ADDR] MODEL_ID --input NAME=FILE.npy ... [--output-dir DIR] [--json] [--sign [--proof FILE]] [connection flags]",
 		summary:  "run a model on .npy inputs",
 		help: `Runs a model on inputs read from NumPy .npy files (C order,
 little-endian). Name every input (--input NAME=FILE.npy, matched by name)
@@ -283,7 +284,7 @@ FILE saves it as a proof file.`,
 func deleteCommand() *command {
 	return &command{
 		name: "delete", addr: true,
-		synopsis: "blindfold delete ADDR MODEL_ID [connection flags]",
+		synopsis: "blindfold delete [ADDR] MODEL_ID [connection flags]",
 		summary:  "delete (unload) a model",
 		help:     `Deletes a model from the server.`,
 		minArgs:  2, maxArgs: 2,

@@ -50,7 +50,7 @@ func loadTestRoot(path string) (*x509.Certificate, error) {
 func attestCommand() *command {
 	return &command{
 		name: "attest", addr: true,
-		synopsis: "blindfold attest ADDR --policy policy.toml [--fresh] [connection flags]",
+		synopsis: "blindfold attest [ADDR] --policy policy.toml [--fresh] [connection flags]",
 		summary:  "verify the server's hardware evidence against a policy and print it",
 		help: `Fetches the server's SGX DCAP evidence, verifies it (quote, collateral,
 PCK chain to the pinned Intel SGX Root CA, revocation, TCB status), checks

@@ -61,7 +61,7 @@ func TestE2ECatalogueAndEnvironment(t *testing.T) {
 		t.Errorf("describe --json: %+v", m)
 	}
 	code, out, errOut = runCLI(t, "describe", "nope")
-	if code != exitServer || !strings.Contains(errOut, `the server refused the request (NotFound): no model with id "nope" is loaded that you may use`) || strings.Contains(errOut, "rpc error") {
+	if code != exitServer || out != "" || !strings.Contains(errOut, `the server refused the request (NotFound): no model with id "nope" is loaded that you may use`) || strings.Contains(errOut, "rpc error") {
 		t.Errorf("describe of a missing model: exit %d: %s", code, errOut)
 	}
 	code, out, errOut = runCLI(t, "version")
