@@ -307,9 +307,9 @@ func report(e *env, path string, err error) int {
 	case exitServer:
 		fmt.Fprintf(e.stderr, "%s: the server refused the request (%s): %s\n", path, status.Code(err), explainServer(err))
 	case exitUsage:
-		fmt.Fprintf(e.stderr, "%s: %v\nRun \"%s --help\" for usage.\n", path, err, path)
+		fmt.Fprintf(e.stderr, "%s: %s\nRun \"%s --help\" for usage.\n", path, plainText(err), path)
 	default:
-		fmt.Fprintf(e.stderr, "%s: %v\n", path, err)
+		fmt.Fprintf(e.stderr, "%s: %s\n", path, plainText(err))
 	}
 	return code
 }

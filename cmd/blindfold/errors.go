@@ -72,6 +72,12 @@ func isRefused(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection refused")
 }
 
+// plainText is an error's text for the command line, without the Go
+// client package's "client: " prefixes.
+func plainText(err error) string {
+	return strings.ReplaceAll(err.Error(), "client: ", "")
+}
+
 // causeText is an error's text without Go package prefixes and gRPC's
 // "rpc error: code = ... desc =" wrapping.
 func causeText(err error) string {
