@@ -3,4 +3,4 @@
 // editing a .proto file (needs protoc, protoc-gen-go and protoc-gen-go-grpc).
 package api
 
-//go:generate protoc -I . --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative untrusted/untrusted.proto securedexchange/securedexchange.proto prooffiles/proof_files.proto evidence/evidence.proto
+//go:generate protoc -I . --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative untrusted/untrusted.proto securedexchange/securedexchange.proto prooffiles/proof_files.proto evidence/evidence.proto models/models.proto

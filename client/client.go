@@ -34,8 +34,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +66,10 @@ import (
 // Version is the version of this client library, sent to servers as
 // telemetry (ClientInfo.user_agent_version).
 const Version = "0.1.0"
+
+// ProtocolVersion is the wire-protocol version this client speaks; it
+// accepts servers of any 0.5.x version.
+const ProtocolVersion = "0.5.0"
 
 // UserAgent is the user agent sent to servers (ClientInfo.user_agent).
 const UserAgent = "blindfold-go"
@@ -151,9 +157,12 @@ type Option func(*config)
 type config struct {
 	hostCert     []byte
 	hostCertPath string
+	hostCertFP   []byte // SHA-256 of the pinned certificate's DER
+	hostCertFPIn string // as given, for errors
 	tofu         bool
 	simulation   bool
 	attestedPort int
+	portGiven    bool // WithAttestedPort was given
 	maxRecv      int
 	logger       *slog.Logger
 	token        string
@@ -197,6 +206,53 @@ func WithHostCertificateFile(path string) Option {
 	return func(c *config) { c.hostCertPath = path }
 }
 
+// WithHostCertificateFingerprint trusts, for the untrusted port, exactly
+// the certificate whose DER has this SHA-256 fingerprint (hex, with or
+// without colons, as Client.HostCertificateFingerprint and "openssl x509
+// -fingerprint -sha256" print it). Connect refuses a malformed
+// fingerprint.
+func WithHostCertificateFingerprint(sha256Hex string) Option {
+	return func(c *config) {
+		c.hostCertFPIn = sha256Hex
+		b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(sha256Hex), ":", ""))
+		if err != nil || len(b) != sha256.Size {
+			b = []byte{} // malformed: refused by Connect
+		}
+		c.hostCertFP = b
+	}
+}
+
+// HostCertificateError means the untrusted port presented a certificate
+// other than the one the client was told to trust. It names both
+// fingerprints; a certificate that carries Blindfold's signing-key
+// extension is an attested certificate, which means the address names the
+// attested port instead of the untrusted one.
+type HostCertificateError struct {
+	// Presented is the SHA-256 fingerprint of the certificate the port
+	// presented.
+	Presented string
+	// Expected is the fingerprint of the certificate trusted (from the
+	// file, bytes or fingerprint given).
+	Expected string
+	// Source says where Expected came from (a file name, "the certificate
+	// given" or "the fingerprint given").
+	Source string
+	// AttestedPort is true when the presented certificate is an attested
+	// certificate: the address names the attested port.
+	AttestedPort bool
+}
+
+func (e *HostCertificateError) Error() string {
+	msg := fmt.Sprintf("the untrusted port's certificate has SHA-256 fingerprint %s, but %s has %s", e.Presented, e.Source, e.Expected)
+	if e.AttestedPort {
+		msg += "; that certificate is an attested one: the address names the attested port, not the untrusted port (default 50052)"
+	}
+	return msg
+}
+
+// Unwrap makes the error match ErrTrust.
+func (e *HostCertificateError) Unwrap() error { return ErrTrust }
+
 // WithInsecureTrustOnFirstUse accepts whatever certificate the untrusted
 // port presents first, logs a warning with its fingerprint, and refuses a
 // different one later in the Client's life. The untrusted port carries no
@@ -210,8 +266,14 @@ func WithInsecureTrustOnFirstUse() Option { return func(c *config) { c.tofu = tr
 // option Connect refuses such a server with ErrSimulationServer.
 func WithSimulation() Option { return func(c *config) { c.simulation = true } }
 
-// WithAttestedPort sets the attested port (default 50051).
-func WithAttestedPort(port int) Option { return func(c *config) { c.attestedPort = port } }
+// WithAttestedPort sets the attested port. Without it, Connect uses the
+// port a Blindfold server reports in its server information (the port its
+// attested listener is bound to), and 50051 for servers that report none
+// (BlindAI). Pass it when a port mapping or proxy puts the attested port
+// elsewhere than the server believes.
+func WithAttestedPort(port int) Option {
+	return func(c *config) { c.attestedPort, c.portGiven = port, true }
+}
 
 // WithToken sends a bearer token (a JWT the server's operator accepts) with
 // every call on the attested port, as "authorization: Bearer <token>"
@@ -249,6 +311,12 @@ type ServerInfo struct {
 	// EvidenceType is the kind of evidence the server claims to produce
 	// ("simulation", "sgx-dcap", ...; Blindfold servers only).
 	EvidenceType string
+	// AttestedPort and UntrustedPort are the ports the server says its
+	// listeners are bound to (Blindfold servers only; 0: not reported).
+	// They are claims of the untrusted host: a wrong attested port can
+	// only make the connection fail, since the attested port must present
+	// the attested certificate.
+	AttestedPort, UntrustedPort int
 }
 
 // Client is a connection to a Blindfold server. It is safe for concurrent
@@ -369,6 +437,13 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 
 	reply, err := att.GetServerInfo(ctx, &untrusted.GetServerInfoRequest{})
 	if err != nil {
+		if status.Code(err) == codes.Unavailable {
+			// gRPC hides why; one direct handshake tells (a refused
+			// connection, or a certificate other than the trusted one).
+			if why := handshake(ctx, untrustedAddr, utls); why != nil {
+				err = &explained{why: why, rpc: err}
+			}
+		}
 		return nil, &ConnectError{Step: "GetServerInfo on the untrusted port", Addr: untrustedAddr, Err: err}
 	}
 	info := ServerInfo{
@@ -376,6 +451,12 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 		ServerVersion:   reply.GetServerVersion(),
 		Simulation:      reply.GetSimulation(),
 		EvidenceType:    reply.GetEvidenceType(),
+		AttestedPort:    int(reply.GetAttestedPort()),
+		UntrustedPort:   int(reply.GetUntrustedPort()),
+	}
+	if !cfg.portGiven && info.AttestedPort > 0 && info.AttestedPort <= 65535 {
+		attestedAddr = net.JoinHostPort(host, strconv.Itoa(info.AttestedPort))
+		log.Debug("using the attested port the server reports", "attested", attestedAddr)
 	}
 	if err := CheckVersion(info.ProtocolVersion); err != nil {
 		return nil, &ConnectError{Step: "version check", Addr: untrustedAddr, Err: err}
@@ -509,19 +590,54 @@ func untrustedTLS(cfg *config, pin *pinnedFingerprint, log *slog.Logger, addr st
 		hostCert = b
 	}
 	switch {
+	case cfg.hostCertFP != nil && (hostCert != nil || cfg.tofu):
+		return nil, fmt.Errorf("%w: a host certificate fingerprint excludes a host certificate and trust on first use", ErrUsage)
+	case cfg.hostCertFP != nil:
+		if len(cfg.hostCertFP) != sha256.Size {
+			return nil, fmt.Errorf("%w: host certificate fingerprint %q is not a SHA-256 (64 hex digits, colons optional)", ErrUsage, cfg.hostCertFPIn)
+		}
+		want := cfg.hostCertFP
+		tc.InsecureSkipVerify = true // checked below, by fingerprint
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return fmt.Errorf("%w: the untrusted port presented no certificate", ErrTrust)
+			}
+			got := cs.PeerCertificates[0]
+			if sum := sha256.Sum256(got.Raw); !bytes.Equal(sum[:], want) {
+				return hostCertMismatch(got, colonHex(want), "the fingerprint given")
+			}
+			return pin.check(got.Raw)
+		}
 	case hostCert != nil:
 		cert, err := parseCertificate(hostCert)
 		if err != nil {
 			return nil, fmt.Errorf("client: host certificate: %w", err)
 		}
+		source := "the certificate given"
+		if cfg.hostCertPath != "" {
+			source = cfg.hostCertPath
+		}
 		pool := x509.NewCertPool()
 		pool.AddCert(cert)
-		tc.RootCAs = pool
+		// Verified here rather than by crypto/tls, so that a mismatch
+		// names both fingerprints rather than an x509 chain error.
+		tc.InsecureSkipVerify = true
 		tc.VerifyConnection = func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return fmt.Errorf("%w: the untrusted port presented no certificate", ErrTrust)
 			}
-			return pin.check(cs.PeerCertificates[0].Raw)
+			leaf := cs.PeerCertificates[0]
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: identity.ServerName}); err != nil {
+				if bytes.Equal(leaf.Raw, cert.Raw) {
+					return fmt.Errorf("%w: the untrusted port's certificate: %w", ErrTrust, err)
+				}
+				return hostCertMismatch(leaf, identity.Fingerprint(cert.Raw), source)
+			}
+			return pin.check(leaf.Raw)
 		}
 	case cfg.tofu:
 		tc.InsecureSkipVerify = true
@@ -535,6 +651,25 @@ func untrustedTLS(cfg *config, pin *pinnedFingerprint, log *slog.Logger, addr st
 		return nil, ErrNoTrust
 	}
 	return tc, nil
+}
+
+// colonHex formats a digest as Fingerprint does.
+func colonHex(sum []byte) string {
+	parts := make([]string, len(sum))
+	for i, b := range sum {
+		parts[i] = fmt.Sprintf("%02X", b)
+	}
+	return strings.Join(parts, ":")
+}
+
+func hostCertMismatch(presented *x509.Certificate, expected, source string) error {
+	_, keyErr := identity.SigningKeyFromCertificate(presented)
+	return &HostCertificateError{
+		Presented:    identity.Fingerprint(presented.Raw),
+		Expected:     expected,
+		Source:       source,
+		AttestedPort: keyErr == nil,
+	}
 }
 
 // attestedTLS trusts exactly the attested certificate: it is the only root,
@@ -584,6 +719,27 @@ func waitReady(ctx context.Context, conn *grpc.ClientConn, addr string, tc *tls.
 			return fmt.Errorf("not ready before the deadline: %w", ctx.Err())
 		}
 	}
+}
+
+// explained is a gRPC error with the reason found for it: its text is the
+// reason's, and both match errors.Is, errors.As and status.Code.
+type explained struct{ why, rpc error }
+
+func (e *explained) Error() string   { return e.why.Error() }
+func (e *explained) Unwrap() []error { return []error{e.why, e.rpc} }
+
+// handshake makes one TLS handshake with tc and returns why it failed (nil
+// if it succeeded).
+func handshake(ctx context.Context, addr string, tc *tls.Config) error {
+	c := tc.Clone()
+	c.NextProtos = []string{"h2"}
+	d := tls.Dialer{Config: c}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	conn.Close()
+	return nil
 }
 
 func probe(ctx context.Context, addr string, tc *tls.Config) error {

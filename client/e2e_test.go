@@ -440,5 +440,11 @@ func TestE2EConcurrentUse(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(m.Run())
+	stop, ok := startExampleServer()
+	if !ok {
+		fmt.Fprintln(os.Stderr, "client examples: ONNX Runtime not found; the examples that need a server will fail (run scripts/setup-onnxruntime.sh)")
+	}
+	code := m.Run()
+	stop()
+	os.Exit(code)
 }

@@ -117,7 +117,10 @@ func (a *attestationService) GetServerInfo(context.Context, *untrusted.GetServer
 	case !a.s.cfg.Simulation:
 		kind = "none"
 	}
+	untrustedPort, attestedPort := a.s.servedPorts()
 	return &untrusted.GetServerInfoReply{
+		UntrustedPort: untrustedPort,
+		AttestedPort:  attestedPort,
 		Version:       ProtocolVersion,
 		ServerVersion: Version,
 		Simulation:    a.s.cfg.Simulation,

@@ -386,12 +386,18 @@ type Setting struct {
 	Env   string // environment variable, e.g. "BLINDFOLD_MAX_MODEL_BYTES"
 	Flag  string // flag name, e.g. "max-model-bytes"
 	Usage string // one line of help
+	// Type names the value's kind: bool, string, int, number, size
+	// (bytes, or with a unit such as 512MiB), duration (30s, 2m) or list
+	// (comma-separated in flags and the environment, an array in TOML).
+	Type string
+	// Default is the default value as text ("" when empty).
+	Default string
 }
 
 var settingUsage = map[string]string{
 	"simulation":                 "run WITHOUT a TEE (INSECURE: protects nothing; for development only)",
 	"tee":                        "hardware evidence provider: sgx-gramine (SGX DCAP quotes through Gramine's /dev/attestation)",
-	"attestation_dir":            "Gramine's attestation folder (default /dev/attestation)",
+	"attestation_dir":            "Gramine's attestation folder",
 	"pccs_url":                   "base URL of the PCCS or Intel PCS that SGX collateral is fetched from",
 	"pccs_root_ca_crl_url":       "URL of the SGX root CA CRL (default: Intel's distribution point with Intel PCS, else the PCCS's rootcacrl)",
 	"pccs_insecure_skip_verify":  "INSECURE: do not check the PCCS's TLS certificate (collateral is still verified by clients)",
@@ -455,18 +461,57 @@ func (c *Config) fields() map[string]reflect.Value {
 // Settings lists every configuration key with its environment variable and
 // flag, sorted by key.
 func Settings() []Setting {
-	var c Config
+	c := DefaultConfig()
 	var out []Setting
-	for key := range c.fields() {
+	for key, f := range c.fields() {
 		out = append(out, Setting{
-			Key:   key,
-			Env:   "BLINDFOLD_" + strings.ToUpper(key),
-			Flag:  strings.ReplaceAll(key, "_", "-"),
-			Usage: settingUsage[key],
+			Key:     key,
+			Env:     "BLINDFOLD_" + strings.ToUpper(key),
+			Flag:    strings.ReplaceAll(key, "_", "-"),
+			Usage:   settingUsage[key],
+			Type:    settingType(f),
+			Default: settingText(f),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
+}
+
+// settingType names the kind of a setting's field (see Setting.Type).
+func settingType(f reflect.Value) string {
+	switch f.Addr().Interface().(type) {
+	case *bool:
+		return "bool"
+	case *int:
+		return "int"
+	case *float64:
+		return "number"
+	case *ByteSize:
+		return "size"
+	case *Duration:
+		return "duration"
+	case *[]string:
+		return "list"
+	}
+	return "string"
+}
+
+// settingText formats a setting's value ("" for a zero value that means
+// "unset").
+func settingText(f reflect.Value) string {
+	switch v := f.Interface().(type) {
+	case string:
+		return v
+	case bool:
+		return strconv.FormatBool(v)
+	case []string:
+		return strings.Join(v, ",")
+	case ByteSize:
+		return v.String()
+	case Duration:
+		return v.String()
+	}
+	return fmt.Sprint(f.Interface())
 }
 
 // setField parses s into the field for key.
@@ -520,11 +565,24 @@ func LoadConfig(path string, getenv func(string) (string, bool)) (Config, error)
 			return Config{}, fmt.Errorf("config file %s: %w", path, err)
 		}
 		if und := md.Undecoded(); len(und) > 0 {
-			keys := make([]string, len(und))
-			for i, k := range und {
-				keys[i] = k.String()
+			var problems []string
+			for _, k := range und {
+				problems = append(problems, unknownKey(k.String()))
 			}
-			return Config{}, fmt.Errorf("config file %s: unknown keys %s (see blindfold-server --help for the allowed keys)", path, strings.Join(keys, ", "))
+			return Config{}, fmt.Errorf("config file %s: %s (every key is listed in docs/configuration.md and by blindfold-server --help)", path, strings.Join(problems, "; "))
+		}
+		// Paths written in the file mean what they say next to the file,
+		// wherever the server is started from.
+		dir, err := filepath.Abs(filepath.Dir(path))
+		if err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+		for key, p := range c.pathSettings() {
+			for _, q := range p {
+				if md.IsDefined(key) && *q != "" && !filepath.IsAbs(*q) {
+					*q = filepath.Join(dir, *q)
+				}
+			}
 		}
 	}
 	if getenv != nil {
@@ -540,15 +598,86 @@ func LoadConfig(path string, getenv func(string) (string, bool)) (Config, error)
 	return c, nil
 }
 
+// unknownKey words an unknown TOML key, with the closest known key when
+// one is close enough to be a likely typo.
+func unknownKey(key string) string {
+	leaf := key
+	if i := strings.LastIndex(key, "."); i >= 0 {
+		leaf = key[i+1:]
+	}
+	best, bestDist := "", 1<<30
+	for _, s := range Settings() {
+		if d := editDistance(leaf, s.Key); d < bestDist {
+			best, bestDist = s.Key, d
+		}
+	}
+	if bestDist <= max(2, len(leaf)/3) && best != key {
+		return fmt.Sprintf("unknown key %q (did you mean %q?)", key, best)
+	}
+	return fmt.Sprintf("unknown key %q", key)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// settingFlag is the flag.Value of a setting: it checks the value as the
+// setting's type when given, and keeps the text for ApplyFlags.
+type settingFlag struct {
+	text    string
+	kind    string
+	boolean bool
+	check   func(string) error
+}
+
+func (f *settingFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.text
+}
+
+func (f *settingFlag) Set(s string) error {
+	if err := f.check(s); err != nil {
+		return err
+	}
+	f.text = s
+	return nil
+}
+
+// IsBoolFlag lets boolean settings be given as a bare --flag.
+func (f *settingFlag) IsBoolFlag() bool { return f.boolean }
+
+// Type names the setting's kind for help.
+func (f *settingFlag) Type() string { return f.kind }
+
 // RegisterFlags defines one flag per setting on fs. After fs.Parse, call
 // ApplyFlags to copy the flags that were given into a Config.
 func RegisterFlags(fs *flag.FlagSet) {
 	for _, s := range Settings() {
-		if s.Key == "simulation" || s.Key == "pccs_insecure_skip_verify" {
-			fs.Bool(s.Flag, false, s.Usage)
-			continue
+		key := s.Key
+		check := func(v string) error {
+			c := DefaultConfig()
+			return setField(c.fields()[key], v)
 		}
-		fs.String(s.Flag, "", s.Usage+" [env "+s.Env+"]")
+		fs.Var(&settingFlag{text: s.Default, kind: s.Type, boolean: s.Type == "bool", check: check}, s.Flag, s.Usage)
 	}
 }
 
@@ -667,13 +796,28 @@ func (c *Config) WorkDirectory() string {
 	return filepath.Join(c.StateDir, "empty")
 }
 
+// pathSettings returns the settings that name files or folders, by TOML
+// key.
+func (c *Config) pathSettings() map[string][]*string {
+	m := map[string][]*string{
+		"state_dir": {&c.StateDir}, "work_dir": {&c.WorkDir}, "host_cert": {&c.HostCert}, "host_key": {&c.HostKey},
+		"sealing_key_file": {&c.SealingKeyFile}, "onnxruntime_lib": {&c.OnnxRuntimeLib}, "attestation_dir": {&c.AttestationDir},
+	}
+	for i := range c.AuthKeys {
+		m["auth_keys"] = append(m["auth_keys"], &c.AuthKeys[i])
+	}
+	return m
+}
+
 // MakePathsAbsolute resolves every relative path setting against the
 // current folder, so that the settings keep their meaning after the
-// process moves into its work folder.
+// process moves into its work folder. Paths from a configuration file
+// were already resolved against the file's folder by LoadConfig; those
+// left relative come from the environment or flags.
 func (c *Config) MakePathsAbsolute() error {
-	paths := []*string{&c.StateDir, &c.WorkDir, &c.HostCert, &c.HostKey, &c.SealingKeyFile, &c.OnnxRuntimeLib, &c.AttestationDir}
-	for i := range c.AuthKeys {
-		paths = append(paths, &c.AuthKeys[i])
+	var paths []*string
+	for _, p := range c.pathSettings() {
+		paths = append(paths, p...)
 	}
 	for _, p := range paths {
 		if *p == "" || filepath.IsAbs(*p) {

@@ -63,7 +63,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		env        map[string]string
 		want       string
 	}{
-		{"unknown key", "simulaton = true\n", nil, "unknown keys simulaton"},
+		{"unknown key", "simulaton = true\n", nil, `unknown key "simulaton" (did you mean "simulation"?)`},
 		{"bad size", "max_model_bytes = \"lots\"\n", nil, "not a size"},
 		{"bad toml", "max_models = [\n", nil, "config file"},
 		{"bad env int", "", map[string]string{"BLINDFOLD_MAX_MODELS": "many"}, "BLINDFOLD_MAX_MODELS"},

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/stats"
 
 	"github.com/blindfold-ai/blindfold/api/evidence"
+	"github.com/blindfold-ai/blindfold/api/models"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
@@ -153,6 +154,7 @@ func New(opts Options) (*Server, error) {
 		MinVersion:   tls.VersionTLS13,
 	}, "attested")
 	securedexchange.RegisterExchangeServer(s.attested, &exchangeService{s: s})
+	models.RegisterModelsServer(s.attested, &catalogueService{s: s})
 	return s, nil
 }
 
@@ -237,6 +239,7 @@ func (s *Server) Start() error {
 	if s.cfg.AuthMode() == AuthNone {
 		s.log.Warn("authentication is off (auth = none): anyone who reaches the attested port can upload, run and delete any model")
 	}
+	s.logAuth()
 	s.log.Info("serving", "untrusted", ul.Addr().String(), "attested", al.Addr().String(),
 		"protocol_version", ProtocolVersion, "server_version", Version, "onnxruntime", s.rt.Version(),
 		"attested_cert_sha256", identity.Fingerprint(s.id.DER))

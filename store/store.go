@@ -305,6 +305,33 @@ func (s *Store) List() []Info {
 	return out
 }
 
+// Visible returns the models caller may use, sorted by id: caller's own
+// models, and the public models of others. Where caller owns a model with
+// the id of another's public model, only caller's own is returned, as
+// Acquire would find it. Nothing is acquired: the models may be deleted
+// at any time, and only their fields set before Add may be read.
+func (s *Store) Visible(caller string) []*Model {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Model
+	for k, m := range s.models {
+		if k.owner == caller {
+			out = append(out, m)
+		}
+	}
+	for id, m := range s.public {
+		if m.Owner == caller {
+			continue // listed above
+		}
+		if _, shadowed := s.models[key{caller, id}]; shadowed {
+			continue
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 // Usage returns the number of models and the bytes in use (models and
 // reservations).
 func (s *Store) Usage() (models int, bytes int64) {

@@ -443,7 +443,15 @@ type GetServerInfoReply struct {
 	Simulation bool `protobuf:"varint,101,opt,name=simulation,proto3" json:"simulation,omitempty"`
 	// Blindfold extension: the kind of evidence the server produces
 	// ("simulation", "sgx-dcap", ...).
-	EvidenceType  string `protobuf:"bytes,102,opt,name=evidence_type,json=evidenceType,proto3" json:"evidence_type,omitempty"`
+	EvidenceType string `protobuf:"bytes,102,opt,name=evidence_type,json=evidenceType,proto3" json:"evidence_type,omitempty"`
+	// Blindfold extension: the TCP port the attested (inference) port
+	// listens on (0: not reported). Blindfold clients use it unless told
+	// otherwise; behind a port mapping it may differ from the port clients
+	// must dial.
+	AttestedPort uint32 `protobuf:"varint,103,opt,name=attested_port,json=attestedPort,proto3" json:"attested_port,omitempty"`
+	// Blindfold extension: the TCP port the untrusted port listens on (0: not
+	// reported).
+	UntrustedPort uint32 `protobuf:"varint,104,opt,name=untrusted_port,json=untrustedPort,proto3" json:"untrusted_port,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -506,6 +514,20 @@ func (x *GetServerInfoReply) GetEvidenceType() string {
 	return ""
 }
 
+func (x *GetServerInfoReply) GetAttestedPort() uint32 {
+	if x != nil {
+		return x.AttestedPort
+	}
+	return 0
+}
+
+func (x *GetServerInfoReply) GetUntrustedPort() uint32 {
+	if x != nil {
+		return x.UntrustedPort
+	}
+	return 0
+}
+
 var File_untrusted_untrusted_proto protoreflect.FileDescriptor
 
 const file_untrusted_untrusted_proto_rawDesc = "" +
@@ -537,14 +559,16 @@ const file_untrusted_untrusted_proto_rawDesc = "" +
 	"collateral\x18\x02 \x01(\v2\x18.untrusted.SgxCollateralR\n" +
 	"collateral\x12*\n" +
 	"\x11enclave_held_data\x18\x03 \x01(\fR\x0fenclaveHeldData\"\x16\n" +
-	"\x14GetServerInfoRequest\"\x9a\x01\n" +
+	"\x14GetServerInfoRequest\"\xe6\x01\n" +
 	"\x12GetServerInfoReply\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12%\n" +
 	"\x0eserver_version\x18d \x01(\tR\rserverVersion\x12\x1e\n" +
 	"\n" +
 	"simulation\x18e \x01(\bR\n" +
 	"simulation\x12#\n" +
-	"\revidence_type\x18f \x01(\tR\fevidenceType2\xf1\x02\n" +
+	"\revidence_type\x18f \x01(\tR\fevidenceType\x12#\n" +
+	"\rattested_port\x18g \x01(\rR\fattestedPort\x12%\n" +
+	"\x0euntrusted_port\x18h \x01(\rR\runtrustedPort2\xf1\x02\n" +
 	"\vAttestation\x12T\n" +
 	"\x0eGetCertificate\x12 .untrusted.GetCertificateRequest\x1a\x1e.untrusted.GetCertificateReply\"\x00\x12B\n" +
 	"\bGetToken\x12\x1a.untrusted.GetTokenRequest\x1a\x18.untrusted.GetTokenReply\"\x00\x12u\n" +

@@ -23,39 +23,53 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const banner = `
-################################################################################
-#  SIMULATION MODE - NO TEE, NO ATTESTATION, NO CONFIDENTIALITY                 #
-#  The host, its operator and anyone with access to this machine can read       #
-#  every model and every input. Use it for development only. Never send real   #
-#  data to this server.                                                         #
-################################################################################
-`
+// banner is printed at start in simulation mode.
+var banner = box([]string{
+	"SIMULATION MODE - NO TEE, NO ATTESTATION, NO CONFIDENTIALITY",
+	"The host, its operator and anyone with access to this machine can read",
+	"every model and every input. Use it for development only. Never send real",
+	"data to this server.",
+})
+
+// box frames lines in a box of '#' whose right edge is straight.
+func box(lines []string) string {
+	width := 0
+	for _, l := range lines {
+		width = max(width, len(l))
+	}
+	edge := strings.Repeat("#", width+6)
+	var b strings.Builder
+	b.WriteString("\n" + edge + "\n")
+	for _, l := range lines {
+		fmt.Fprintf(&b, "#  %-*s  #\n", width, l)
+	}
+	b.WriteString(edge + "\n")
+	return b.String()
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("blindfold-server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "TOML configuration file [env BLINDFOLD_CONFIG]")
-	version := fs.Bool("version", false, "print the version and exit")
-	server.RegisterFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage: blindfold-server [--config FILE] [flags]
-
-Serves ONNX models to BlindAI 0.5 and Blindfold clients on two ports: the
-untrusted port (attestation material) and the attested port (inference).
-Settings come from the TOML file, then BLINDFOLD_* environment variables,
-then flags (flags win).
-
-Without a TEE the server runs only with --simulation, which protects nothing.
-
-Flags:
-`)
-		fs.PrintDefaults()
+	if len(args) > 0 && args[0] == "version" {
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "blindfold-server version: unexpected arguments %q\n", args[1:])
+			return 2
+		}
+		fmt.Fprintln(stdout, versionLine())
+		return 0
 	}
+	if len(args) > 0 && args[0] == "help" {
+		args = []string{"--help"}
+	}
+	fs := flag.NewFlagSet("blindfold-server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configPath := fs.String("config", "", "TOML configuration `FILE` [env BLINDFOLD_CONFIG]")
+	version := fs.Bool("version", false, "print the version and exit (also: blindfold-server version)")
+	server.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout)
 			return 0
 		}
+		fmt.Fprintf(stderr, "blindfold-server: %v\nRun \"blindfold-server --help\" for the flags.\n", err)
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -63,7 +77,7 @@ Flags:
 		return 2
 	}
 	if *version {
-		fmt.Fprintf(stdout, "blindfold-server %s (protocol %s)\n", server.Version, server.ProtocolVersion)
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	}
 	if *configPath == "" {
@@ -102,7 +116,7 @@ Flags:
 		return 1
 	}
 	rt, err := engine.Open(engine.Options{
-		LibraryPath: cfg.OnnxRuntimeLib, IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: cfg.InterOpThreads,
+		LibraryPath: findLibrary(cfg.OnnxRuntimeLib), IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: cfg.InterOpThreads,
 		MemoryLimit: int64(cfg.EngineMemoryLimit), DisableSpinning: !cfg.EngineSpinning,
 		MaxModelNodes: cfg.MaxModelNodes, MaxModelInitializers: cfg.MaxModelInitializers, EmptyDir: workDir,
 	})
@@ -136,6 +150,50 @@ Flags:
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// versionLine is the server's version, in the form the client's
+// "blindfold version" prints beside its own.
+func versionLine() string {
+	return fmt.Sprintf("blindfold-server %s (protocol %s)", server.Version, server.ProtocolVersion)
+}
+
+const helpHead = `Usage:
+  blindfold-server [--config FILE] [flags]
+  blindfold-server version
+
+Serves ONNX models to BlindAI 0.5 and Blindfold clients on two ports: the
+untrusted port (attestation material) and the attested port (inference).
+Settings come from the TOML file, then BLINDFOLD_* environment variables,
+then flags (flags win). Relative paths in the file are relative to the
+file's folder; those from flags and variables, to the current folder.
+An example file is examples/blindfold.toml; docs/configuration.md lists
+every setting.
+
+Without a TEE the server runs only with --simulation, which protects nothing.
+
+Flags (TOML key and environment variable in brackets):
+  --config FILE
+    	TOML configuration file [env BLINDFOLD_CONFIG]
+  --version
+    	print the version and exit (also: blindfold-server version)
+`
+
+// printHelp writes the help: every setting as a flag with its type,
+// default, TOML key and environment variable.
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, helpHead)
+	for _, s := range server.Settings() {
+		arg := " " + strings.ToUpper(s.Type)
+		if s.Type == "bool" {
+			arg = ""
+		}
+		def := ""
+		if s.Default != "" {
+			def = " (default " + s.Default + ")"
+		}
+		fmt.Fprintf(w, "  --%s%s\n    \t%s%s [toml %s, env %s]\n", s.Flag, arg, s.Usage, def, s.Key, s.Env)
+	}
 }
 
 func newLogger(w io.Writer, cfg server.Config) *slog.Logger {

@@ -76,6 +76,9 @@ type command struct {
 	setup func(fs *flag.FlagSet) func(e *env, args []string) error
 	// sub holds subcommands ("proof verify").
 	sub []*command
+	// addr means the first positional argument is ADDR, which may be left
+	// out when $BLINDFOLD_ADDR or a profile gives it.
+	addr bool
 }
 
 func commands() []*command {
@@ -85,15 +88,24 @@ func commands() []*command {
 		uploadCommand(),
 		runCommand(),
 		deleteCommand(),
+		listCommand(),
+		describeCommand(),
+		versionCommand(),
+		{
+			name: "profile", synopsis: "blindfold profile save|use|list [arguments]",
+			summary: "save connection settings (address, pinned certificate, ports) and pick the current ones",
+			sub:     []*command{profileSaveCommand(), profileUseCommand(), profileListCommand()},
+		},
+		completionCommand(),
 		{
 			name: "proof", synopsis: "blindfold proof verify FILE [flags]",
 			summary: "work with proof files (signed results)",
 			sub:     []*command{proofVerifyCommand()},
 		},
 		{
-			name: "policy", synopsis: "blindfold policy from-sigstruct|show [arguments]",
+			name: "policy", synopsis: "blindfold policy init|from-sigstruct|show [arguments]",
 			summary: "make and check enclave policies (policy.toml)",
-			sub:     []*command{policyFromSigstructCommand(), policyShowCommand()},
+			sub:     []*command{policyInitCommand(), policyFromSigstructCommand(), policyShowCommand()},
 		},
 		{
 			name: "token", synopsis: "blindfold token keygen|issue [flags]",
@@ -122,10 +134,14 @@ Usage:
 Commands:
 %s
 Run "blindfold COMMAND --help" for a command's flags. ADDR is "host" or
-"host:port" of the server's untrusted port (default port 50052).
+"host:port" of the server's untrusted port (default port 50052); it may
+be left out when $BLINDFOLD_ADDR or a profile gives it. Every connection
+flag has an environment variable (BLINDFOLD_HOST_CERT, BLINDFOLD_SIMULATION,
+BLINDFOLD_ATTESTED_PORT, BLINDFOLD_TOKEN, ...): see "blindfold info --help".
 
-Trusting the server: pass the operator's certificate with --host-cert FILE
-(or, insecurely, --insecure-trust-on-first-use) to reach the untrusted
+Trusting the server: pass the operator's certificate with --host-cert FILE,
+its pinned fingerprint (a profile), or, insecurely,
+--insecure-trust-on-first-use, to reach the untrusted
 port, and the enclave's policy with --policy policy.toml: the server's SGX
 DCAP evidence is then verified against the pinned Intel SGX Root CA and the
 policy before anything is sent, and the attested port must present exactly
@@ -155,8 +171,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprint(stdout, mainUsage(cmds))
 		return exitOK
-	case "version", "--version":
-		fmt.Fprintf(stdout, "blindfold %s (protocol 0.5)\n", client.Version)
+	case "--version":
+		fmt.Fprintln(stdout, clientVersionLine())
 		return exitOK
 	}
 	c := findCommand(cmds, args[0])
@@ -225,14 +241,7 @@ func dispatch(e *env, c *command, args []string, path string) int {
 	runner := c.setup(fs)
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage:\n  %s\n\n%s\n", c.synopsis, strings.TrimSpace(c.help))
-		var flags strings.Builder
-		fs.SetOutput(&flags)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-		if flags.Len() > 0 {
-			// Show the double-dash form, which the flag package accepts too.
-			fmt.Fprintf(w, "\nFlags:\n%s", strings.ReplaceAll("\n"+flags.String(), "\n  -", "\n  --")[1:])
-		}
+		printFlags(w, fs)
 		fmt.Fprintf(w, "\n%s\n", exitCodesHelp)
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -243,6 +252,11 @@ func dispatch(e *env, c *command, args []string, path string) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: %v\nRun \"%s --help\" for usage.\n", path, err, path)
 		return exitUsage
+	}
+	if c.addr && len(pos) == c.minArgs-1 && defaultAddr(fs) != "" {
+		// ADDR left out: the connection settings supply it
+		// ($BLINDFOLD_ADDR or the profile), or say it is missing.
+		pos = append([]string{""}, pos...)
 	}
 	if len(pos) < c.minArgs || (c.maxArgs >= 0 && len(pos) > c.maxArgs) {
 		fmt.Fprintf(e.stderr, "%s: wrong number of arguments (%d)\nUsage: %s\nRun \"%s --help\" for more.\n", path, len(pos), c.synopsis, path)
@@ -291,11 +305,11 @@ func report(e *env, path string, err error) int {
 	code := classify(err)
 	switch code {
 	case exitServer:
-		fmt.Fprintf(e.stderr, "%s: the server refused the request: code %s: %v\n", path, status.Code(err), err)
+		fmt.Fprintf(e.stderr, "%s: the server refused the request (%s): %s\n", path, status.Code(err), explainServer(err))
 	case exitUsage:
-		fmt.Fprintf(e.stderr, "%s: %v\nRun \"%s --help\" for usage.\n", path, err, path)
+		fmt.Fprintf(e.stderr, "%s: %s\nRun \"%s --help\" for usage.\n", path, plainText(err), path)
 	default:
-		fmt.Fprintf(e.stderr, "%s: %v\n", path, err)
+		fmt.Fprintf(e.stderr, "%s: %s\n", path, plainText(err))
 	}
 	return code
 }

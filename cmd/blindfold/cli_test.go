@@ -118,7 +118,7 @@ func TestLocalFileErrors(t *testing.T) {
 func TestConnectionFailure(t *testing.T) {
 	// Nothing listens on port 1 of loopback.
 	code, stdout, stderr := runCLI(t, "info", "127.0.0.1:1", "--insecure-trust-on-first-use", "--simulation", "--timeout", "5s")
-	if code != exitConnection || stdout != "" || !strings.Contains(stderr, "GetServerInfo") {
+	if code != exitConnection || stdout != "" || !strings.Contains(stderr, "cannot reach the untrusted port at 127.0.0.1:1: connection refused") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	if !strings.Contains(stderr, "SIMULATION MODE") || !strings.Contains(stderr, "PROTECTS NOTHING") {

@@ -69,7 +69,7 @@ func TestE2ECLI(t *testing.T) {
 		{"info", with("info", srv.UntrustedAddr), exitOK, "protocol version:      0.5.0", "SIMULATION MODE"},
 		{"connect alias, trust on first use", []string{"connect", srv.UntrustedAddr, "--insecure-trust-on-first-use", "--simulation", "--attested-port", strconv.Itoa(port)}, exitOK, "simulation:            true", "sha256_fingerprint"},
 		{"simulation not accepted", []string{"info", srv.UntrustedAddr, "--host-cert", srv.HostCertPEM, "--attested-port", strconv.Itoa(port)}, exitConnection, "", "pass --simulation"},
-		{"attested port closed: the port assumed is named", []string{"info", srv.UntrustedAddr, "--host-cert", srv.HostCertPEM, "--simulation", "--attested-port", "1"}, exitConnection, "", "the attested port is 1, from --attested-port (default 50051)"},
+		{"attested port closed: the port assumed is named", []string{"info", srv.UntrustedAddr, "--host-cert", srv.HostCertPEM, "--simulation", "--attested-port", "1"}, exitConnection, "", "cannot open the attested port 127.0.0.1:1: connection or TLS handshake failed: dial tcp 127.0.0.1:1: connect: connection refused\nthe attested port comes from --attested-port"},
 		{"upload", with("upload", srv.UntrustedAddr, model, "--id", "multi", "--sign", "--proof", sendProof), exitOK, "model_id: multi\nsha256:   " + modelHash, "signed reply verified"},
 		{"upload a large non-model, with a progress bar", with("upload", srv.UntrustedAddr, big), exitServer, "", "uploading"},
 		{"upload again", with("upload", srv.UntrustedAddr, model, "--id", "multi"), exitServer, "", "AlreadyExists"},

@@ -49,8 +49,8 @@ func loadTestRoot(path string) (*x509.Certificate, error) {
 
 func attestCommand() *command {
 	return &command{
-		name:     "attest",
-		synopsis: "blindfold attest ADDR --policy policy.toml [--fresh] [connection flags]",
+		name: "attest", addr: true,
+		synopsis: "blindfold attest [ADDR] --policy policy.toml [--fresh] [connection flags]",
 		summary:  "verify the server's hardware evidence against a policy and print it",
 		help: `Fetches the server's SGX DCAP evidence, verifies it (quote, collateral,
 PCK chain to the pinned Intel SGX Root CA, revocation, TCB status), checks
@@ -66,10 +66,14 @@ replayed quote is refused.`,
 			cf := addConnFlags(fs)
 			fresh := fs.Bool("fresh", false, "bind the evidence to a random nonce (blindfold.v1.Evidence/GetEvidence)")
 			return func(e *env, args []string) error {
-				if cf.policy == "" {
+				addr, err := cf.resolve(args[0])
+				if err != nil {
+					return err
+				}
+				if cf.Policy == "" {
 					return usageErrorf("attest needs --policy policy.toml (generate it with \"blindfold policy from-sigstruct\")")
 				}
-				if cf.simulation {
+				if cf.Simulation {
 					return usageErrorf("attest verifies hardware evidence; --simulation makes no sense here")
 				}
 				if *fresh {
@@ -78,12 +82,12 @@ replayed quote is refused.`,
 						return err
 					}
 				}
-				c, _, done, err := cf.connect(e, args[0])
+				c, _, done, err := cf.connect(e, addr)
 				if err != nil {
 					return err
 				}
 				defer done()
-				printAttestation(e.stdout, c.Attestation(), cf.loaded, cf.nonce, cf.testRootCA != "")
+				printAttestation(e.stdout, c.Attestation(), cf.loaded, cf.nonce, cf.TestRootCA != "")
 				return nil
 			}
 		},
@@ -182,15 +186,19 @@ func policyShowCommand() *command {
 	return &command{
 		name:     "show",
 		synopsis: "blindfold policy show policy.toml",
-		summary:  "check a policy.toml and print it with every default filled in",
-		help: `Parses a policy.toml, refusing unknown keys and bad values, and prints
-it in full, with comments saying what each rule demands, followed (as
+		summary:  "check a policy.toml and print it in full, optional keys with their defaults",
+		help: `Parses a policy.toml, refusing unknown keys and bad values and naming
+every missing required key at once, and prints it in full (optional keys
+with their defaults), with comments saying what each rule demands, followed (as
 comments) by what the policy does with each TCB status and why. A
 BlindAI 0.5 policy (without accepted_tcb_statuses and
 accepted_advisory_ids) is accepted with a warning saying what it accepts.`,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			return func(e *env, args []string) error {
+				if missing := missingPolicyKeys(args[0]); len(missing) > 0 {
+					return withCode(exitIO, fmt.Errorf("%s lacks the required keys %s; \"blindfold policy init\" writes a template with all of them (docs/policy.md)", args[0], strings.Join(missing, ", ")))
+				}
 				p, err := loadPolicy(e, args[0])
 				if err != nil {
 					return err
