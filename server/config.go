@@ -65,9 +65,11 @@ type Config struct {
 	// OnnxRuntimeLib is the path of libonnxruntime.so.1. Empty: search the
 	// usual places (see engine.FindLibrary).
 	OnnxRuntimeLib string `toml:"onnxruntime_lib"`
-	// IntraOpThreads is ONNX Runtime's intra-op thread count (0: its default).
+	// IntraOpThreads sizes ONNX Runtime's intra-op thread pool, one pool
+	// that every model shares (0: its default, one thread per core).
 	IntraOpThreads int `toml:"intra_op_threads"`
-	// InterOpThreads is ONNX Runtime's inter-op thread count (0: its default).
+	// InterOpThreads sizes ONNX Runtime's shared inter-op thread pool (0:
+	// its default).
 	InterOpThreads int `toml:"inter_op_threads"`
 	// EngineSpinning lets ONNX Runtime's thread pools busy-wait between
 	// operators (its default). Turning it off leaves idle cores to gRPC,
@@ -402,8 +404,8 @@ var settingUsage = map[string]string{
 	"host_key":                   "operator TLS key (PEM) for the untrusted port",
 	"sealing_key_file":           "platform sealing key for saved models (default: Gramine's MRENCLAVE key; in simulation a generated key file in state_dir)",
 	"onnxruntime_lib":            "path of libonnxruntime.so.1 (default: search the usual places)",
-	"intra_op_threads":           "ONNX Runtime intra-op threads (0: its default)",
-	"inter_op_threads":           "ONNX Runtime inter-op threads (0: its default)",
+	"intra_op_threads":           "threads of ONNX Runtime's intra-op pool, shared by every model (0: its default, one per core)",
+	"inter_op_threads":           "threads of ONNX Runtime's inter-op pool, shared by every model (0: its default)",
 	"engine_memory_limit":        "cap on ONNX Runtime memory for all models, weights and intermediate tensors (0: none; default: 3/4 of RAM)",
 	"engine_spinning":            "let ONNX Runtime threads busy-wait for work (true, its default) or sleep (false)",
 	"max_model_bytes":            "largest model accepted, counted on bytes received (e.g. 1GiB)",
