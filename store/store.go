@@ -705,6 +705,16 @@ func (s *Store) Tenants() []TenantStats {
 	return out
 }
 
+// Tenant returns owner's counts.
+func (s *Store) Tenant(owner string) TenantStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.tenants[owner]; t != nil {
+		return *t
+	}
+	return TenantStats{Owner: owner}
+}
+
 // Close deletes every model and closes every session (waiting for requests
 // that still use them only through their release).
 func (s *Store) Close() {
