@@ -151,3 +151,7 @@ func modelRoomStatus(err error) error {
 		return errorf(codes.ResourceExhausted, "no room for this model: %v (max_total_model_bytes)", err)
 	}
 }
+
+// HeldModels lists the models the server holds, in memory or evicted to
+// sealed storage, sorted by owner, then id.
+func (s *Server) HeldModels() []store.Info { return s.models.List() }
