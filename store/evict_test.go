@@ -272,3 +272,29 @@ func TestTenantQuotas(t *testing.T) {
 		mustAdd(t, s, &Model{ID: id, Size: 100})
 	}
 }
+
+// TestDeleteDuringFailingReload: a reload that fails because the model was
+// deleted meanwhile (its sealed copy removed) answers ErrNotFound, not a
+// reload failure.
+func TestDeleteDuringFailingReload(t *testing.T) {
+	r := &reloader{delay: 50 * time.Millisecond}
+	r.fail.Store(true)
+	s := evictStore(1, 100, r)
+	mustAdd(t, s, &Model{ID: "a", Size: 10, Saved: true})
+	mustAdd(t, s, &Model{ID: "b", Size: 10, Saved: true})
+	done := make(chan error)
+	go func() {
+		_, _, err := s.Acquire("", "a")
+		done <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	if err := s.Delete("", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrNotFound) {
+		t.Fatalf("waiter: %v, want ErrNotFound", err)
+	}
+	if st := s.Tenant(""); st.ReloadFailures != 0 {
+		t.Fatalf("%d reload failures counted for a deleted model", st.ReloadFailures)
+	}
+}

@@ -561,6 +561,13 @@ func (s *Store) reloadLocked(ctx context.Context, m *Model) error {
 			t.Loaded--
 			m.resident = false
 		}
+		if m.deleted {
+			// Deleted meanwhile (its sealed copy may be gone already):
+			// for every waiter the model is simply not there.
+			r.err = fmt.Errorf("%w: %q", ErrNotFound, m.ID)
+			close(r.done)
+			return r.err
+		}
 		t.ReloadFailures++
 		r.err = fmt.Errorf("%w: %q: %w", ErrReload, m.ID, err)
 		close(r.done)
