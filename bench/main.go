@@ -163,6 +163,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	res.Command = commandLine(args)
+	if set.TenantsOnly {
+		// Keep the per-model figures of the results already at out; only
+		// the scaling and fairness sections are new.
+		if old, err := readResults(*out); err == nil {
+			fresh := *res
+			*res = *old
+			res.Scaling, res.Fairness = fresh.Scaling, fresh.Fairness
+			res.Settings.ScalingCounts, res.Settings.MediumModels, res.Settings.FairnessS = set.ScalingCounts, set.MediumModels, set.FairnessS
+			res.TenantsRun = TenantsRun{Command: fresh.Command, StartedAt: fresh.StartedAt, GitCommit: fresh.Machine.GitCommit}
+		}
+	}
 	if err := writeJSON(*out, res); err != nil {
 		fmt.Fprintf(stderr, "blindfold-bench: %v\n", err)
 		return 1
@@ -340,4 +351,17 @@ func writeJSON(path string, res *Results) error {
 		return fmt.Errorf("encoding results: %w", err)
 	}
 	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// readResults reads a JSON results file.
+func readResults(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
 }

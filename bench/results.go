@@ -21,6 +21,17 @@ type Results struct {
 	// (absent when not run).
 	Scaling  *ScalingResult  `json:"scaling"`
 	Fairness *FairnessResult `json:"fairness"`
+	// TenantsRun is the run that measured Scaling and Fairness when it
+	// was a --tenants-only run merged into earlier results (empty
+	// otherwise).
+	TenantsRun TenantsRun `json:"tenants_run"`
+}
+
+// TenantsRun names a --tenants-only run.
+type TenantsRun struct {
+	Command   string    `json:"command"`
+	StartedAt time.Time `json:"started_at"`
+	GitCommit string    `json:"git_commit"`
 }
 
 // Machine describes where the benchmark ran.

@@ -422,6 +422,9 @@ func runFairness(ctx context.Context, set Settings, d time.Duration, floodClient
 
 // renderTenants writes the scaling and fairness sections of the report.
 func renderTenants(p func(string, ...any), res *Results) {
+	if t := res.TenantsRun; t.Command != "" && (res.Scaling != nil || res.Fairness != nil) {
+		p("*The two sections below were measured apart from the rest of this page, on the same machine: `%s` on %s at commit %s.*\n\n", t.Command, t.StartedAt.Format("2006-01-02 15:04 UTC"), orDash(t.GitCommit))
+	}
 	if s := res.Scaling; s != nil {
 		p("## Many models\n\n")
 		p("Each count of small models (a %d-byte `onnxgen.Scaled(8, c)`, each with its own factor) is uploaded one after another to a fresh server process, then each model is run once and its answer checked; threads and RSS are the server's, from `/proc/PID/status`, before the first upload and after the last run. Every session runs on ONNX Runtime's shared thread pools, so threads should not grow with the count.\n\n", smallBytes(s))
