@@ -132,7 +132,7 @@ func (s *Server) logTenants(stop <-chan struct{}) {
 				continue
 			}
 			last[ts.Owner] = ts
-			s.log.Info("tenant", "tenant", ts.Owner, "models", ts.Models, "loaded", ts.Loaded, "bytes", ts.Bytes,
+			s.log.Info("tenant", "tenant", ts.Owner, "models", ts.Models, "loaded", ts.Loaded, "loaded_bytes", ts.LoadedBytes, "bytes", ts.Bytes,
 				"evictions", ts.Evictions, "reloads", ts.Reloads, "reload_failures", ts.ReloadFailures, "reload_time", ts.ReloadTime,
 				"runs", ts.Queue.Runs, "runs_waited", ts.Queue.Waited, "wait_time", ts.Queue.WaitTime, "max_wait", ts.Queue.MaxWait, "runs_refused", ts.Queue.Refused)
 		}

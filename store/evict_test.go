@@ -298,3 +298,34 @@ func TestDeleteDuringFailingReload(t *testing.T) {
 		t.Fatalf("%d reload failures counted for a deleted model", st.ReloadFailures)
 	}
 }
+
+// TestBurstEvictsOwnModelsFirst: a tenant past its share of memory evicts
+// its own least recently used models before another tenant's older ones.
+func TestBurstEvictsOwnModelsFirst(t *testing.T) {
+	r := &reloader{}
+	s := evictStore(4, 1000, r)
+	mustAdd(t, s, &Model{ID: "b1", Owner: "bob", Size: 10, Saved: true}) // the oldest
+	for _, id := range []string{"a1", "a2", "a3", "a4", "a5"} {
+		mustAdd(t, s, &Model{ID: id, Owner: "alice", Size: 10, Saved: true})
+	}
+	if got := evictedIDs(s); got != "a1,a2" {
+		t.Fatalf("evicted %q, want alice's a1,a2 (bob's b1 kept)", got)
+	}
+	// Within its share, a tenant evicts the least recently used of all.
+	_, rel, err := s.Acquire("bob", "b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel()
+	if st := s.Tenant("alice"); st.LoadedBytes != 30 || st.Loaded != 3 {
+		t.Fatalf("alice: %+v", st)
+	}
+	// Without authentication ("") there is one tenant: plain LRU.
+	s2 := evictStore(2, 1000, r)
+	for _, id := range []string{"x", "y", "z"} {
+		mustAdd(t, s2, &Model{ID: id, Size: 10, Saved: true})
+	}
+	if got := evictedIDs(s2); got != "x" {
+		t.Fatalf("evicted %q, want x", got)
+	}
+}

@@ -121,8 +121,9 @@ type TenantStats struct {
 	// Owner is the subject ("" without authentication).
 	Owner string
 	// Models is the models held, in memory or evicted; Loaded those in
-	// memory.
+	// memory, LoadedBytes their bytes.
 	Models, Loaded int
+	LoadedBytes    int64
 	// Bytes is the bytes of the owner's models and reservations.
 	Bytes int64
 	// Evictions, Reloads and ReloadFailures count events since start.
@@ -200,13 +201,13 @@ func (s *Store) finish(ev evicted) {
 }
 
 // makeRoomLocked evicts least-recently-used models until bytes more bytes
-// and slots more models fit in memory. It returns what it evicted (to be
-// finished without the lock) and, when room cannot be made, an error that
-// says what holds the memory. Called with mu held.
-func (s *Store) makeRoomLocked(bytes int64, slots int) (evicted, error) {
+// and slots more models of owner fit in memory. It returns what it evicted
+// (to be finished without the lock) and, when room cannot be made, an
+// error that says what holds the memory. Called with mu held.
+func (s *Store) makeRoomLocked(owner string, bytes int64, slots int) (evicted, error) {
 	var ev evicted
 	for s.used+bytes > s.lim.MaxBytes || s.loaded+slots > s.lim.MaxLoaded {
-		v := s.victimLocked()
+		v := s.victimLocked(owner, bytes, slots)
 		if v == nil {
 			return ev, s.noRoomLocked(bytes, slots)
 		}
@@ -218,20 +219,50 @@ func (s *Store) makeRoomLocked(bytes int64, slots int) (evicted, error) {
 		s.loaded--
 		t := s.tenant(v.Owner)
 		t.Loaded--
+		t.LoadedBytes -= v.Size
 		t.Evictions++
 	}
 	return ev, nil
 }
 
-// victimLocked returns the least recently used model that can be evicted,
-// or nil.
-func (s *Store) victimLocked() *Model {
+// victimLocked returns the model to evict so that owner may load bytes
+// more bytes and slots more models, or nil when none can be evicted. It is
+// the least recently used model that can be evicted (saved, not in use, not
+// being reloaded), except that an authenticated owner who would pass its
+// share of memory (the caps divided among the owners with models in
+// memory) evicts its own models first: one tenant's burst of uploads and
+// reloads then churns its own models, not the others'.
+func (s *Store) victimLocked(owner string, bytes int64, slots int) *Model {
 	if s.reloadFn == nil {
 		return nil
 	}
+	if owner != "" && s.overShareLocked(owner, bytes, slots) {
+		if v := s.lruLocked(func(m *Model) bool { return m.Owner == owner }); v != nil {
+			return v
+		}
+	}
+	return s.lruLocked(func(*Model) bool { return true })
+}
+
+// overShareLocked reports whether owner, with bytes and slots more, would
+// hold more than its share of the memory caps.
+func (s *Store) overShareLocked(owner string, bytes int64, slots int) bool {
+	active := 0
+	for o, t := range s.tenants {
+		if t.Loaded > 0 || o == owner {
+			active++
+		}
+	}
+	t := s.tenant(owner)
+	return t.LoadedBytes+bytes > s.lim.MaxBytes/int64(active) || t.Loaded+slots > s.lim.MaxLoaded/active
+}
+
+// lruLocked returns the least recently used evictable model that ok
+// accepts, or nil.
+func (s *Store) lruLocked(ok func(*Model) bool) *Model {
 	var v *Model
 	for _, m := range s.models {
-		if !m.resident || !m.Saved || m.refs > 0 || m.reload != nil {
+		if !m.resident || !m.Saved || m.refs > 0 || m.reload != nil || !ok(m) {
 			continue
 		}
 		if v == nil || m.lastUse < v.lastUse {
@@ -296,7 +327,7 @@ func (r *Reservation) Grow(n int64) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: your models and uploads take %d bytes, your cap is %d", ErrQuota, t.Bytes, s.lim.TenantBytes)
 	}
-	ev, err := s.makeRoomLocked(n, 0)
+	ev, err := s.makeRoomLocked(r.owner, n, 0)
 	if err == nil {
 		s.used += n
 		t.Bytes += n
@@ -421,13 +452,14 @@ func (s *Store) addLocked(m *Model, res *Reservation, ok func() error, asEvicted
 	var ev evicted
 	if !asEvicted {
 		var err error
-		if ev, err = s.makeRoomLocked(max(extra, 0), 1); err != nil {
+		if ev, err = s.makeRoomLocked(m.Owner, max(extra, 0), 1); err != nil {
 			return ev, err
 		}
 		s.used += extra
 		s.loaded++
 		m.resident = true
 		t.Loaded++
+		t.LoadedBytes += m.Size
 	} else {
 		s.used -= res.size
 		m.resident = false
@@ -532,7 +564,7 @@ func (s *Store) reloadLocked(ctx context.Context, m *Model) error {
 	if s.reloadFn == nil {
 		return fmt.Errorf("%w: %q: the store cannot reload models", ErrReload, m.ID)
 	}
-	ev, err := s.makeRoomLocked(m.Size, 1)
+	ev, err := s.makeRoomLocked(m.Owner, m.Size, 1)
 	if err != nil {
 		s.mu.Unlock()
 		s.finish(ev)
@@ -543,6 +575,7 @@ func (s *Store) reloadLocked(ctx context.Context, m *Model) error {
 	s.used += m.Size
 	s.loaded++
 	t.Loaded++
+	t.LoadedBytes += m.Size
 	m.resident = true
 	r := &reload{done: make(chan struct{})}
 	m.reload = r
@@ -559,6 +592,7 @@ func (s *Store) reloadLocked(ctx context.Context, m *Model) error {
 			s.used -= m.Size
 			s.loaded--
 			t.Loaded--
+			t.LoadedBytes -= m.Size
 			m.resident = false
 		}
 		if m.deleted {
@@ -631,6 +665,7 @@ func (s *Store) DeleteIf(owner, id string, allow func(*Model) error) error {
 		s.used -= m.Size
 		s.loaded--
 		t.Loaded--
+		t.LoadedBytes -= m.Size
 		m.resident = false
 	}
 	t.Models--
