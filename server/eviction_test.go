@@ -285,3 +285,36 @@ func TestTenantQuotas(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestartBeyondBudget: saved models that do not fit the memory budget
+// at start are held evicted and load on their first run.
+func TestRestartBeyondBudget(t *testing.T) {
+	size := len(scaledModel(t, 1))
+	state := t.TempDir()
+	ts := testserver.Start(t, budgetFor(3, size), func(c *server.Config) { c.StateDir = state })
+	b := connectLikeBlindAI(t, ts)
+	for i := range 4 {
+		b.uploadSaved(t, scaledModel(t, scaleOf(i)), fmt.Sprintf("m%d", i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ts2 := testserver.Start(t, budgetFor(1, size), func(c *server.Config) { c.StateDir = state })
+	if n, _ := ts2.Usage(); n != 4 {
+		t.Fatalf("%d models held after the restart, want 4", n)
+	}
+	if st := tenantStats(ts2, ""); st.Loaded != 1 {
+		t.Fatalf("%d models in memory after the restart, budget 1", st.Loaded)
+	}
+	b2 := connectLikeBlindAI(t, ts2)
+	for i := range 4 {
+		if err := runScaled(t, context.Background(), b2, fmt.Sprintf("m%d", i), scaleOf(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := tenantStats(ts2, ""); st.Reloads < 3 || st.Loaded != 1 {
+		t.Fatalf("after running all: %+v", st.TenantStats)
+	}
+}
