@@ -26,11 +26,11 @@ test:
 demo: onnxruntime build
 	scripts/demo.sh
 
-## soak: mixed load from many clients for SOAK_DURATION (default 10m); checks answers and leaks
+## soak: mixed load from many clients for SOAK_DURATION (default 10m), with room in memory for fewer models than they use (eviction throughout); checks answers and leaks
 SOAK_DURATION ?= 10m
 SOAK_CLIENTS ?= 16
 soak: onnxruntime
-	$(GO) run ./cmd/blindfold-soak --duration $(SOAK_DURATION) --clients $(SOAK_CLIENTS)
+	$(GO) run ./cmd/blindfold-soak --duration $(SOAK_DURATION) --clients $(SOAK_CLIENTS) --evict
 
 ## lint: gofmt, go vet, staticcheck
 lint:

@@ -49,6 +49,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	chunk := fs.Int("upload-chunk", 0, "upload chunk size in bytes (0: the client's default, client.DefaultChunkSize)")
 	intra := fs.Int("intra-op-threads", 0, "ONNX Runtime intra-op threads, for the engine alone and the server alike (0: its default)")
 	inter := fs.Int("inter-op-threads", 0, "ONNX Runtime inter-op threads (0: its default)")
+	scaling := fs.String("scaling", "1,10,100,1000", "small-model counts of the scaling section, each on a fresh server (\"\" for none)")
+	medium := fs.Int("medium-models", 10, "medium (4 MiB) models of the scaling section, under a memory budget that holds 3 (0 for none)")
+	fairness := fs.Float64("fairness-time", 5, "seconds of each phase of the fairness section (tenant B alone, then under tenant A's flood; 0 for none)")
+	tenantsOnly := fs.Bool("tenants-only", false, "run only the scaling and fairness sections, not the per-model measurements")
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile (client side and engine alone) here")
 	serverProfile := fs.String("server-cpuprofile", "", "write each server process's CPU profile to FILE.MODEL")
 	fs.Usage = func() {
@@ -96,7 +100,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	set := Settings{
 		Quick: *quick, Warmup: *warmup, MinRuns: *minRuns, MaxRuns: *maxRuns, LatencyBudgetS: *budget, Block: *block,
 		ThroughputS: *tput, Uploads: *uploads, UploadChunkBytes: *chunk, IntraOpThreads: *intra, InterOpThreads: *inter,
-		NoSpinning: *noSpin,
+		NoSpinning: *noSpin, MediumModels: *medium, FairnessS: *fairness, TenantsOnly: *tenantsOnly,
 	}
 	if *quick {
 		set.Warmup, set.MinRuns, set.MaxRuns, set.LatencyBudgetS = min(set.Warmup, 3), min(set.MinRuns, 20), min(set.MaxRuns, 200), min(set.LatencyBudgetS, 0.5)
@@ -104,11 +108,26 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if !flagSet(fs, "concurrency") {
 			*conc = "1,2"
 		}
+		if !flagSet(fs, "scaling") {
+			*scaling = "1,10"
+		}
+		if !flagSet(fs, "medium-models") {
+			set.MediumModels = 4
+		}
+		if !flagSet(fs, "fairness-time") {
+			set.FairnessS = 1
+		}
 	}
 	var err error
 	if set.Concurrency, err = parseInts(*conc); err != nil {
 		fmt.Fprintf(stderr, "blindfold-bench: --concurrency: %v\n", err)
 		return 2
+	}
+	if strings.TrimSpace(*scaling) != "" {
+		if set.ScalingCounts, err = parseInts(*scaling); err != nil {
+			fmt.Fprintf(stderr, "blindfold-bench: --scaling: %v\n", err)
+			return 2
+		}
 	}
 	models, err := selectModels(*modelList)
 	if err != nil {
@@ -144,6 +163,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	res.Command = commandLine(args)
+	if set.TenantsOnly {
+		// Keep the per-model figures of the results already at out; only
+		// the scaling and fairness sections are new.
+		if old, err := readResults(*out); err == nil {
+			fresh := *res
+			*res = *old
+			res.Scaling, res.Fairness = fresh.Scaling, fresh.Fairness
+			res.Settings.ScalingCounts, res.Settings.MediumModels, res.Settings.FairnessS = set.ScalingCounts, set.MediumModels, set.FairnessS
+			res.TenantsRun = TenantsRun{Command: fresh.Command, StartedAt: fresh.StartedAt, GitCommit: fresh.Machine.GitCommit}
+		}
+	}
 	if err := writeJSON(*out, res); err != nil {
 		fmt.Fprintf(stderr, "blindfold-bench: %v\n", err)
 		return 1
@@ -177,6 +207,9 @@ func Run(ctx context.Context, set Settings, models []Model, cacheDir, serverProf
 		Machine: machineInfo(rt), Settings: set, BlindAI: BlindAIPublished,
 	}
 	r := &runner{set: set, rt: rt, log: log, stateDir: stateDir}
+	if set.TenantsOnly {
+		models = nil
+	}
 	for _, m := range models {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -197,6 +230,16 @@ func Run(ctx context.Context, set Settings, models []Model, cacheDir, serverProf
 		fmt.Fprintf(log, "  p50 engine %.0fµs, full %.0fµs (%.3fx), signed %.0fµs (%.3fx)\n",
 			mr.Engine.P50US, mr.Full.P50US, mr.RatioP50, mr.Signed.P50US, mr.SignedRatioP50)
 		res.Models = append(res.Models, mr)
+	}
+	if len(set.ScalingCounts) > 0 || set.MediumModels > 0 {
+		if res.Scaling, err = runScaling(ctx, set, set.ScalingCounts, set.MediumModels, stateDir, log); err != nil {
+			return nil, err
+		}
+	}
+	if set.FairnessS > 0 {
+		if res.Fairness, err = runFairness(ctx, set, time.Duration(set.FairnessS*float64(time.Second)), 8, stateDir, log); err != nil {
+			return nil, err
+		}
 	}
 	res.Targets = EvaluateTargets(res, models)
 	res.DurationS = time.Since(began).Seconds()
@@ -308,4 +351,17 @@ func writeJSON(path string, res *Results) error {
 		return fmt.Errorf("encoding results: %w", err)
 	}
 	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// readResults reads a JSON results file.
+func readResults(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
 }

@@ -78,6 +78,28 @@ func TestQuickRun(t *testing.T) {
 	if res.Machine.Cores < 1 || res.Machine.ORTVersion == "" || res.Machine.GoVersion == "" {
 		t.Errorf("machine = %+v", res.Machine)
 	}
+	// The quick scaling and fairness sections: 1 and 10 small models, 4
+	// medium under a budget of 3, one second a fairness phase.
+	if sc := res.Scaling; sc == nil || len(sc.Small) != 2 || sc.Medium == nil {
+		t.Fatalf("scaling = %+v, want two counts and the medium models", sc)
+	}
+	for _, p := range append(res.Scaling.Small, res.Scaling.Medium.ScalePoint) {
+		if !p.AnswersRight || p.ThreadsAfter <= 0 || p.RSSAfterBytes <= 0 || p.LoadPerModelMS <= 0 {
+			t.Errorf("scaling point implausible: %+v", p)
+		}
+	}
+	if small := res.Scaling.Small; small[1].ThreadsAfter > small[0].ThreadsAfter+4 {
+		t.Errorf("threads grew with the models: %d with 1, %d with 10", small[0].ThreadsAfter, small[1].ThreadsAfter)
+	}
+	if m := res.Scaling.Medium; m.Cold.N != 12 || m.Warm.N != 12 || m.ColdOverWarm <= 0 {
+		t.Errorf("medium = %+v, want 12 cold and 12 warm runs", m)
+	}
+	if f := res.Fairness; f == nil || !f.AnswersRight || f.Alone.N == 0 || f.UnderFlood.N == 0 || f.FloodRuns == 0 || f.RatioP99 <= 0 {
+		t.Errorf("fairness = %+v", f)
+	}
+	if !strings.Contains(string(mustRead(t, doc)), "## Many tenants") {
+		t.Error("report lacks the many-tenants section")
+	}
 	if len(res.Targets) != 3 { // added, added signed, throughput
 		t.Errorf("targets = %+v, want the MLP's three", res.Targets)
 	}
@@ -141,4 +163,13 @@ func TestMainFlags(t *testing.T) {
 	if code := Main([]string{"--help"}, &out, &errb); code != 0 {
 		t.Errorf("--help exited %d", code)
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -156,6 +156,8 @@ func RenderMarkdown(res *Results, chart, notes string) string {
 	p("- Loopback only: a real network adds its round trip and bandwidth limits to every request.\n")
 	p("- A 2-core machine shared with other work is noisy; ratios near 1 move by a few percent between runs. Compare runs with benchstat (below) rather than single figures.\n\n")
 
+	renderTenants(p, res)
+
 	if notes != "" {
 		p("## Analysis\n\n%s\n", strings.TrimSpace(notes))
 		p("\n")

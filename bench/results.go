@@ -17,6 +17,21 @@ type Results struct {
 	Models        []ModelResult  `json:"models"`
 	Targets       []TargetResult `json:"targets"`
 	BlindAI       []BlindAIRatio `json:"blindai_published"`
+	// Scaling and Fairness are the many-models and many-tenants sections
+	// (absent when not run).
+	Scaling  *ScalingResult  `json:"scaling"`
+	Fairness *FairnessResult `json:"fairness"`
+	// TenantsRun is the run that measured Scaling and Fairness when it
+	// was a --tenants-only run merged into earlier results (empty
+	// otherwise).
+	TenantsRun TenantsRun `json:"tenants_run"`
+}
+
+// TenantsRun names a --tenants-only run.
+type TenantsRun struct {
+	Command   string    `json:"command"`
+	StartedAt time.Time `json:"started_at"`
+	GitCommit string    `json:"git_commit"`
 }
 
 // Machine describes where the benchmark ran.
@@ -46,6 +61,14 @@ type Settings struct {
 	IntraOpThreads   int     `json:"intra_op_threads"`
 	InterOpThreads   int     `json:"inter_op_threads"`
 	NoSpinning       bool    `json:"no_spinning"`
+	// ScalingCounts are the small-model counts of the scaling section,
+	// MediumModels its medium models (0: none) and FairnessS the seconds
+	// of each fairness phase (0: none).
+	ScalingCounts []int   `json:"scaling_counts"`
+	MediumModels  int     `json:"medium_models"`
+	FairnessS     float64 `json:"fairness_s"`
+	// TenantsOnly skips the per-model measurements.
+	TenantsOnly bool `json:"tenants_only"`
 }
 
 // ModelResult is what was measured for one model.

@@ -34,6 +34,13 @@ type childConfig struct {
 	InterOpThreads int    `json:"inter_op_threads"`
 	NoSpinning     bool   `json:"no_spinning,omitempty"`
 	CPUProfile     string `json:"cpu_profile,omitempty"`
+	// Optional settings of the scaling and fairness sections (0 or "":
+	// the server's default).
+	MaxModels          int    `json:"max_models,omitempty"`
+	MaxModelBytes      int64  `json:"max_model_bytes,omitempty"`
+	MaxTotalModelBytes int64  `json:"max_total_model_bytes,omitempty"`
+	MaxConcurrentRuns  int    `json:"max_concurrent_runs,omitempty"`
+	AuthKeyFile        string `json:"auth_key_file,omitempty"`
 }
 
 // childReady is the one JSON line the server process prints once it serves.
@@ -89,6 +96,22 @@ func ServeChild() int {
 	// runs at once (max_concurrent_runs); they queue instead of being
 	// refused after the default two seconds.
 	cfg.RunQueueTimeout = server.Duration(time.Minute)
+	if cc.MaxModels > 0 {
+		cfg.MaxModels = cc.MaxModels
+	}
+	if cc.MaxModelBytes > 0 {
+		cfg.MaxModelBytes = server.ByteSize(cc.MaxModelBytes)
+	}
+	if cc.MaxTotalModelBytes > 0 {
+		cfg.MaxTotalModelBytes = server.ByteSize(cc.MaxTotalModelBytes)
+	}
+	if cc.MaxConcurrentRuns > 0 {
+		cfg.MaxConcurrentRuns = cc.MaxConcurrentRuns
+	}
+	if cc.AuthKeyFile != "" {
+		cfg.Auth = server.AuthRequired
+		cfg.AuthKeys = []string{cc.AuthKeyFile}
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log})
 	if err == nil {
@@ -243,6 +266,20 @@ func procMemory(pid int) (rss, hwm int64, err error) {
 		return 0, 0, fmt.Errorf("bench: no VmRSS in /proc/%d/status", pid)
 	}
 	return rss, hwm, nil
+}
+
+// procThreads reads the thread count of process pid.
+func procThreads(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("bench: reading threads of process %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("bench: no Threads in /proc/%d/status", pid)
 }
 
 // resetPeak resets the kernel's peak-RSS mark (VmHWM) of process pid to

@@ -128,11 +128,14 @@ type Options struct {
 	// LibraryPath is the path to libonnxruntime.so.1; "" means
 	// FindLibrary("").
 	LibraryPath string
-	// IntraOpThreads is the number of threads each session uses within an
-	// operator; 0 means ONNX Runtime's default.
+	// IntraOpThreads is the size of the intra-op thread pool that every
+	// session of the process shares (threads within an operator); 0 means
+	// ONNX Runtime's default, one per core. Like the other thread settings
+	// it is fixed by the first Open of the process.
 	IntraOpThreads int
-	// InterOpThreads is the number of threads each session uses across
-	// operators; 0 means ONNX Runtime's default.
+	// InterOpThreads is the size of the shared inter-op thread pool
+	// (threads across operators, used by models run in parallel
+	// execution mode); 0 means ONNX Runtime's default.
 	InterOpThreads int
 	// MemoryLimit caps, in bytes, what ONNX Runtime's CPU allocations may
 	// take across every session of the process (weights and intermediate
@@ -140,7 +143,7 @@ type Options struct {
 	// instead of exhausting the machine. 0 means no cap. It is fixed by the
 	// first Open of the process.
 	MemoryLimit int64
-	// DisableSpinning stops ONNX Runtime's thread pools from busy-waiting
+	// DisableSpinning stops ONNX Runtime's shared thread pools from busy-waiting
 	// for work between and after operators. Spinning lowers one inference's
 	// latency when the cores are otherwise idle; without it the threads
 	// sleep, leaving the cores to the rest of the process (gRPC, TLS) and
@@ -185,11 +188,7 @@ func WithMaxOutputBytes(n int64) RunOption {
 // which models are loaded. It is safe for concurrent use.
 type Runtime struct {
 	path  string
-	intra int
-	inter int
 	limit int64
-	// noSpin disables the thread pools' busy-waiting.
-	noSpin bool
 	// outMem counts the bytes of output buffers the engine has allocated
 	// for runs in progress (shared by the Runtimes WithModelLimits
 	// makes); they may not pass outMemCap (the memory limit, else the
@@ -258,6 +257,9 @@ func Open(opts Options) (*Runtime, error) {
 	case ort.IsInitialized():
 		return nil, errors.New("engine: ONNX Runtime was initialised outside the engine")
 	default:
+		if err := createGlobalThreadPools(path, opts.IntraOpThreads, opts.InterOpThreads, !opts.DisableSpinning); err != nil {
+			return nil, err
+		}
 		ort.SetSharedLibraryPath(path)
 		if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 			return nil, fmt.Errorf("engine: initialising ONNX Runtime from %s: %w", path, err)
@@ -273,8 +275,8 @@ func Open(opts Options) (*Runtime, error) {
 	if outCap == 0 {
 		outCap = totalMemory()
 	}
-	return &Runtime{path: path, intra: opts.IntraOpThreads, inter: opts.InterOpThreads, limit: opts.MemoryLimit,
-		noSpin: opts.DisableSpinning, limits: limits, emptyDir: opts.EmptyDir,
+	return &Runtime{path: path, limit: opts.MemoryLimit,
+		limits: limits, emptyDir: opts.EmptyDir,
 		outMem: new(atomic.Int64), outMemCap: outCap,
 		runOpts: make(chan *ort.RunOptions, runOptionsPool)}, nil
 }
@@ -511,22 +513,10 @@ func (r *Runtime) load(model []byte) (*Session, error) {
 		return nil, fmt.Errorf("engine: creating session options: %w", err)
 	}
 	defer so.Destroy()
-	if r.intra > 0 {
-		if err := so.SetIntraOpNumThreads(r.intra); err != nil {
-			return nil, fmt.Errorf("engine: setting intra-op threads to %d: %w", r.intra, err)
-		}
-	}
-	if r.inter > 0 {
-		if err := so.SetInterOpNumThreads(r.inter); err != nil {
-			return nil, fmt.Errorf("engine: setting inter-op threads to %d: %w", r.inter, err)
-		}
-	}
-	if r.noSpin {
-		for _, key := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
-			if err := so.AddSessionConfigEntry(key, "0"); err != nil {
-				return nil, fmt.Errorf("engine: turning spinning off (%s): %w", key, err)
-			}
-		}
+	// Every session runs on the environment's shared thread pools (sized
+	// by the first Open), so threads do not grow with the models loaded.
+	if err := useGlobalThreads(so); err != nil {
+		return nil, err
 	}
 	// Model bytes are ONNX, never ONNX Runtime's own format; external data,
 	// which Load refuses, would be looked for only in the empty folder.

@@ -72,10 +72,8 @@ func describe(m *store.Model, caller string) *models.ModelDescription {
 	if d.Owned {
 		d.Owner = m.Owner
 	}
-	if m.Session != nil {
-		d.Inputs = catalogueSpecs(m.Session.Inputs())
-		d.Outputs = catalogueSpecs(m.Session.Outputs())
-	}
+	d.Inputs = catalogueSpecs(m.Inputs)
+	d.Outputs = catalogueSpecs(m.Outputs)
 	return d
 }
 

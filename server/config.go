@@ -65,9 +65,11 @@ type Config struct {
 	// OnnxRuntimeLib is the path of libonnxruntime.so.1. Empty: search the
 	// usual places (see engine.FindLibrary).
 	OnnxRuntimeLib string `toml:"onnxruntime_lib"`
-	// IntraOpThreads is ONNX Runtime's intra-op thread count (0: its default).
+	// IntraOpThreads sizes ONNX Runtime's intra-op thread pool, one pool
+	// that every model shares (0: its default, one thread per core).
 	IntraOpThreads int `toml:"intra_op_threads"`
-	// InterOpThreads is ONNX Runtime's inter-op thread count (0: its default).
+	// InterOpThreads sizes ONNX Runtime's shared inter-op thread pool (0:
+	// its default).
 	InterOpThreads int `toml:"inter_op_threads"`
 	// EngineSpinning lets ONNX Runtime's thread pools busy-wait between
 	// operators (its default). Turning it off leaves idle cores to gRPC,
@@ -100,11 +102,27 @@ type Config struct {
 
 	// MaxModelBytes caps one model, counted on the bytes that arrive.
 	MaxModelBytes ByteSize `toml:"max_model_bytes"`
-	// MaxModels caps how many models are loaded at once.
+	// MaxModels caps the models loaded in memory at once. Past it, the
+	// least recently used idle saved models are evicted to sealed storage
+	// (and reloaded on their next run); models that were not saved are
+	// never evicted, so an upload that finds only those is refused.
 	MaxModels int `toml:"max_models"`
-	// MaxTotalModelBytes caps the bytes of all loaded models together,
-	// uploads in progress included.
+	// MaxTotalModelBytes is the memory budget of loaded models: the bytes
+	// of all models in memory together, uploads and reloads in progress
+	// included. Past it, idle saved models are evicted as for MaxModels.
+	// Default: half the machine's memory (at least 1GiB).
 	MaxTotalModelBytes ByteSize `toml:"max_total_model_bytes"`
+	// MaxStoredModels caps the models the server holds, in memory or
+	// evicted to sealed storage.
+	MaxStoredModels int `toml:"max_stored_models"`
+	// TenantMaxModels caps the models one authenticated subject holds, in
+	// memory or evicted; 0 means no cap. Without authentication it does
+	// not apply.
+	TenantMaxModels int `toml:"tenant_max_models"`
+	// TenantMaxModelBytes caps the bytes of one authenticated subject's
+	// models (in memory or evicted) and uploads in progress; 0 means half
+	// of max_total_model_bytes. Without authentication it does not apply.
+	TenantMaxModelBytes ByteSize `toml:"tenant_max_model_bytes"`
 	// MaxInputBytes caps the input bytes of one RunModel call.
 	MaxInputBytes ByteSize `toml:"max_input_bytes"`
 	// MaxReplyBytes caps the output bytes of one RunModel reply. It is
@@ -157,9 +175,10 @@ type Config struct {
 	MaxConcurrentRuns int `toml:"max_concurrent_runs"`
 	// MaxRunsPerSubject caps the inferences one authenticated subject
 	// runs at once, so that one tenant never holds every slot; 0 means
-	// three quarters of max_concurrent_runs (at least 1). Without
-	// authentication every client is the same subject and it does not
-	// apply.
+	// three quarters of max_concurrent_runs (at least 1). Each subject's
+	// waiting runs queue apart, and a freed slot goes to the waiting
+	// subject that holds the fewest. Without authentication every client
+	// is the same subject and it does not apply.
 	MaxRunsPerSubject int `toml:"max_runs_per_subject"`
 	// RunQueueTimeout is how long a run waits for a free slot before it is
 	// refused with RESOURCE_EXHAUSTED.
@@ -179,8 +198,10 @@ func DefaultConfig() Config {
 		AttestedAddr:          "127.0.0.1:50051",
 		StateDir:              defaultStateDir(),
 		MaxModelBytes:         1 << 30,
-		MaxModels:             32,
-		MaxTotalModelBytes:    4 << 30,
+		MaxModels:             256,
+		MaxTotalModelBytes:    defaultModelMemory(),
+		MaxStoredModels:       4096,
+		TenantMaxModels:       256,
 		MaxInputBytes:         256 << 20,
 		MaxReplyBytes:         64 << 20,
 		MaxInflightInputBytes: 1 << 30,
@@ -205,9 +226,24 @@ func DefaultConfig() Config {
 	}
 }
 
+// defaultModelMemory is half the machine's memory, at least 1GiB, or 4GiB
+// where /proc/meminfo cannot be read.
+func defaultModelMemory() ByteSize {
+	total := machineMemory()
+	if total <= 0 {
+		return 4 << 30
+	}
+	return max(1<<30, total/2&^(1<<20-1))
+}
+
 // defaultEngineMemoryLimit is three quarters of the machine's memory, or 0
 // (no cap) where /proc/meminfo cannot be read.
 func defaultEngineMemoryLimit() ByteSize {
+	return machineMemory() / 4 * 3 &^ (1<<20 - 1)
+}
+
+// machineMemory returns MemTotal from /proc/meminfo, or 0.
+func machineMemory() ByteSize {
 	data, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0
@@ -218,7 +254,7 @@ func defaultEngineMemoryLimit() ByteSize {
 			if err != nil {
 				return 0
 			}
-			return ByteSize(kb * 1024 / 4 * 3 &^ (1<<20 - 1))
+			return ByteSize(kb * 1024)
 		}
 	}
 	return 0
@@ -276,7 +312,7 @@ func (c *Config) Validate() error {
 		{"max_reply_bytes", int64(c.MaxReplyBytes)}, {"max_message_bytes", int64(c.MaxMessageBytes)},
 		{"max_concurrent_streams", int64(c.MaxConcurrentStreams)},
 		{"max_inflight_input_bytes", int64(c.MaxInflightInputBytes)},
-		{"max_connections", int64(c.MaxConnections)},
+		{"max_connections", int64(c.MaxConnections)}, {"max_stored_models", int64(c.MaxStoredModels)},
 	} {
 		if p.v <= 0 {
 			bad(p.key, "must be positive, got %d", p.v)
@@ -311,6 +347,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInflightInputBytes < c.MaxInputBytes {
 		bad("max_inflight_input_bytes", "(%s) must be at least max_input_bytes (%s)", c.MaxInflightInputBytes, c.MaxInputBytes)
+	}
+	if c.TenantMaxModels < 0 {
+		bad("tenant_max_models", "must not be negative (0: no cap)")
+	}
+	if c.TenantMaxModelBytes < 0 {
+		bad("tenant_max_model_bytes", "must not be negative (0: half of max_total_model_bytes)")
 	}
 	if c.MaxRunsPerSubject < 0 {
 		bad("max_runs_per_subject", "must not be negative (0: three quarters of max_concurrent_runs)")
@@ -408,19 +450,22 @@ var settingUsage = map[string]string{
 	"host_key":                   "operator TLS key (PEM) for the untrusted port",
 	"sealing_key_file":           "platform sealing key for saved models (default: Gramine's MRENCLAVE key; in simulation a generated key file in state_dir)",
 	"onnxruntime_lib":            "path of libonnxruntime.so.1 (default: search the usual places)",
-	"intra_op_threads":           "ONNX Runtime intra-op threads (0: its default)",
-	"inter_op_threads":           "ONNX Runtime inter-op threads (0: its default)",
+	"intra_op_threads":           "threads of ONNX Runtime's intra-op pool, shared by every model (0: its default, one per core)",
+	"inter_op_threads":           "threads of ONNX Runtime's inter-op pool, shared by every model (0: its default)",
 	"engine_memory_limit":        "cap on ONNX Runtime memory for all models, weights and intermediate tensors (0: none; default: 3/4 of RAM)",
 	"engine_spinning":            "let ONNX Runtime threads busy-wait for work (true, its default) or sleep (false)",
 	"max_model_bytes":            "largest model accepted, counted on bytes received (e.g. 1GiB)",
-	"max_models":                 "most models loaded at once",
-	"max_total_model_bytes":      "most bytes of all loaded models together",
+	"max_models":                 "most models loaded in memory at once; past it idle saved models are evicted to sealed storage",
+	"max_total_model_bytes":      "memory budget of loaded models, uploads in progress included; past it idle saved models are evicted (default: half the RAM, at least 1GiB)",
+	"max_stored_models":          "most models held, in memory or evicted to sealed storage",
+	"tenant_max_models":          "most models one authenticated subject holds, in memory or evicted (0: no cap)",
+	"tenant_max_model_bytes":     "most bytes of one authenticated subject's models and uploads (0: half of max_total_model_bytes)",
 	"max_input_bytes":            "most input bytes of one RunModel call",
 	"max_reply_bytes":            "most output bytes of one RunModel reply (checked before outputs are allocated where their size is known)",
 	"max_inflight_input_bytes":   "most input bytes held by all RunModel calls in progress together, server-wide",
 	"stream_progress_timeout":    "cancel an upload or run whose client sends nothing for this long (0: never)",
 	"max_run_time":               "stop an inference after this long, whatever the client's deadline (0: no limit)",
-	"max_runs_per_subject":       "inferences one authenticated subject may run at once (0: three quarters of max_concurrent_runs)",
+	"max_runs_per_subject":       "inferences one authenticated subject may run at once; subjects queue apart and share slots fairly (0: three quarters of max_concurrent_runs)",
 	"max_message_bytes":          "largest single gRPC message (one chunk)",
 	"max_concurrent_streams":     "most concurrent RPCs on one connection",
 	"max_connections":            "most open connections on each port; more wait to be accepted",
@@ -779,6 +824,14 @@ func (d *Duration) UnmarshalText(text []byte) error {
 
 // String formats d as a Go duration.
 func (d Duration) String() string { return time.Duration(d).String() }
+
+// TenantModelBytes returns the effective tenant_max_model_bytes.
+func (c *Config) TenantModelBytes() ByteSize {
+	if c.TenantMaxModelBytes > 0 {
+		return c.TenantMaxModelBytes
+	}
+	return c.MaxTotalModelBytes / 2
+}
 
 // RunsPerSubject returns the effective max_runs_per_subject.
 func (c *Config) RunsPerSubject() int {

@@ -81,7 +81,7 @@ func TestSettingsHaveTypesAndDefaults(t *testing.T) {
 		"max_model_bytes":  {"size", "1GiB"},
 		"shutdown_timeout": {"duration", "30s"},
 		"simulation":       {"bool", "false"},
-		"max_models":       {"int", "32"},
+		"max_models":       {"int", "256"},
 		"auth_keys":        {"list", ""},
 		"rate_limit":       {"number", "0"},
 		"untrusted_addr":   {"string", "127.0.0.1:50052"},

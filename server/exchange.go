@@ -127,7 +127,7 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 		return errorf(codes.AlreadyExists, "you already have a model with id %q loaded or being uploaded; delete it first or choose another id", id)
 	}
 	defer s.models.Unclaim(owner, id)
-	res := s.models.Reserve()
+	res := s.models.ReserveFor(owner)
 	defer res.Release()
 	up, err := newUpload(first, id, int64(s.cfg.MaxModelBytes), res)
 	if err != nil {
@@ -163,7 +163,8 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 		sess.Close()
 		return err
 	}
-	m := &store.Model{ID: id, Hash: hash, Size: int64(len(buf)), Session: sess, Loaded: time.Now(), Owner: owner, Public: first.GetPublic()}
+	m := &store.Model{ID: id, Hash: hash, Size: int64(len(buf)), Session: sess, Loaded: time.Now(), Owner: owner, Public: first.GetPublic(),
+		Inputs: sess.Inputs(), Outputs: sess.Outputs()}
 	if first.GetSaveModel() {
 		if err := s.seal(m, buf); err != nil {
 			sess.Close()
@@ -188,10 +189,8 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 			return errorf(codes.AlreadyExists, "a public model with id %q is already loaded (public models share one namespace); choose another id", id)
 		case errors.Is(err, store.ErrExists):
 			return errorf(codes.AlreadyExists, "you already have a model with id %q loaded; delete it first or choose another id", id)
-		case errors.Is(err, store.ErrTooManyModels):
-			return errorf(codes.ResourceExhausted, "the server holds its maximum number of models (%d, max_models); delete one first", s.cfg.MaxModels)
 		default:
-			return errorf(codes.ResourceExhausted, "no room for this model: %v (max_total_model_bytes)", err)
+			return modelRoomStatus(err)
 		}
 	}
 	s.log.Info("model loaded", "model_id", id, "owner", owner, "public", m.Public, "saved", m.Saved, "bytes", m.Size, "sha256", fmt.Sprintf("%x", hash), "inputs", len(sess.Inputs()), "outputs", len(sess.Outputs()))
@@ -323,9 +322,9 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	}
 	// Another subject's private model is not found, exactly like a model
 	// that does not exist: its existence is not the caller's to learn.
-	m, release, err := s.models.Acquire(subject, id)
+	m, release, err := s.acquireModel(stream.Context(), subject, id)
 	if err != nil {
-		return errorf(codes.NotFound, "no model with id %q that you may run is loaded", id)
+		return err
 	}
 	defer release()
 	sign := first.GetSign()
@@ -425,36 +424,6 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	}
 	sent = true
 	return stream.SendMsg(reply)
-}
-
-// runSlot waits for a free inference slot, at most run_queue_timeout in
-// all: first for one of the subject's own (an authenticated subject holds
-// at most max_runs_per_subject), then for one of the server's.
-func (s *Server) runSlot(ctx context.Context, subject string) (func(), error) {
-	t := time.NewTimer(time.Duration(s.cfg.RunQueueTimeout))
-	defer t.Stop()
-	mine := func() {}
-	if subject != "" {
-		var err error
-		if mine, err = s.subjectRuns.acquire(ctx, subject, t.C); err != nil {
-			return nil, err
-		}
-	}
-	select {
-	case s.runs <- struct{}{}:
-		return func() { <-s.runs; mine() }, nil
-	default:
-	}
-	select {
-	case s.runs <- struct{}{}:
-		return func() { <-s.runs; mine() }, nil
-	case <-t.C:
-		mine()
-		return nil, errorf(codes.ResourceExhausted, "the server is busy: %d inferences are running (max_concurrent_runs) and none finished within %s; retry later", cap(s.runs), s.cfg.RunQueueTimeout)
-	case <-ctx.Done():
-		mine()
-		return nil, contextStatus(ctx.Err())
-	}
 }
 
 // outputTensors puts outputs in wire form, checking the reply limit.

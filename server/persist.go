@@ -84,6 +84,15 @@ func sealedSpecs(specs []engine.TensorSpec) []store.SealedSpec {
 	return out
 }
 
+// engineSpecs converts the specs of a sealed header.
+func engineSpecs(specs []store.SealedSpec) []engine.TensorSpec {
+	out := make([]engine.TensorSpec, len(specs))
+	for i, sp := range specs {
+		out[i] = engine.TensorSpec{Name: sp.Name, DType: tensor.DType(sp.DType), Shape: sp.Shape}
+	}
+	return out
+}
+
 func sameSpecs(a []store.SealedSpec, b []engine.TensorSpec) bool {
 	if len(a) != len(b) {
 		return false
@@ -153,6 +162,23 @@ func (s *Server) loadSealedFile(path string) error {
 	if checkModelID(h.ModelID) != nil {
 		s.log.Warn("a saved model's id would be refused for a new upload (it holds characters that are not printable text); it is loaded as saved", "model_id", fmt.Sprintf("%+q", h.ModelID))
 	}
+	var hash [32]byte
+	sum, err := hex.DecodeString(h.SHA256) // checked by Open
+	if err != nil || len(sum) != len(hash) {
+		return fmt.Errorf("model %q: bad hash in header", h.ModelID)
+	}
+	copy(hash[:], sum)
+	m := &store.Model{ID: h.ModelID, Hash: hash, Size: h.Size, Loaded: time.Now(), Owner: h.Owner, Public: h.Public, Saved: true,
+		Inputs: engineSpecs(h.Inputs), Outputs: engineSpecs(h.Outputs)}
+	if !s.models.Fits(h.Size) {
+		// The memory budget is full: the model is held evicted and loads
+		// on its first run (its copy was just decrypted and verified).
+		if err := s.models.AddEvicted(m); err != nil {
+			return fmt.Errorf("model %q: %w", h.ModelID, err)
+		}
+		s.log.Info("sealed model held evicted (the memory budget is full); it loads on its first run", "model_id", h.ModelID, "bytes", h.Size, "owner", h.Owner)
+		return nil
+	}
 	sess, err := s.rt.Load(model)
 	if err != nil {
 		return fmt.Errorf("loading model %q: %w", h.ModelID, err)
@@ -161,20 +187,13 @@ func (s *Server) loadSealedFile(path string) error {
 		sess.Close()
 		return fmt.Errorf("model %q: tensor specs differ from the sealed header", h.ModelID)
 	}
-	res := s.models.Reserve()
+	res := s.models.ReserveFor(h.Owner)
 	defer res.Release()
 	if err := res.Grow(h.Size); err != nil {
 		sess.Close()
 		return fmt.Errorf("model %q: %w", h.ModelID, err)
 	}
-	var hash [32]byte
-	sum, err := hex.DecodeString(h.SHA256) // checked by Open
-	if err != nil || len(sum) != len(hash) {
-		sess.Close()
-		return fmt.Errorf("model %q: bad hash in header", h.ModelID)
-	}
-	copy(hash[:], sum)
-	m := &store.Model{ID: h.ModelID, Hash: hash, Size: h.Size, Session: sess, Loaded: time.Now(), Owner: h.Owner, Public: h.Public, Saved: true}
+	m.Session = sess
 	if err := s.models.Add(m, res); err != nil {
 		sess.Close()
 		return fmt.Errorf("model %q: %w", h.ModelID, err)

@@ -73,9 +73,8 @@ type Server struct {
 	sealer  *store.Sealer
 	att     attest.Attester
 	auth    *authenticator
-	runs    chan struct{} // one token per inference slot
-	// subjectRuns caps the slots one authenticated subject holds.
-	subjectRuns subjectSlots
+	// sched shares the inference slots fairly between tenants.
+	sched *scheduler
 	// inflight is the budget of input bytes held by runs in progress.
 	inflight byteBudget
 	loads    chan struct{} // one token per model-load slot
@@ -88,6 +87,8 @@ type Server struct {
 	attLis    net.Listener
 	serveErrs chan error
 	stopped   bool
+	// stopLog ends logTenants.
+	stopLog chan struct{}
 }
 
 // New prepares a server: it makes the attested identity and loads (or
@@ -117,14 +118,20 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, rt: rt, att: att}
-	s.models = store.New(cfg.MaxModels, int64(cfg.MaxTotalModelBytes), func(err error) {
-		log.Error("model session close failed", "err", err)
+	s.models = store.NewWithOptions(store.Options{
+		Limits: store.Limits{
+			MaxLoaded: cfg.MaxModels, MaxBytes: int64(cfg.MaxTotalModelBytes), MaxModels: cfg.MaxStoredModels,
+			TenantModels: cfg.TenantMaxModels, TenantBytes: int64(cfg.TenantModelBytes()),
+		},
+		Reload:     s.reloadModel,
+		OnCloseErr: func(err error) { log.Error("model session close failed", "err", err) },
+		OnEvict:    s.logEviction,
 	})
 	if s.auth, err = newAuthenticator(cfg); err != nil {
 		return nil, err
 	}
-	s.runs = make(chan struct{}, cfg.MaxConcurrentRuns)
-	s.subjectRuns = subjectSlots{max: cfg.RunsPerSubject(), sem: map[string]*subjectSem{}}
+	s.sched = newScheduler(cfg.MaxConcurrentRuns, cfg.RunsPerSubject())
+	s.stopLog = make(chan struct{})
 	s.inflight = byteBudget{max: int64(cfg.MaxInflightInputBytes)}
 	s.loads = make(chan struct{}, cfg.MaxConcurrentLoads)
 	if s.id, err = identity.NewAttested(); err != nil {
@@ -233,6 +240,7 @@ func (s *Server) Start() error {
 	al = netutil.LimitListener(al, s.cfg.MaxConnections)
 	go func() { s.serveErrs <- s.untrusted.Serve(ul) }()
 	go func() { s.serveErrs <- s.attested.Serve(al) }()
+	go s.logTenants(s.stopLog)
 	if s.cfg.Simulation {
 		s.log.Warn(SimulationWarning)
 	}
@@ -280,6 +288,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.stopped = true
+	close(s.stopLog)
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
@@ -335,6 +344,7 @@ func (c *connLogger) HandleConn(ctx context.Context, st stats.ConnStats) {
 	c.s.log.Debug("connection", "port", c.port, "remote", addr)
 }
 
-// Usage returns how many models are loaded and the bytes they (and uploads
-// in progress) take against max_total_model_bytes.
+// Usage returns how many models the server holds (in memory or evicted to
+// sealed storage) and the bytes that models in memory, uploads and reloads
+// in progress take against max_total_model_bytes.
 func (s *Server) Usage() (models int, bytes int64) { return s.models.Usage() }

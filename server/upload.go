@@ -32,7 +32,7 @@ func newUpload(first *securedexchange.SendModelRequest, id string, limit int64, 
 		return nil, errorf(codes.ResourceExhausted, "the upload declares %d bytes, over the server's model size limit of %d bytes (max_model_bytes)", declared, limit)
 	}
 	if err := res.Grow(int64(declared)); err != nil {
-		return nil, errorf(codes.ResourceExhausted, "no room for a %d-byte model: %v (max_total_model_bytes)", declared, err)
+		return nil, modelRoomStatus(err)
 	}
 	u := &upload{first: first, id: id, limit: limit, declared: declared, res: res}
 	if err := u.buf.Grow(int(declared)); err != nil {
@@ -62,7 +62,7 @@ func (u *upload) add(msg *securedexchange.SendModelRequest) error {
 	}
 	if extra := n - u.res.Size(); extra > 0 {
 		if err := u.res.Grow(extra); err != nil {
-			return errorf(codes.ResourceExhausted, "no room for more model bytes: %v (max_total_model_bytes)", err)
+			return modelRoomStatus(err)
 		}
 	}
 	if err := u.buf.Append(data); err != nil {

@@ -186,7 +186,8 @@ func TestHugeDeclaredDimsDoNotAllocate(t *testing.T) {
 // silent used to hold their reservations forever, refusing every other
 // upload. The progress timeout cuts them and gives everything back.
 func TestSilentUploadCut(t *testing.T) {
-	p := startProc(t, buildServer(t), t.TempDir(), "--stream-progress-timeout", "2s")
+	// A 4 GiB memory budget, whatever the machine's default (half its RAM).
+	p := startProc(t, buildServer(t), t.TempDir(), "--stream-progress-timeout", "2s", "--max-total-model-bytes", "4GiB")
 	c := p.connect(t)
 	ex := p.rawExchange(t)
 	before := p.rss(t)

@@ -24,10 +24,11 @@ func main() {
 	clients := flag.Int("clients", 16, "concurrent clients")
 	seed := flag.Uint64("seed", 1, "seed of the traffic mix")
 	jsonOut := flag.String("json", "", "also write the report as JSON to `FILE`")
+	evict := flag.Bool("evict", false, "give the server room in memory for fewer models than the clients use (all saved), so that models are evicted and reloaded throughout")
 	lib := flag.String("onnxruntime-lib", "", "path of libonnxruntime.so.1 (default: search the usual places)")
 	flag.Parse()
 	if flag.NArg() > 0 || *duration <= 0 || *clients <= 0 {
-		fmt.Fprintln(os.Stderr, "usage: blindfold-soak [--duration 10m] [--clients 16] [--seed N] [--json FILE]")
+		fmt.Fprintln(os.Stderr, "usage: blindfold-soak [--duration 10m] [--clients 16] [--seed N] [--evict] [--json FILE]")
 		os.Exit(2)
 	}
 	rt, err := engine.Open(engine.Options{LibraryPath: *lib})
@@ -38,7 +39,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(os.Stderr, "soak: %d clients for %s (Ctrl-C stops early)\n", *clients, *duration)
-	rep, err := soak.Run(ctx, soak.Options{Duration: *duration, Clients: *clients, Seed: *seed, Runtime: rt, Progress: os.Stderr})
+	rep, err := soak.Run(ctx, soak.Options{Duration: *duration, Clients: *clients, Seed: *seed, Runtime: rt, Progress: os.Stderr, Evict: *evict})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "blindfold-soak:", err)
 		os.Exit(1)

@@ -48,6 +48,11 @@ type Options struct {
 	StateDir string
 	// Progress, if set, receives a line every few seconds.
 	Progress io.Writer
+	// Evict runs the server with room in memory for only Clients+2 models
+	// while the clients use about twice as many, all saved: models are
+	// evicted to sealed storage and reloaded throughout, and every answer
+	// must stay right.
+	Evict bool
 }
 
 // Resources is a snapshot of what the process holds.
@@ -70,6 +75,13 @@ type Report struct {
 	Peak     Resources        `json:"peak"`
 	After    Resources        `json:"after"`
 	Leaks    []string         `json:"leaks"`
+	// ModelsInMemory is the server's max_models (0: its default); the
+	// counts below are the server's, over the whole run.
+	ModelsInMemory int    `json:"models_in_memory"`
+	SharedModels   int    `json:"shared_models"`
+	Evictions      uint64 `json:"evictions"`
+	Reloads        uint64 `json:"reloads"`
+	ReloadFailures uint64 `json:"reload_failures"`
 }
 
 // OK reports whether every answer was right and nothing leaked.
@@ -86,6 +98,9 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "answers by gRPC code:\n")
 	for _, k := range sortedKeys(r.ByCode) {
 		fmt.Fprintf(&b, "  %-18s %d\n", k, r.ByCode[k])
+	}
+	if r.ModelsInMemory > 0 {
+		fmt.Fprintf(&b, "eviction: %d shared models, room for %d in memory: %d evictions, %d reloads, %d failed reloads\n", r.SharedModels, r.ModelsInMemory, r.Evictions, r.Reloads, r.ReloadFailures)
 	}
 	fmt.Fprintf(&b, "%-10s %10s %10s %12s %12s\n", "", "goroutines", "open files", "RSS MiB", "heap MiB")
 	for _, row := range []struct {
@@ -225,6 +240,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	cfg.UntrustedAddr, cfg.AttestedAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.StateDir = state
 	cfg.MaxModels = 4*opts.Clients + 16
+	// Each client holds one model at a time, so Clients+2 in memory leave
+	// room to reload whatever a client asks for; about twice as many
+	// shared models keep evicting.
+	copies := 1
+	if opts.Evict {
+		cfg.MaxModels = opts.Clients + 2
+		copies = (2*cfg.MaxModels)/len(work) + 1
+	}
 	cfg.RunQueueTimeout = server.Duration(30 * time.Second)
 	srv, err := server.New(server.Options{Config: cfg, Runtime: opts.Runtime, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -256,11 +279,18 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	for _, w := range work {
-		if _, err := admin.UploadModel(ctx, w.model, client.WithModelID("shared-"+w.name)); err != nil {
-			return nil, err
-		}
-		if _, err := admin.Run(ctx, "shared-"+w.name, w.inputs); err != nil {
-			return nil, err
+		for k := range copies {
+			id := sharedID(w, k, opts.Evict)
+			up := []client.UploadOption{client.WithModelID(id)}
+			if opts.Evict {
+				up = append(up, client.SaveModel())
+			}
+			if _, err := admin.UploadModel(ctx, w.model, up...); err != nil {
+				return nil, err
+			}
+			if _, err := admin.Run(ctx, id, w.inputs); err != nil {
+				return nil, err
+			}
 		}
 	}
 	admin.Close()
@@ -331,7 +361,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 			defer cl.Close()
 			for n := 0; loadCtx.Err() == nil; n++ {
-				drive(loadCtx, cl, r, work, fmt.Sprintf("c%d-%d", c, n), record, expect)
+				drive(loadCtx, cl, r, work, copies, opts.Evict, fmt.Sprintf("c%d-%d", c, n), record, expect)
 			}
 		}()
 	}
@@ -355,8 +385,23 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if limit := baseline.RSSBytes + baseline.RSSBytes/2 + 128<<20; rep.After.RSSBytes > limit {
 		rep.Leaks = append(rep.Leaks, fmt.Sprintf("resident memory: %d MiB after, %d MiB at baseline", rep.After.RSSBytes>>20, baseline.RSSBytes>>20))
 	}
-	if n, _ := srv.Usage(); n != len(work) {
-		rep.Leaks = append(rep.Leaks, fmt.Sprintf("models: %d loaded after the load, want the %d shared ones", n, len(work)))
+	if n, _ := srv.Usage(); n != copies*len(work) {
+		rep.Leaks = append(rep.Leaks, fmt.Sprintf("models: %d held after the load, want the %d shared ones", n, copies*len(work)))
+	}
+	rep.SharedModels = copies * len(work)
+	if opts.Evict {
+		rep.ModelsInMemory = cfg.MaxModels
+	}
+	for _, t := range srv.Tenants() {
+		rep.Evictions += t.Evictions
+		rep.Reloads += t.Reloads
+		rep.ReloadFailures += t.ReloadFailures
+	}
+	if rep.ReloadFailures > 0 {
+		rep.Wrong = append(rep.Wrong, fmt.Sprintf("%d reloads of evicted models failed", rep.ReloadFailures))
+	}
+	if opts.Evict && (rep.Evictions == 0 || rep.Reloads == 0) {
+		rep.Wrong = append(rep.Wrong, fmt.Sprintf("eviction asked for, but %d evictions and %d reloads happened", rep.Evictions, rep.Reloads))
 	}
 	stopped = true
 	if err := srv.Shutdown(context.Background()); err != nil {
@@ -366,10 +411,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 }
 
 // drive sends one request of a random kind and checks its answer.
-func drive(ctx context.Context, cl *client.Client, r *rand.Rand, work []workload, id string,
+func drive(ctx context.Context, cl *client.Client, r *rand.Rand, work []workload, copies int, save bool, id string,
 	record func(string, error, string), expect func(string, error, codes.Code)) {
 	w := work[r.IntN(len(work))]
-	shared := "shared-" + w.name
+	shared := sharedID(w, r.IntN(copies), save)
+	upOpts := []client.UploadOption{client.WithModelID(id)}
+	if save {
+		upOpts = append(upOpts, client.SaveModel())
+	}
 	// over reports the end of the run. gRPC ends a call on its own timer at
 	// the deadline, a moment before ctx.Err() reports it, so the clock is
 	// asked too.
@@ -393,7 +442,7 @@ func drive(ctx context.Context, cl *client.Client, r *rand.Rand, work []workload
 		}
 		record("signed-run", err, wrong)
 	case p < 60: // own model: upload, run, delete
-		if _, err := cl.UploadModel(ctx, w.model, client.WithModelID(id)); err != nil {
+		if _, err := cl.UploadModel(ctx, w.model, upOpts...); err != nil {
 			if over() {
 				// Cut by the end of the run: the server may have kept it.
 				cleanup(cl, id, record, false)
@@ -433,7 +482,7 @@ func drive(ctx context.Context, cl *client.Client, r *rand.Rand, work []workload
 	default: // a stream cancelled by the client mid-way
 		cctx, cancel := context.WithCancel(ctx)
 		time.AfterFunc(time.Duration(r.IntN(300))*time.Microsecond, cancel)
-		_, err := cl.UploadModel(cctx, w.model, client.WithModelID(id), client.WithChunkSize(64))
+		_, err := cl.UploadModel(cctx, w.model, append(upOpts, client.WithChunkSize(64))...)
 		cancel()
 		if over() {
 			cleanup(cl, id, record, false)
@@ -453,6 +502,14 @@ func drive(ctx context.Context, cl *client.Client, r *rand.Rand, work []workload
 		// answer (OK or NOT_FOUND) is right.
 		cleanup(cl, id, record, true)
 	}
+}
+
+// sharedID names copy k of w's shared model.
+func sharedID(w workload, k int, evict bool) string {
+	if !evict {
+		return "shared-" + w.name
+	}
+	return fmt.Sprintf("shared-%s-%d", w.name, k)
 }
 
 // cleanup deletes a model whose upload ended in doubt; OK and NOT_FOUND are

@@ -35,3 +35,25 @@ func TestSoakShort(t *testing.T) {
 		t.Errorf("answers by code lack an expected kind: %v", rep.ByCode)
 	}
 }
+
+// TestSoakEviction is the short soak with room in memory for fewer models
+// than the clients use: models are evicted and reloaded throughout, and
+// every answer must stay right.
+func TestSoakEviction(t *testing.T) {
+	rt := testserver.Runtime(t)
+	d := 6 * time.Second
+	if testing.Short() {
+		d = 3 * time.Second
+	}
+	rep, err := Run(context.Background(), Options{Duration: d, Clients: 8, Seed: 2, Runtime: rt, StateDir: t.TempDir(), Evict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + rep.String())
+	if !rep.OK() {
+		t.Fatalf("soak failed:\n%s", rep)
+	}
+	if rep.Reloads < 10 || rep.ModelsInMemory != 10 || rep.SharedModels <= rep.ModelsInMemory {
+		t.Fatalf("eviction did not churn: %d reloads, %d in memory, %d shared", rep.Reloads, rep.ModelsInMemory, rep.SharedModels)
+	}
+}
