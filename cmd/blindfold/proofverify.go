@@ -225,32 +225,3 @@ func printProofResult(w interface{ Write([]byte) (int, error) }, r *proof.Result
 	fmt.Fprintf(w, "attested certificate: %s\n", identity.Fingerprint(r.Certificate))
 	fmt.Fprintf(w, "signing key:          %s\n", hex.EncodeToString(r.SigningKey))
 }
-
-func certGenerateCommand() *command {
-	return &command{
-		name:     "generate",
-		synopsis: "blindfold cert generate [--cert host_server.pem] [--key host_server.key]",
-		summary:  "make the untrusted port's TLS certificate and key",
-		help: `Makes a P-256 key and a self-signed certificate (CN and SAN blindai-srv)
-for the server's untrusted port, as host_server.pem and host_server.key,
-and prints the certificate's SHA-256 fingerprint. Existing files are
-never overwritten; the key file is created with mode 0600. Give the
-certificate (never the key) to the server's users for --host-cert.`,
-		minArgs: 0, maxArgs: 0,
-		setup: func(fs *flag.FlagSet) func(*env, []string) error {
-			cert := fs.String("cert", "host_server.pem", "certificate output `FILE` (PEM)")
-			key := fs.String("key", "host_server.key", "private key output `FILE` (PEM, mode 0600)")
-			return func(e *env, _ []string) error {
-				if *cert == "" || *key == "" || *cert == *key {
-					return usageErrorf("--cert and --key must be two different, non-empty paths")
-				}
-				der, err := identity.GenerateHostCertificate(*cert, *key)
-				if err != nil {
-					return withCode(exitIO, err)
-				}
-				fmt.Fprintf(e.stdout, "certificate: %s\nkey:         %s\nsha256 fingerprint: %s\n", *cert, *key, identity.Fingerprint(der))
-				return nil
-			}
-		},
-	}
-}
