@@ -3,12 +3,14 @@ package verifier_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/attesttest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
+	"github.com/blindfold-ai/blindfold/attest/sim"
 	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
 	"github.com/blindfold-ai/blindfold/attest/verifier"
 	"github.com/blindfold-ai/blindfold/identity"
@@ -128,5 +130,37 @@ func TestStatusVerdicts(t *testing.T) {
 				t.Fatalf("err = %v, want ErrPolicyMismatch", err)
 			}
 		})
+	}
+}
+
+// TestPlatformNotAccepted: SGX evidence that verifies under an SGX policy
+// is refused by a policy with only a [tdx] section, and simulation
+// evidence is refused unless simulation is allowed.
+func TestPlatformNotAccepted(t *testing.T) {
+	c := evidence(t, nil)
+	if _, err := c.verify(t, ""); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse([]byte("[tdx]\nmrtd = [\"" + strings.Repeat("ab", 48) + "\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := verifier.ForPolicy(p, c.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.Types(); len(got) != 1 || got[0] != attest.TypeTDX {
+		t.Fatalf("types %v, want [tdx]", got)
+	}
+	_, err = reg.Verify(context.Background(), c.ev, c.cert, attest.NonceZero, nil)
+	if !errors.Is(err, attest.ErrNotAccepted) || !errors.Is(err, attest.ErrPolicyMismatch) {
+		t.Fatalf("SGX evidence under a TDX policy: %v, want ErrNotAccepted", err)
+	}
+	simEv, _ := sim.Issuer{}.Evidence(context.Background(), attest.ReportData(c.cert, nil))
+	if _, err := reg.Verify(context.Background(), simEv, c.cert, attest.NonceZero, nil); !errors.Is(err, attest.ErrNotAccepted) {
+		t.Fatalf("simulation evidence without AllowSimulation: %v, want ErrNotAccepted", err)
+	}
+	if _, err := verifier.ForPolicy(nil, verifier.Options{}); !errors.Is(err, attest.ErrNoPolicy) {
+		t.Fatalf("no policy, no simulation: %v, want ErrNoPolicy", err)
 	}
 }

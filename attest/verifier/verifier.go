@@ -13,6 +13,7 @@ import (
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sim"
+	"github.com/blindfold-ai/blindfold/attest/tdx"
 	"github.com/blindfold-ai/blindfold/policy"
 )
 
@@ -23,6 +24,12 @@ type Options struct {
 	// SGXTestRoot replaces the pinned Intel SGX Root CA for SGX evidence.
 	// FOR TESTS ONLY: evidence that chains to it proves nothing.
 	SGXTestRoot *x509.Certificate
+	// TDXTestRoot replaces the pinned Intel SGX Root CA for TDX quotes.
+	// FOR TESTS ONLY.
+	TDXTestRoot *x509.Certificate
+	// TDXFetcher fetches TDX collateral for quotes that come without it
+	// (an attest/pccs Cache); nil: such quotes are refused.
+	TDXFetcher tdx.Fetcher
 	// AllowSimulation accepts simulation evidence. It protects nothing.
 	AllowSimulation bool
 }
@@ -57,5 +64,12 @@ func ForPolicy(p *policy.Policy, o Options) (*attest.Registry, error) {
 }
 
 func addCVM(vs *[]attest.Verifier, p *policy.Policy, o Options) error {
+	if p.TDX != nil {
+		v, err := tdx.NewVerifier(p.TDX, tdx.Options{Now: o.Now, TestRoot: o.TDXTestRoot, Fetcher: o.TDXFetcher})
+		if err != nil {
+			return err
+		}
+		*vs = append(*vs, v)
+	}
 	return nil
 }
