@@ -115,7 +115,9 @@ func TestRealQuoteRefused(t *testing.T) {
 		"no root CRL":    func(c *sgx.Collateral) { c.RootCACRL = "" },
 		"no TCB info":    func(c *sgx.Collateral) { c.TCBInfo = "" },
 		"no QE identity": func(c *sgx.Collateral) { c.QEIdentity = "" },
-		"SGX TCB info":   func(c *sgx.Collateral) { c.TCBInfo = string(testvectors.Read(t, "sgx/oasis/tcb_info_v3_fmspc_00606A000000.json")) },
+		"SGX TCB info": func(c *sgx.Collateral) {
+			c.TCBInfo = string(testvectors.Read(t, "sgx/oasis/tcb_info_v3_fmspc_00606A000000.json"))
+		},
 	} {
 		cc := *c
 		strip(&cc)
