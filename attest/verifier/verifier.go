@@ -13,6 +13,7 @@ import (
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sim"
+	"github.com/blindfold-ai/blindfold/attest/snp"
 	"github.com/blindfold-ai/blindfold/attest/tdx"
 	"github.com/blindfold-ai/blindfold/policy"
 )
@@ -30,9 +31,17 @@ type Options struct {
 	// TDXFetcher fetches TDX collateral for quotes that come without it
 	// (an attest/pccs Cache); nil: such quotes are refused.
 	TDXFetcher tdx.Fetcher
+	// SNP adjusts SEV-SNP verification: test roots, the KDS getter, a CRL.
+	// Its Now is replaced by Now. When it has no Getter and no CRL, AMD's
+	// KDS is asked (through one cache per process) for missing VCEKs and
+	// the ARK's CRL.
+	SNP snp.Options
 	// AllowSimulation accepts simulation evidence. It protects nothing.
 	AllowSimulation bool
 }
+
+// kds is the process's cache of AMD KDS answers.
+var kds = &snp.KDS{}
 
 // ForPolicy returns the registry of the verifiers that p accepts. p may be
 // nil only with AllowSimulation (then only simulation is accepted).
@@ -66,6 +75,18 @@ func ForPolicy(p *policy.Policy, o Options) (*attest.Registry, error) {
 func addCVM(vs *[]attest.Verifier, p *policy.Policy, o Options) error {
 	if p.TDX != nil {
 		v, err := tdx.NewVerifier(p.TDX, tdx.Options{Now: o.Now, TestRoot: o.TDXTestRoot, Fetcher: o.TDXFetcher})
+		if err != nil {
+			return err
+		}
+		*vs = append(*vs, v)
+	}
+	if p.SNP != nil {
+		so := o.SNP
+		so.Now = o.Now
+		if so.Getter == nil && len(so.CRL) == 0 {
+			so.Getter = kds
+		}
+		v, err := snp.NewVerifier(p.SNP, so)
 		if err != nil {
 			return err
 		}
