@@ -2,12 +2,9 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,7 +13,6 @@ import (
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/gramine"
-	"github.com/blindfold-ai/blindfold/attest/pccs"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sim"
 )
@@ -36,14 +32,7 @@ func newAttester(cfg Config, given attest.Attester, log *slog.Logger) (attest.At
 	}
 	switch cfg.TEE {
 	case TEESGXGramine:
-		hc := &http.Client{Timeout: 30 * time.Second}
-		if cfg.PCCSInsecureSkipVerify {
-			tr := http.DefaultTransport.(*http.Transport).Clone()
-			tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
-			hc.Transport = tr
-			log.Warn("pccs_insecure_skip_verify: the PCCS's TLS certificate is not checked; collateral is still verified by clients, but a network attacker can deny service", "pccs_url", cfg.PCCSURL)
-		}
-		cache := &pccs.Cache{Client: &pccs.Client{BaseURL: cfg.PCCSURL, RootCACRLURL: cfg.PCCSRootCACRLURL, HTTP: hc}}
+		cache := pccsCache(cfg, log)
 		a, err := gramine.New(cfg.AttestationDir, cache)
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
@@ -52,6 +41,8 @@ func newAttester(cfg Config, given attest.Attester, log *slog.Logger) (attest.At
 			return nil, fmt.Errorf("server: tee = %q: %w", cfg.TEE, err)
 		}
 		return a, nil
+	case TEETDX, TEESNP:
+		return newCVMIssuer(cfg, log)
 	case "":
 		return nil, errors.New("server: no TEE evidence provider is configured, so the server cannot run in hardware mode; " +
 			"under Gramine on SGX set tee = \"sgx-gramine\" and pccs_url (see docs/sgx.md); " +

@@ -26,8 +26,10 @@ type Config struct {
 	// explicitly.
 	Simulation bool `toml:"simulation"`
 	// TEE names the hardware evidence provider: "sgx-gramine" (SGX DCAP
-	// quotes through Gramine's /dev/attestation). Empty: none, so the
-	// server starts only in simulation (or with an Attester in Options).
+	// quotes through Gramine's /dev/attestation), "tdx" or "sev-snp" (a
+	// confidential VM's quotes or reports through configfs-tsm; see
+	// docs/cvm.md). Empty: none, so the server starts only in simulation
+	// (or with an Attester in Options).
 	TEE string `toml:"tee"`
 	// AttestationDir is Gramine's attestation folder (default
 	// /dev/attestation).
@@ -252,8 +254,15 @@ func (c *Config) Validate() error {
 		if c.AttestationDir == "" {
 			bad("attestation_dir", "must not be empty with tee = %q", c.TEE)
 		}
+	case TEETDX, TEESNP:
+		if c.Simulation {
+			bad("tee", "%q and simulation exclude each other", c.TEE)
+		}
+		if c.TEE == TEETDX && c.PCCSURL == "" {
+			bad("pccs_url", "tee = %q needs the PCCS (or Intel PCS) base URL that TDX collateral is fetched from", c.TEE)
+		}
 	default:
-		bad("tee", "%q is not one of %q (or empty)", c.TEE, TEESGXGramine)
+		bad("tee", "%q is not one of %q, %q, %q (or empty)", c.TEE, TEESGXGramine, TEETDX, TEESNP)
 	}
 	if c.UntrustedAddr == "" {
 		bad("untrusted_addr", "must not be empty")
@@ -390,7 +399,7 @@ type Setting struct {
 
 var settingUsage = map[string]string{
 	"simulation":                 "run WITHOUT a TEE (INSECURE: protects nothing; for development only)",
-	"tee":                        "hardware evidence provider: sgx-gramine (SGX DCAP quotes through Gramine's /dev/attestation)",
+	"tee":                        "hardware evidence provider: sgx-gramine (SGX DCAP quotes through Gramine's /dev/attestation), tdx or sev-snp (confidential VM evidence through configfs-tsm)",
 	"attestation_dir":            "Gramine's attestation folder (default /dev/attestation)",
 	"pccs_url":                   "base URL of the PCCS or Intel PCS that SGX collateral is fetched from",
 	"pccs_root_ca_crl_url":       "URL of the SGX root CA CRL (default: Intel's distribution point with Intel PCS, else the PCCS's rootcacrl)",

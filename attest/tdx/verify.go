@@ -181,8 +181,9 @@ func pckCertificate(q *pb.QuoteV4) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// platform returns the FMSPC and CA type of the quote's PCK certificate.
-func platform(q *pb.QuoteV4) (pccs.Platform, error) {
+// QuotePlatform returns the FMSPC and CA type of the quote's PCK
+// certificate (TEE tdx): what its collateral is fetched for.
+func QuotePlatform(q *pb.QuoteV4) (pccs.Platform, error) {
 	cert, err := pckCertificate(q)
 	if err != nil {
 		return pccs.Platform{}, err
@@ -218,7 +219,7 @@ func (v *Verifier) collateral(ctx context.Context, q *pb.QuoteV4, enc []byte) (*
 	if v.opts.Fetcher == nil {
 		return nil, fmt.Errorf("%w: none came with the quote and no PCCS is configured to fetch it", ErrCollateral)
 	}
-	p, err := platform(q)
+	p, err := QuotePlatform(q)
 	if err != nil {
 		return nil, err
 	}
@@ -392,7 +393,7 @@ func (g *getter) Get(u string) (map[string][]string, []byte, error) {
 }
 
 func verifyQuote(q *pb.QuoteV4, c *sgx.Collateral, now time.Time, testRoot *x509.Certificate) (*Result, error) {
-	p, err := platform(q)
+	p, err := QuotePlatform(q)
 	if err != nil {
 		return nil, err
 	}
