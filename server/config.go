@@ -46,6 +46,10 @@ type Config struct {
 	// (PCCS installs often use a self-signed one). Collateral is signed by
 	// Intel and verified by clients, so this risks availability, not trust.
 	PCCSInsecureSkipVerify bool `toml:"pccs_insecure_skip_verify"`
+	// PCCSHeader is one request header, "Name: value", sent with every
+	// request to pccs_url: Azure's THIM behind the instance metadata
+	// service needs "Metadata: true" (see docs/sgx.md).
+	PCCSHeader string `toml:"pccs_header"`
 
 	// UntrustedAddr is the listen address of the untrusted (attestation) port.
 	UntrustedAddr string `toml:"untrusted_addr"`
@@ -264,6 +268,11 @@ func (c *Config) Validate() error {
 	default:
 		bad("tee", "%q is not one of %q, %q, %q (or empty)", c.TEE, TEESGXGramine, TEETDX, TEESNP)
 	}
+	if c.PCCSHeader != "" {
+		if _, _, err := c.pccsHeader(); err != nil {
+			bad("pccs_header", "%v", err)
+		}
+	}
 	if c.UntrustedAddr == "" {
 		bad("untrusted_addr", "must not be empty")
 	}
@@ -404,6 +413,7 @@ var settingUsage = map[string]string{
 	"pccs_url":                   "base URL of the PCCS or Intel PCS that SGX collateral is fetched from",
 	"pccs_root_ca_crl_url":       "URL of the SGX root CA CRL (default: Intel's distribution point with Intel PCS, else the PCCS's rootcacrl)",
 	"pccs_insecure_skip_verify":  "INSECURE: do not check the PCCS's TLS certificate (collateral is still verified by clients)",
+	"pccs_header":                "a request header (Name: value) sent to pccs_url, e.g. Metadata: true for Azure's THIM",
 	"untrusted_addr":             "listen address of the untrusted (attestation) port",
 	"attested_addr":              "listen address of the attested (inference) port",
 	"state_dir":                  "folder for the generated operator certificate and server state",

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/textproto"
+	"strings"
 	"time"
 
 	"github.com/google/go-configfs-tsm/configfs/linuxtsm"
@@ -35,7 +37,24 @@ func pccsCache(cfg Config, log *slog.Logger) *pccs.Cache {
 		hc.Transport = tr
 		log.Warn("pccs_insecure_skip_verify: the PCCS's TLS certificate is not checked; collateral is still verified by clients, but a network attacker can deny service", "pccs_url", cfg.PCCSURL)
 	}
-	return &pccs.Cache{Client: &pccs.Client{BaseURL: cfg.PCCSURL, RootCACRLURL: cfg.PCCSRootCACRLURL, HTTP: hc}}
+	c := &pccs.Client{BaseURL: cfg.PCCSURL, RootCACRLURL: cfg.PCCSRootCACRLURL, HTTP: hc}
+	if name, value, err := cfg.pccsHeader(); err == nil && name != "" {
+		c.Header = http.Header{name: {value}}
+	}
+	return &pccs.Cache{Client: c}
+}
+
+// pccsHeader parses pccs_header ("Name: value"); "" gives "".
+func (c *Config) pccsHeader() (name, value string, err error) {
+	if c.PCCSHeader == "" {
+		return "", "", nil
+	}
+	n, v, ok := strings.Cut(c.PCCSHeader, ":")
+	n, v = textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(n)), strings.TrimSpace(v)
+	if !ok || n == "" || strings.ContainsAny(n, " \t\r\n") || strings.ContainsAny(v, "\r\n") {
+		return "", "", fmt.Errorf("%q is not a header of the form \"Name: value\"", c.PCCSHeader)
+	}
+	return n, v, nil
 }
 
 // newCVMIssuer opens configfs-tsm and checks that its provider is the
