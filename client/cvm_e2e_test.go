@@ -16,6 +16,7 @@ import (
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/snp"
 	"github.com/blindfold-ai/blindfold/attest/snp/snptest"
+	"github.com/blindfold-ai/blindfold/attest/tdx/tdxtest"
 	"github.com/blindfold-ai/blindfold/attest/tsm"
 	"github.com/blindfold-ai/blindfold/attest/verifier"
 	"github.com/blindfold-ai/blindfold/client"
@@ -35,12 +36,8 @@ func snpPolicy(t *testing.T, measurement [48]byte) *policy.Policy {
 	return p
 }
 
-// TestSNPE2E runs a hardware-mode server whose evidence comes from a fake
-// SEV-SNP configfs-tsm tree (reports signed by a synthetic AMD PKI), over
-// real TLS: a client with an [snp] policy connects, uploads and runs with
-// signatures, and the proofs verify offline; a client whose policy pins
-// another measurement is refused at connect, and the server holds nothing
-// from it.
+// TestSNPE2E runs the CVM end-to-end test with a fake SEV-SNP
+// configfs-tsm tree (reports signed by a synthetic AMD PKI).
 func TestSNPE2E(t *testing.T) {
 	pki, err := snptest.NewPKI(hwNow)
 	if err != nil {
@@ -50,12 +47,50 @@ func TestSNPE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := testserver.StartHardware(t, iss)
 	crl, err := pki.CRL(hwNow.Add(-time.Hour), hwNow.Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	vopts := verifier.Options{Now: func() time.Time { return hwNow }, SNP: snp.Options{TestRoots: pki.Roots(), CRL: crl}}
+	other := snptest.Measurement()
+	other[0] ^= 0xff
+	cvmE2E(t, iss, attest.TypeSNP, snpPolicy(t, snptest.Measurement()), snpPolicy(t, other),
+		verifier.Options{Now: func() time.Time { return hwNow }, SNP: snp.Options{TestRoots: pki.Roots(), CRL: crl}})
+}
+
+// tdxPolicy returns a policy with a [tdx] section pinning mrtd.
+func tdxPolicy(t *testing.T, mrtd [48]byte) *policy.Policy {
+	t.Helper()
+	p, err := policy.Parse([]byte("[tdx]\nmrtd = [\"" + hex.EncodeToString(mrtd[:]) + "\"]\nmin_tee_tcb_svn = \"03010200000000000000000000000000\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestTDXE2E runs the CVM end-to-end test with a fake TDX configfs-tsm
+// tree (quotes signed under a synthetic Intel PKI) and a fake PCCS.
+func TestTDXE2E(t *testing.T) {
+	pki, err := tdxtest.NewPKI(hwNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := tsm.New(pki.TSM(hwNow, nil), tdxtest.Source{PKI: pki, Now: hwNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := tdxtest.MRTD()
+	other[0] ^= 0xff
+	cvmE2E(t, iss, attest.TypeTDX, tdxPolicy(t, tdxtest.MRTD()), tdxPolicy(t, other),
+		verifier.Options{Now: func() time.Time { return hwNow }, TDXTestRoot: pki.Root})
+}
+
+// cvmE2E runs a hardware-mode server whose evidence comes from iss, over
+// real TLS: a client with policy good connects, uploads and runs with
+// signatures, and the proofs verify offline; a client whose policy (bad)
+// pins another measurement is refused at connect, and the server holds
+// nothing from it.
+func cvmE2E(t *testing.T, iss attest.Issuer, typ string, good, bad *policy.Policy, vopts verifier.Options) {
+	srv := testserver.StartHardware(t, iss)
 	registry := func(p *policy.Policy) *attest.Registry {
 		reg, err := verifier.ForPolicy(p, vopts)
 		if err != nil {
@@ -76,12 +111,10 @@ func TestSNPE2E(t *testing.T) {
 	defer cancel()
 
 	// Another measurement: refused before anything is sent.
-	other := snptest.Measurement()
-	other[0] ^= 0xff
-	if _, err := connect(ctx, snpPolicy(t, other)); !errors.Is(err, client.ErrPolicyMismatch) {
+	if _, err := connect(ctx, bad); !errors.Is(err, client.ErrPolicyMismatch) {
 		t.Fatalf("Connect with another measurement pinned: %v, want ErrPolicyMismatch", err)
 	}
-	// An SGX-only policy does not accept SEV-SNP evidence.
+	// An SGX-only policy does not accept this platform's evidence.
 	if _, err := connect(ctx, sgxOnlyPolicy(t)); !errors.Is(err, attest.ErrNotAccepted) {
 		t.Fatalf("Connect with an SGX-only policy: %v, want ErrNotAccepted", err)
 	}
@@ -89,23 +122,22 @@ func TestSNPE2E(t *testing.T) {
 		t.Fatalf("the server holds %d models after refused clients", n)
 	}
 
-	pol := snpPolicy(t, snptest.Measurement())
 	for _, nonce := range [][]byte{nil, []byte("a fresh client nonce")} {
-		c, err := connect(ctx, pol, client.WithNonce(nonce))
+		c, err := connect(ctx, good, client.WithNonce(nonce))
 		if err != nil {
 			t.Fatalf("Connect (nonce %q): %v", nonce, err)
 		}
 		a := c.Attestation()
-		if a == nil || a.Claims.Type != attest.TypeSNP || snp.ResultOf(a.Claims).Measurement != snptest.Measurement() || c.Simulation() {
+		if a == nil || a.Claims.Type != typ || !a.Claims.TestRoot || c.Simulation() {
 			t.Fatalf("attestation %+v", a)
 		}
-		if info := c.ServerInfo(); info.EvidenceType != attest.TypeSNP {
+		if info := c.ServerInfo(); info.EvidenceType != typ {
 			t.Fatalf("server info %+v", info)
 		}
 		c.Close()
 	}
 
-	c, err := connect(ctx, pol)
+	c, err := connect(ctx, good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,10 +169,10 @@ func TestSNPE2E(t *testing.T) {
 		opts proof.VerifyOptions
 		is   error
 	}{
-		{"run proof", runProof, proof.VerifyOptions{Verifiers: registry(pol), InputHash: res.InputHash, ModelID: "mlp"}, nil},
-		{"send proof", sendProof, proof.VerifyOptions{Verifiers: registry(pol), ModelHash: proof.ModelHash(model)}, nil},
-		{"another measurement", runProof, proof.VerifyOptions{Verifiers: registry(snpPolicy(t, other))}, proof.ErrPolicyMismatch},
-		{"against AMD's roots", runProof, proof.VerifyOptions{Policy: pol, Now: func() time.Time { return hwNow }}, proof.ErrBadEvidence},
+		{"run proof", runProof, proof.VerifyOptions{Verifiers: registry(good), InputHash: res.InputHash, ModelID: "mlp"}, nil},
+		{"send proof", sendProof, proof.VerifyOptions{Verifiers: registry(good), ModelHash: proof.ModelHash(model)}, nil},
+		{"another measurement", runProof, proof.VerifyOptions{Verifiers: registry(bad)}, proof.ErrPolicyMismatch},
+		{"against the vendor's roots", runProof, proof.VerifyOptions{Policy: good, Now: func() time.Time { return hwNow }}, proof.ErrBadEvidence},
 		{"without a policy", runProof, proof.VerifyOptions{}, proof.ErrNoPolicy},
 		{"simulation allowed does not skip evidence", runProof, proof.VerifyOptions{AllowSimulation: true}, proof.ErrNoPolicy},
 	} {
@@ -149,8 +181,8 @@ func TestSNPE2E(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if proof.IsSimulation(p) || len(p.GetAttestation().GetQuote()) != 0 || p.GetEvidence().GetType() != attest.TypeSNP {
-				t.Fatalf("the proof does not carry SEV-SNP evidence: %v", p.GetEvidence().GetType())
+			if proof.IsSimulation(p) || len(p.GetAttestation().GetQuote()) != 0 || p.GetEvidence().GetType() != typ {
+				t.Fatalf("the proof does not carry %s evidence: %v", typ, p.GetEvidence().GetType())
 			}
 			r, err := proof.Verify(p, tc.opts)
 			if tc.is != nil {
@@ -167,11 +199,11 @@ func TestSNPE2E(t *testing.T) {
 			}
 		})
 	}
-	// A flipped byte of the proof's report fails.
+	// A flipped byte of the proof's evidence (in the signed body) fails.
 	p, _ := proof.ReadFile(runProof)
 	p.Evidence.Raw[0x90] ^= 1
-	if _, err := proof.Verify(p, proof.VerifyOptions{Verifiers: registry(pol)}); !errors.Is(err, proof.ErrBadEvidence) || !strings.Contains(err.Error(), "sev-snp") {
-		t.Fatalf("tampered report: %v, want ErrBadEvidence", err)
+	if _, err := proof.Verify(p, proof.VerifyOptions{Verifiers: registry(good)}); !errors.Is(err, proof.ErrBadEvidence) || !strings.Contains(err.Error(), typ) {
+		t.Fatalf("tampered evidence: %v, want ErrBadEvidence", err)
 	}
 }
 
