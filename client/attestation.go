@@ -71,7 +71,7 @@ func attestServer(ctx context.Context, cfg *config, conn *grpc.ClientConn, att u
 		if cfg.policy == nil {
 			return nil, ErrNoPolicy
 		}
-		reg, err = verifier.ForPolicy(cfg.policy, verifier.Options{Now: cfg.now, SGXTestRoot: cfg.testRoot})
+		reg, err = verifier.ForPolicy(cfg.policy, verifier.Options{Now: cfg.now, SGXTestRoot: cfg.testRoot, TDXTestRoot: cfg.testRoot})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrPolicyMismatch, err)
 		}

@@ -84,9 +84,9 @@ var (
 	// ErrSimulationServer means the server runs in simulation mode and
 	// the caller did not pass WithSimulation.
 	ErrSimulationServer = errors.New("client: server runs in simulation mode; pass WithSimulation to accept it (it protects nothing)")
-	// ErrNoPolicy means the server offers hardware evidence (an SGX quote)
+	// ErrNoPolicy means the server offers hardware evidence (a quote or report)
 	// and no policy was given to verify it against (WithPolicy).
-	ErrNoPolicy = fmt.Errorf("client: the server offers hardware evidence (an SGX quote): %w; pass WithPolicy with the enclave's policy.toml", attest.ErrNoPolicy)
+	ErrNoPolicy = fmt.Errorf("client: the server offers hardware evidence (an SGX, TDX or SEV-SNP quote or report): %w; pass WithPolicy with the TEE's policy.toml", attest.ErrNoPolicy)
 	// ErrBadEvidence means the server's evidence does not verify: quote,
 	// signatures, certificate chain to the pinned root, revocation, or a
 	// report data that does not bind the attested certificate or nonce.
@@ -169,8 +169,9 @@ func WithPolicy(p *policy.Policy) Option { return func(c *config) { c.policy = p
 // collateral validity); the default is time.Now.
 func WithTime(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
-// WithTestRootCA replaces the pinned Intel SGX Root CA with root. FOR TESTS
-// ONLY: evidence that chains to a test root proves nothing about hardware.
+// WithTestRootCA replaces the pinned Intel SGX Root CA with root, for SGX
+// and TDX evidence. FOR TESTS ONLY: evidence that chains to a test root
+// proves nothing about hardware.
 func WithTestRootCA(root *x509.Certificate) Option { return func(c *config) { c.testRoot = root } }
 
 // WithNonce asks for evidence bound to nonce (1 to 64 bytes, e.g. 32 random

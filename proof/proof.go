@@ -307,7 +307,7 @@ var (
 	ErrSimulationProof = errors.New("proof: simulation-mode proof (no hardware evidence; it protects nothing); refused unless simulation is explicitly allowed")
 	// ErrNoPolicy means the proof carries hardware evidence (a quote) and
 	// no policy was given to verify it against.
-	ErrNoPolicy = fmt.Errorf("proof: the proof carries hardware evidence (an SGX quote): %w (give the enclave's policy.toml)", attest.ErrNoPolicy)
+	ErrNoPolicy = fmt.Errorf("proof: the proof carries hardware evidence (an SGX, TDX or SEV-SNP quote or report): %w (give the TEE's policy.toml)", attest.ErrNoPolicy)
 	// ErrBadEvidence means the proof's hardware evidence does not verify
 	// (see attest.ErrBadEvidence); ErrStaleCollateral, that its
 	// collateral is expired at the verification time; ErrPolicyMismatch,
@@ -369,8 +369,9 @@ type VerifyOptions struct {
 	// Now returns the time at which a hardware proof's evidence is
 	// verified (certificate and collateral validity); nil means now.
 	Now func() time.Time
-	// TestRoot replaces the pinned Intel SGX Root CA. FOR TESTS ONLY: a
-	// proof whose evidence chains to a test root proves nothing.
+	// TestRoot replaces the pinned Intel SGX Root CA, for SGX and TDX
+	// evidence. FOR TESTS ONLY: a proof whose evidence chains to a test
+	// root proves nothing.
 	TestRoot *x509.Certificate
 	// Collateral, when set, verifies a hardware proof's quote instead of
 	// the collateral inside the proof: collateral the verifier trusts to
@@ -475,7 +476,7 @@ func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
 		}
 		reg := opts.Verifiers
 		if reg == nil {
-			if reg, err = verifier.ForPolicy(opts.Policy, verifier.Options{Now: opts.Now, SGXTestRoot: opts.TestRoot}); err != nil {
+			if reg, err = verifier.ForPolicy(opts.Policy, verifier.Options{Now: opts.Now, SGXTestRoot: opts.TestRoot, TDXTestRoot: opts.TestRoot}); err != nil {
 				return nil, fmt.Errorf("proof: %w: %w", ErrPolicyMismatch, err)
 			}
 		}
