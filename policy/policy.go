@@ -1,10 +1,12 @@
-// Package policy holds what a client demands of an SGX enclave before it
-// trusts it: the policy.toml file of BlindAI (MRENCLAVE, MISCSELECT and
-// ATTRIBUTES under masks, debug), with Blindfold's optional additions
-// (accepted TCB statuses and advisories, collateral freshness, and signer
-// identity as an alternative to MRENCLAVE). It loads and writes the file,
-// generates it from an enclave's SIGSTRUCT, and checks verified quotes
-// against it.
+// Package policy holds what a client demands of a TEE before it trusts it:
+// the policy.toml file. Its SGX part is BlindAI's file (MRENCLAVE,
+// MISCSELECT and ATTRIBUTES under masks, debug) with Blindfold's optional
+// additions (accepted TCB statuses and advisories, collateral freshness,
+// and signer identity as an alternative to MRENCLAVE), at the top level as
+// BlindAI 0.5 writes it or in an [sgx] section; a [tdx] section (TDX) and
+// an [snp] section (SEV-SNP) hold the other platforms. A policy accepts
+// evidence only of the platforms it has a section for. The package loads and writes the file, generates the SGX part from an
+// enclave's SIGSTRUCT, and checks verified evidence against it.
 package policy
 
 import (
@@ -263,10 +265,12 @@ func intRange(key string, v *int64, max int64) (int64, error) {
 var blindfoldKeys = []string{"mr_signer", "isv_prod_id", "min_isv_svn", "accepted_tcb_statuses", "accepted_advisory_ids", "min_tcb_evaluation_data_number", "max_collateral_age"}
 
 // Parse parses policy.toml text. Unknown keys are an error, as is a policy
-// with neither mr_enclave nor mr_signer (with both, both are checked). The
-// BlindAI keys (misc_*, attributes_*, allow_debug) are all required. A file
-// with only BlindAI's keys is a BlindAI 0.5 policy (Policy.BlindAI05). The
-// result passes Validate.
+// that accepts no platform. SGX keys (top level or [sgx]) need mr_enclave or
+// mr_signer (with both, both are checked) and all of BlindAI's keys
+// (misc_*, attributes_*, allow_debug). A file with only BlindAI's keys at
+// the top level and no other section is a BlindAI 0.5 policy
+// (Policy.BlindAI05); with [sgx], [tdx] or [snp] it is a Blindfold policy,
+// with Blindfold's stricter defaults. The result passes Validate.
 func Parse(data []byte) (*Policy, error) {
 	var f file
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)

@@ -53,6 +53,14 @@
 // the proof's own. Bytes 32..63 of the report data hold the nonce
 // of the client that connected (or zeros); they are checked only when
 // VerifyOptions.Nonce is given, since a third party does not know it.
+//
+// A proof from a TDX or SEV-SNP server carries its evidence (quote or
+// report, and its collateral) in the ResponseProof's evidence field, which
+// BlindAI 0.5 does not have, and the attested certificate in the
+// attestation's enclave_held_data with an empty quote: a BlindAI 0.5 reader
+// sees no hardware evidence and does not accept it as hardware evidence.
+// Verify checks it with the verifier of its platform (package
+// attest/verifier) against the policy's section for that platform.
 package proof
 
 import (
