@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,5 +154,55 @@ func TestSyntheticPolicy(t *testing.T) {
 		if !errors.Is(err, attest.ErrPolicyMismatch) || !errors.As(err, &me) || me.Field != tc.key {
 			t.Errorf("%s: %v, want a policy mismatch on %s", tc.name, err, tc.key)
 		}
+	}
+}
+
+// kdsFake serves the VCEK and the ARK's CRL at AMD KDS URLs.
+type kdsFake struct {
+	byURL map[string][]byte
+	asked []string
+}
+
+func (k *kdsFake) Get(_ context.Context, url string) ([]byte, error) {
+	k.asked = append(k.asked, url)
+	b, ok := k.byURL[url]
+	if !ok {
+		return nil, errors.New("404 " + url)
+	}
+	return b, nil
+}
+
+// TestSyntheticKDS: a report that comes without its certificate table is
+// verified with the VCEK and CRL fetched from the KDS (through a Getter),
+// at the URLs of the report's product line, chip and TCB.
+func TestSyntheticKDS(t *testing.T) {
+	f := newFixture(t)
+	ev := f.evidence(t, func(r *snptest.Report) { r.Version = 3 })
+	ev.Collateral = nil
+	k := &kdsFake{byURL: map[string][]byte{}}
+	v, err := snp.NewVerifier(basePolicy(t, ""), snp.Options{Now: func() time.Time { return synthNow }, TestRoots: f.pki.Roots(), Getter: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), ev); !errors.Is(err, snp.ErrCertificate) {
+		t.Fatalf("KDS without the VCEK: %v, want ErrCertificate", err)
+	}
+	if len(k.asked) != 1 || !strings.HasPrefix(k.asked[0], "https://kdsintf.amd.com/vcek/v1/Milan/") || !strings.Contains(k.asked[0], hex.EncodeToString(f.pki.ChipID[:])) {
+		t.Fatalf("asked %v", k.asked)
+	}
+	k.byURL[k.asked[0]] = f.pki.VCEK.Raw
+	if _, err := v.Verify(context.Background(), ev); !errors.Is(err, snp.ErrCRL) {
+		t.Fatalf("KDS without the CRL: %v, want ErrCRL", err)
+	}
+	k.byURL[k.asked[len(k.asked)-1]] = f.crl
+	if _, err := v.Verify(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	// Version 2 reports do not name their product: the VCEK must come
+	// with them.
+	ev2 := f.evidence(t, nil)
+	ev2.Collateral = nil
+	if _, err := v.Verify(context.Background(), ev2); !errors.Is(err, snp.ErrCertificate) {
+		t.Fatalf("version 2 without a VCEK: %v, want ErrCertificate", err)
 	}
 }

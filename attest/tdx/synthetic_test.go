@@ -140,3 +140,25 @@ func TestSyntheticPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestSyntheticFetchedCollateral: a quote that comes without collateral is
+// verified with collateral fetched for its platform through the Fetcher (a
+// PCCS in production); without a Fetcher it is refused.
+func TestSyntheticFetchedCollateral(t *testing.T) {
+	pki, err := tdxtest.NewPKI(synthNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := build(t, pki, nil)
+	ev.Collateral = nil
+	v, err := tdx.NewVerifier(tdxPolicy(t, ""), tdx.Options{Now: func() time.Time { return synthNow }, TestRoot: pki.Root, Fetcher: tdxtest.Source{PKI: pki, Now: synthNow}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify(t, pki, ev, tdxPolicy(t, ""), synthNow); !errors.Is(err, tdx.ErrCollateral) {
+		t.Fatalf("without a Fetcher: %v, want ErrCollateral", err)
+	}
+}

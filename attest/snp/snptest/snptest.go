@@ -163,6 +163,9 @@ type Report struct {
 	TCB *snp.TCB
 	// Firmware is the current major.minor (default 1.55).
 	Firmware [2]uint8
+	// Version is the report version (default 2); from 3 on the report
+	// carries the CPUID of a Milan chip, which names its product line.
+	Version uint32
 }
 
 // DefaultReport returns a report with a fixed measurement and default
@@ -185,14 +188,21 @@ func (p *PKI) Sign(r *Report) ([]byte, error) {
 		tcb = *r.TCB
 	}
 	tv := TCBVersion(tcb)
+	version := r.Version
+	if version == 0 {
+		version = 2
+	}
 	rep := &spb.Report{
-		Version: 2, GuestSvn: 0, Policy: r.Policy, FamilyId: r.FamilyID[:], ImageId: r.ImageID[:], Vmpl: r.VMPL,
+		Version: version, GuestSvn: 0, Policy: r.Policy, FamilyId: r.FamilyID[:], ImageId: r.ImageID[:], Vmpl: r.VMPL,
 		SignatureAlgo: 1, CurrentTcb: tv, PlatformInfo: 0, SignerInfo: 0,
 		ReportData: r.ReportData[:], Measurement: r.Measurement[:], HostData: r.HostData[:],
 		IdKeyDigest: make([]byte, 48), AuthorKeyDigest: make([]byte, 48), ReportId: make([]byte, 32), ReportIdMa: make([]byte, 32),
 		ReportedTcb: tv, ChipId: p.ChipID[:], CommittedTcb: tv, LaunchTcb: tv,
 		CurrentMajor: uint32(r.Firmware[0]), CurrentMinor: uint32(r.Firmware[1]), CommittedMajor: uint32(r.Firmware[0]), CommittedMinor: uint32(r.Firmware[1]),
 		Signature: make([]byte, sevabi.SignatureSize),
+	}
+	if version >= 3 {
+		rep.Cpuid1EaxFms = sevabi.FmsToCpuid1Eax(0x19, 0x01, 0x01) // Milan B1
 	}
 	raw, err := sevabi.ReportToAbiBytes(rep)
 	if err != nil {
