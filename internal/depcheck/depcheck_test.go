@@ -24,6 +24,11 @@ var (
 	testOnly = []string{
 		"github.com/blindfold-ai/blindfold/internal/onnxgen",
 		"github.com/blindfold-ai/blindfold/internal/testserver",
+		"github.com/blindfold-ai/blindfold/attest/attesttest",
+		"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest",
+		"github.com/blindfold-ai/blindfold/attest/snp/snptest",
+		"github.com/blindfold-ai/blindfold/attest/tdx/tdxtest",
+		"github.com/google/go-configfs-tsm/configfs/faketsm",
 		"testing",
 	}
 )
