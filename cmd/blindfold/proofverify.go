@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/policy"
 	"github.com/blindfold-ai/blindfold/proof"
@@ -207,20 +208,26 @@ func printProofResult(w interface{ Write([]byte) (int, error) }, r *proof.Result
 		fmt.Fprintf(w, "issued_at:            %s (server host clock; not proven)\n", r.IssuedAt.UTC().Format(time.RFC3339Nano))
 	}
 	fmt.Fprintf(w, "simulation:           %t\n", r.Simulation)
-	if ev := r.Evidence; ev != nil {
-		rb := ev.SGX.ReportBody
-		fmt.Fprintf(w, "evidence:             %s, verified at %s\n", attest.TypeSGXDCAP, ev.SGX.VerifiedAt.UTC().Format(time.RFC3339))
+	if ev := r.Evidence; ev != nil && sgx.ResultOf(ev.Claims) == nil {
+		fmt.Fprintf(w, "evidence:             %s\n", ev.Claims.Type)
+		for _, cl := range ev.Claims.List {
+			fmt.Fprintf(w, "%-21s %s\n", cl.Name+":", cl.Value)
+		}
+	} else if ev != nil {
+		sr := sgx.ResultOf(ev.Claims)
+		rb := sr.ReportBody
+		fmt.Fprintf(w, "evidence:             %s, verified at %s\n", attest.TypeSGXDCAP, sr.VerifiedAt.UTC().Format(time.RFC3339))
 		fmt.Fprintf(w, "mrenclave:            %s\n", hex.EncodeToString(rb.MRENCLAVE[:]))
 		fmt.Fprintf(w, "mrsigner:             %s\n", hex.EncodeToString(rb.MRSIGNER[:]))
-		fmt.Fprintf(w, "tcb status:           %s (advisories: %s)\n", ev.SGX.Status, listOrNone(ev.SGX.AdvisoryIDs))
+		fmt.Fprintf(w, "tcb status:           %s (advisories: %s)\n", sr.Status, listOrNone(sr.AdvisoryIDs))
 		if p != nil {
-			if why, err := p.ExplainStatus(ev.SGX.Status, ev.SGX.AdvisoryIDs); err == nil {
+			if why, err := p.ExplainStatus(sr.Status, sr.AdvisoryIDs); err == nil {
 				fmt.Fprintf(w, "tcb verdict:          passed: %s\n", why)
 			}
 		}
 		fmt.Fprintf(w, "collateral:           %s\n", source)
-		fmt.Fprintf(w, "collateral issued:    %s (latest issue date of the TCB info, QE identity and CRLs)\n", ev.SGX.CollateralIssued.UTC().Format(time.RFC3339))
-		fmt.Fprintf(w, "collateral valid:     %s to %s\n", ev.SGX.CollateralIssued.UTC().Format(time.RFC3339), ev.SGX.CollateralNextUpdate.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "collateral issued:    %s (latest issue date of the TCB info, QE identity and CRLs)\n", sr.CollateralIssued.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "collateral valid:     %s to %s\n", sr.CollateralIssued.UTC().Format(time.RFC3339), sr.CollateralNextUpdate.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "attested certificate: %s\n", identity.Fingerprint(r.Certificate))
 	fmt.Fprintf(w, "signing key:          %s\n", hex.EncodeToString(r.SigningKey))
