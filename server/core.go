@@ -443,7 +443,7 @@ func HTTPStatus(err error) (int, string) {
 // tooLarge says whether a RESOURCE_EXHAUSTED message is about a request's
 // or reply's size limit rather than about the server being busy.
 func tooLarge(msg string) bool {
-	for _, k := range []string{"(max_model_bytes)", "(max_input_bytes)", "(max_reply_bytes)", "max_reply_bytes,"} {
+	for _, k := range []string{"(max_model_bytes)", "(max_input_bytes)", "(max_reply_bytes)", "max_reply_bytes,", "the request body is over"} {
 		if strings.Contains(msg, k) {
 			return true
 		}
