@@ -186,6 +186,9 @@ func (a *authenticator) subjectOf(tok string) (string, error) {
 	if claims.Subject == "" {
 		return "", errorf(codes.Unauthenticated, "invalid token: it has no sub claim")
 	}
+	if claims.Subject == anonymousSubject {
+		return "", errorf(codes.Unauthenticated, "invalid token: its sub claim is reserved")
+	}
 	return claims.Subject, nil
 }
 

@@ -90,6 +90,29 @@ func (c *Core) Authorize(token string) (subject string, release func(), err erro
 	return subject, release, nil
 }
 
+// anonymousSubject is the subject of requests without a token on a server
+// that requires one (see AuthorizeAnonymous). No token may claim it, so it
+// owns no model and sees only public ones.
+const anonymousSubject = "\x00anonymous"
+
+// AuthorizeAnonymous admits a request that carries no token, for clients
+// that have none (BlindAI 0.6). Without authentication it is
+// Authorize(""). With authentication required, the request gets a subject
+// that owns nothing: it can run public models only, and its uploads and
+// deletes find nothing of its own (front ends should refuse those with
+// Authorize instead). All anonymous requests share one subject's rate and
+// concurrency limits.
+func (c *Core) AuthorizeAnonymous() (subject string, release func(), err error) {
+	if c.s.auth.mode == AuthNone {
+		return c.Authorize("")
+	}
+	release, err = c.s.auth.admit(anonymousSubject)
+	if err != nil {
+		return "", nil, err
+	}
+	return anonymousSubject, release, nil
+}
+
 // UploadSpec describes an upload before its bytes arrive.
 type UploadSpec struct {
 	// ID is the model's id; empty: a fresh UUID.
