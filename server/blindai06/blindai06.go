@@ -200,7 +200,7 @@ func (h *handler) unattested(w http.ResponseWriter, r *http.Request) {
 			writeCBOR(w, quote)
 			return
 		}
-		writeCBOR(w, collateralOf(col))
+		writeCBOR(w, collateralOf(quote, col))
 	default:
 		httpError(w, http.StatusNotFound, "no such path: the unattested port answers GET /, /quote and /collateral")
 	}

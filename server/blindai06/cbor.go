@@ -1,6 +1,7 @@
 package blindai06
 
 import (
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
 	"github.com/blindfold-ai/blindfold/server"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
@@ -122,15 +125,35 @@ type collateral struct {
 	QEIdentityIssuerChain string `cbor:"qe_identity_issuer_chain"`
 }
 
-// collateralOf is the one adapter from the gRPC port's collateral to 0.6's.
-func collateralOf(c *untrusted.SgxCollateral) collateral {
+// collateralOf is the one adapter from the gRPC port's evidence to 0.6's
+// collateral. 0.6 clients also expect the PCK certificate and its signing
+// chain, which Blindfold's quotes carry in their certification data (type
+// 5): they are taken from there when the collateral lacks them.
+func collateralOf(quote []byte, c *untrusted.SgxCollateral) collateral {
+	pck, chain := c.GetPckCertificate(), c.GetPckSigningChain()
+	if pck == "" || chain == "" {
+		if q, err := abi.ParseQuote(quote); err == nil && q.SignatureData.CertificationData.Type == abi.CertDataPCKCertChain {
+			rest := q.SignatureData.CertificationData.Data
+			var blocks []string
+			for {
+				var b *pem.Block
+				if b, rest = pem.Decode(rest); b == nil {
+					break
+				}
+				blocks = append(blocks, string(pem.EncodeToMemory(b)))
+			}
+			if len(blocks) > 1 {
+				pck, chain = blocks[0], strings.Join(blocks[1:], "")
+			}
+		}
+	}
 	return collateral{
 		Version:               int(c.GetVersion()),
-		PCKCertificate:        c.GetPckCertificate(),
+		PCKCertificate:        pck,
 		PCKCRLIssuerChain:     c.GetPckCrlIssuerChain(),
-		PCKSigningChain:       c.GetPckSigningChain(),
-		RootCACRL:             string(c.GetRootCaCrl()),
-		PCKCRL:                string(c.GetPckCrl()),
+		PCKSigningChain:       chain,
+		RootCACRL:             c.GetRootCaCrl(),
+		PCKCRL:                c.GetPckCrl(),
 		TCBInfo:               c.GetTcbInfo(),
 		TCBInfoIssuerChain:    c.GetTcbInfoIssuerChain(),
 		QEIdentity:            c.GetQeIdentity(),
