@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -39,6 +40,10 @@ const ServerHeader = "blindfold"
 
 // maxHeaderBytes bounds a request's headers.
 const maxHeaderBytes = 64 << 10
+
+// replyWriteTime bounds the writing of a reply, so that a client that
+// stops reading cannot hold a connection and its reply forever.
+const replyWriteTime = 5 * time.Minute
 
 // Frontend serves the three 0.6 ports. Make one with New and give it to
 // server.Options.Frontends.
@@ -118,7 +123,18 @@ func (f *Frontend) Start(c *server.Core) error {
 			ReadHeaderTimeout: time.Duration(cfg.HandshakeTimeout),
 			IdleTimeout:       time.Duration(cfg.IdleTimeout),
 			MaxHeaderBytes:    maxHeaderBytes,
-			ErrorLog:          nil,
+			// Connection-level errors (TLS handshakes) go to the debug log.
+			ErrorLog: slog.NewLogLogger(c.Logger().Handler(), slog.LevelDebug),
+			ConnState: func(conn net.Conn, st http.ConnState) {
+				if st != http.StateNew {
+					return
+				}
+				if cfg.Simulation {
+					c.Logger().Warn(server.SimulationWarning, "port", p.name, "remote", conn.RemoteAddr().String())
+					return
+				}
+				c.Logger().Debug("connection", "port", p.name, "remote", conn.RemoteAddr().String())
+			},
 			// HTTP/2 is not offered: 0.6 clients speak HTTP/1.1.
 			TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		}
@@ -332,6 +348,7 @@ func (h *handler) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer clear(b)
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(replyWriteTime))
 	w.Header().Set("Content-Type", "application/cbor")
 	w.Write(b)
 }
@@ -383,6 +400,7 @@ func writeCBOR(w http.ResponseWriter, v any) {
 		httpError(w, http.StatusInternalServerError, "encoding the reply failed")
 		return
 	}
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(replyWriteTime))
 	w.Header().Set("Content-Type", "application/cbor")
 	w.Write(b)
 }
