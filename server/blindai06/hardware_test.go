@@ -2,6 +2,8 @@ package blindai06_test
 
 import (
 	"crypto/sha256"
+	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -139,5 +141,40 @@ func TestClient063Hardware(t *testing.T) {
 	sameOutputs(t, "hardware run", out, engineOutputs(t, srv, model, []tensor.Tensor{in}))
 	if code, msg := c.delete(up.ModelID); code != http.StatusOK {
 		t.Fatalf("delete: %d %s", code, msg)
+	}
+}
+
+// TestEvidenceUnavailable: when no evidence can be had (PCCS down), GET
+// /quote and /collateral answer 503 saying why, and the ports keep
+// serving.
+func TestEvidenceUnavailable(t *testing.T) {
+	pki, err := sgxtest.NewPKI(hwNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := attesttest.NewAttester(pki, hwNow)
+	srv := testserver.StartHardware(t, att, testserver.BlindAI06On)
+	c := connect06(t, srv)
+	att.Err = errors.New("PCCS unreachable: connection refused")
+	for _, p := range []string{"/quote", "/collateral"} {
+		resp, err := c.unattested.Get(c.u + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "PCCS unreachable") {
+			t.Fatalf("GET %s without evidence: %s %q, want 503 saying why", p, resp.Status, b)
+		}
+	}
+	att.Err = nil
+	var quote []byte
+	resp, err := c.unattested.Get(c.u + "/quote")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := cbor.NewDecoder(resp.Body).Decode(&quote); err != nil || len(quote) == 0 {
+		t.Fatalf("GET /quote once evidence is back: %s %v", resp.Status, err)
 	}
 }
