@@ -25,12 +25,12 @@ func (s *hashSink) Write(p []byte) (int, error) {
 	return s.h.Write(p)
 }
 
-// TestUploadStreamsLargeArray: a 32 MiB model sent as 0.6 sends it (a
+// TestUploadStreamsLargeArray: an 8 MiB model sent as 0.6 sends it (a
 // CBOR array of one integer per byte, both encodings of an integer) is
 // decoded without a Go value per byte: the decoder allocates a small,
 // fixed amount whatever the model's size, and hands on exactly the bytes.
 func TestUploadStreamsLargeArray(t *testing.T) {
-	const n = 32 << 20
+	const n = 8 << 20
 	model := make([]byte, n)
 	for i := range model {
 		model[i] = byte(i*7 + i>>11) // values below and above 23
