@@ -31,6 +31,10 @@ import (
 // HTTPStatus) back to its own.
 type Core struct{ s *Server }
 
+// BlindAI06Frontend is the Name of the front end of BlindAI 0.6's
+// protocol (package server/blindai06), which blindai06 = true needs.
+const BlindAI06Frontend = "blindai06"
+
 // Frontend is a protocol served beside the gRPC ports (see
 // Options.Frontends). The server starts it after its own ports and shuts
 // it down with them.

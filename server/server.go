@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -124,6 +125,9 @@ func New(opts Options) (*Server, error) {
 	rt, err := opts.Runtime.WithModelLimits(engine.ModelLimits{Nodes: cfg.MaxModelNodes, Initializers: cfg.MaxModelInitializers})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.BlindAI06 && !slices.ContainsFunc(opts.Frontends, func(f Frontend) bool { return f.Name() == BlindAI06Frontend }) {
+		return nil, errors.New("server: blindai06 = true, but this program was built without the BlindAI 0.6 front end (server/blindai06)")
 	}
 	s := &Server{cfg: cfg, log: log, rt: rt, att: att, frontends: opts.Frontends}
 	s.core = &Core{s: s}

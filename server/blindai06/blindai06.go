@@ -31,7 +31,7 @@ import (
 )
 
 // Name is the front end's name in logs and errors.
-const Name = "blindai06"
+const Name = server.BlindAI06Frontend
 
 // ServerHeader is the Server header of every reply. BlindAI 0.6 clients
 // treat a server whose header contains "mock" as a simulation server; a

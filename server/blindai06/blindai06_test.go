@@ -328,3 +328,13 @@ func TestLargeModel(t *testing.T) {
 	}
 	sameOutputs(t, "large model", out, engineOutputs(t, srv, model, []tensor.Tensor{in}))
 }
+
+// TestOffByDefault: without blindai06 = true no 0.6 port is opened.
+func TestOffByDefault(t *testing.T) {
+	srv := testserver.Start(t)
+	for _, p := range []int{blindai06.Unattested, blindai06.Attested, blindai06.Management} {
+		if a := srv.BlindAI06.Addr(p); a != "" {
+			t.Fatalf("port %d listens on %s with blindai06 off", p, a)
+		}
+	}
+}
