@@ -44,7 +44,7 @@ generate:
 bench: onnxruntime
 	$(GO) run ./cmd/blindfold-bench $(BENCHFLAGS)
 
-## sgx: Gramine enclave of the server: render and sign the manifest, write policy.toml (needs Gramine; see docs/sgx.md)
+## sgx: Gramine enclave of the server: render and sign the manifest, write policy.toml and BlindAI 0.6's manifest.toml (needs Gramine; see docs/sgx.md)
 sgx:
 	deploy/gramine/sgx.sh
 

@@ -173,8 +173,8 @@ type config struct {
 }
 
 // WithPolicy verifies the server's hardware evidence and holds the enclave
-// to p (policy.Load reads a policy.toml). Without it, Connect refuses a
-// server that offers hardware evidence.
+// to p (policy.Load reads a policy.toml or a BlindAI 0.6 manifest.toml).
+// Without it, Connect refuses a server that offers hardware evidence.
 func WithPolicy(p *policy.Policy) Option { return func(c *config) { c.policy = p } }
 
 // WithTime sets the clock used to verify evidence (certificate and

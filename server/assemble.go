@@ -106,48 +106,19 @@ func (a *assembler) add(td *securedexchange.TensorData) error {
 			return err
 		}
 	}
-	a.total += int64(len(data))
-	if a.total > a.limit {
-		return errorf(codes.ResourceExhausted, "inputs exceed the server's limit of %d bytes (max_input_bytes)", a.limit)
-	}
 	p := a.parts[pos]
 	if p == nil {
-		dtype := tensor.DType(info.GetDatumType())
-		if !dtype.Valid() {
-			return errorf(codes.InvalidArgument, "input %q: unknown datum_type %d", spec.Name, info.GetDatumType())
-		}
-		if dtype != spec.DType {
-			return errorf(codes.InvalidArgument, "input %q: expected %s, got %s", spec.Name, spec.DType, dtype)
-		}
 		shape := make([]int64, len(info.GetDims()))
 		for i, d := range info.GetDims() {
 			shape[i] = int64(d)
 		}
-		if err := checkDeclared(spec, dtype, shape); err != nil {
-			return err
-		}
-		want, err := tensor.ByteSize(dtype, shape)
-		if err != nil {
-			return errorf(codes.InvalidArgument, "input %q: bad dims %v: %v", spec.Name, shape, err)
-		}
-		if want > a.limit-a.declared() {
-			return errorf(codes.ResourceExhausted, "input %q: %s%v is %d bytes; with the other inputs that is over the server's limit of %d bytes per request (max_input_bytes)", spec.Name, dtype, shape, want, a.limit)
-		}
-		if !a.budget.take(want) {
-			return errorf(codes.ResourceExhausted, "the server holds as many input bytes as it allows at once (max_inflight_input_bytes); retry later")
-		}
-		a.taken += want
-		p = &part{dtype: dtype, shape: shape, want: want}
-		a.parts[pos] = p
-		if int64(len(data)) == want {
-			p.data, p.whole = data, true // arrived whole: use the received buffer as is
-			if a.hash != nil {
-				a.hash.Write(data)
-			}
-			return nil
-		}
-		p.data = make([]byte, 0, want)
-	} else if len(info.GetDims()) > 0 || info.GetDatumType() != 0 {
+		return a.addPart(pos, tensor.DType(info.GetDatumType()), shape, data)
+	}
+	a.total += int64(len(data))
+	if a.total > a.limit {
+		return errorf(codes.ResourceExhausted, "inputs exceed the server's limit of %d bytes (max_input_bytes)", a.limit)
+	}
+	if len(info.GetDims()) > 0 || info.GetDatumType() != 0 {
 		if tensor.DType(info.GetDatumType()) != p.dtype || !sameDims(info.GetDims(), p.shape) {
 			return errorf(codes.InvalidArgument, "input %q: a later chunk declares %s%v, the first declared %s%v", spec.Name, tensor.DType(info.GetDatumType()), info.GetDims(), p.dtype, p.shape)
 		}
@@ -158,6 +129,56 @@ func (a *assembler) add(td *securedexchange.TensorData) error {
 		}
 		p.data = append(p.data, data...)
 	}
+	if a.hash != nil {
+		a.hash.Write(data)
+	}
+	return nil
+}
+
+// addPart takes the first chunk of input pos, declared as dtype and
+// shape: it checks them against the model's input and the limits before
+// it allocates the tensor once (or keeps data as is when it is the whole
+// tensor).
+func (a *assembler) addPart(pos int, dtype tensor.DType, shape []int64, data []byte) error {
+	spec := a.specs[pos]
+	a.total += int64(len(data))
+	if a.total > a.limit {
+		return errorf(codes.ResourceExhausted, "inputs exceed the server's limit of %d bytes (max_input_bytes)", a.limit)
+	}
+	if !dtype.Valid() {
+		return errorf(codes.InvalidArgument, "input %q: unknown datum_type %d", spec.Name, int(dtype))
+	}
+	if dtype != spec.DType {
+		return errorf(codes.InvalidArgument, "input %q: expected %s, got %s", spec.Name, spec.DType, dtype)
+	}
+	if err := checkDeclared(spec, dtype, shape); err != nil {
+		return err
+	}
+	want, err := tensor.ByteSize(dtype, shape)
+	if err != nil {
+		return errorf(codes.InvalidArgument, "input %q: bad dims %v: %v", spec.Name, shape, err)
+	}
+	if want > a.limit-a.declared() {
+		return errorf(codes.ResourceExhausted, "input %q: %s%v is %d bytes; with the other inputs that is over the server's limit of %d bytes per request (max_input_bytes)", spec.Name, dtype, shape, want, a.limit)
+	}
+	if !a.budget.take(want) {
+		return errorf(codes.ResourceExhausted, "the server holds as many input bytes as it allows at once (max_inflight_input_bytes); retry later")
+	}
+	a.taken += want
+	p := &part{dtype: dtype, shape: shape, want: want}
+	a.parts[pos] = p
+	if int64(len(data)) == want {
+		p.data, p.whole = data, true // arrived whole: use the received buffer as is
+		if a.hash != nil {
+			a.hash.Write(data)
+		}
+		return nil
+	}
+	if int64(len(data)) > want {
+		return errorf(codes.InvalidArgument, "input %q: more bytes than %s%v holds (%d)", spec.Name, p.dtype, p.shape, p.want)
+	}
+	p.data = make([]byte, 0, want)
+	p.data = append(p.data, data...)
 	if a.hash != nil {
 		a.hash.Write(data)
 	}

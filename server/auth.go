@@ -167,6 +167,15 @@ func (a *authenticator) subject(ctx context.Context, fallback string) (string, e
 	if err != nil {
 		return "", err
 	}
+	return a.subjectOf(tok)
+}
+
+// subjectOf authenticates a bearer token ("" when the request has none)
+// and returns its subject ("" when auth is "none").
+func (a *authenticator) subjectOf(tok string) (string, error) {
+	if a.mode == AuthNone {
+		return "", nil
+	}
 	if tok == "" {
 		return "", errorf(codes.Unauthenticated, "this server requires a bearer token: send a JWT as \"authorization: Bearer <JWT>\" metadata (BlindAI clients: accesstoken)")
 	}
@@ -176,6 +185,9 @@ func (a *authenticator) subject(ctx context.Context, fallback string) (string, e
 	}
 	if claims.Subject == "" {
 		return "", errorf(codes.Unauthenticated, "invalid token: it has no sub claim")
+	}
+	if claims.Subject == anonymousSubject {
+		return "", errorf(codes.Unauthenticated, "invalid token: its sub claim is reserved")
 	}
 	return claims.Subject, nil
 }

@@ -55,6 +55,20 @@ type Config struct {
 	UntrustedAddr string `toml:"untrusted_addr"`
 	// AttestedAddr is the listen address of the attested (inference) port.
 	AttestedAddr string `toml:"attested_addr"`
+	// BlindAI06 also serves BlindAI 0.6's HTTP/CBOR protocol (package
+	// server/blindai06) on three more ports, beside the gRPC ones: the same
+	// models, limits, owners and sealing.
+	BlindAI06 bool `toml:"blindai06"`
+	// BlindAI06UnattestedAddr is the listen address of 0.6's unattested
+	// HTTPS port (GET /, /quote, /collateral; operator certificate).
+	BlindAI06UnattestedAddr string `toml:"blindai06_unattested_addr"`
+	// BlindAI06AttestedAddr is the listen address of 0.6's attested HTTPS
+	// port (POST /run; attested certificate).
+	BlindAI06AttestedAddr string `toml:"blindai06_attested_addr"`
+	// BlindAI06ManagementAddr is the listen address of 0.6's model
+	// management HTTPS port (POST /upload, /delete; attested certificate).
+	BlindAI06ManagementAddr string `toml:"blindai06_management_addr"`
+
 	// StateDir holds the generated operator certificate and, later, sealed
 	// models.
 	StateDir string `toml:"state_dir"`
@@ -199,36 +213,39 @@ type Config struct {
 // DefaultConfig returns the defaults documented in docs/configuration.md.
 func DefaultConfig() Config {
 	return Config{
-		UntrustedAddr:         "127.0.0.1:50052",
-		AttestationDir:        "/dev/attestation",
-		AttestedAddr:          "127.0.0.1:50051",
-		StateDir:              defaultStateDir(),
-		MaxModelBytes:         1 << 30,
-		MaxModels:             256,
-		MaxTotalModelBytes:    defaultModelMemory(),
-		MaxStoredModels:       4096,
-		TenantMaxModels:       256,
-		MaxInputBytes:         256 << 20,
-		MaxReplyBytes:         64 << 20,
-		MaxInflightInputBytes: 1 << 30,
-		StreamProgressTimeout: Duration(30 * time.Second),
-		MaxRunTime:            Duration(5 * time.Minute),
-		MaxMessageBytes:       16 << 20,
-		MaxConcurrentStreams:  256,
-		MaxConnections:        1024,
-		ShutdownTimeout:       Duration(30 * time.Second),
-		HandshakeTimeout:      Duration(10 * time.Second),
-		IdleTimeout:           Duration(15 * time.Minute),
-		MaxConcurrentRuns:     2 * runtime.NumCPU(),
-		EngineMemoryLimit:     defaultEngineMemoryLimit(),
-		EngineSpinning:        true,
-		RunQueueTimeout:       Duration(2 * time.Second),
-		LogLevel:              "info",
-		LogFormat:             "text",
-		MaxModelNodes:         engine.DefaultMaxModelNodes,
-		MaxModelInitializers:  engine.DefaultMaxModelInitializers,
-		MaxConcurrentLoads:    max(1, runtime.NumCPU()/2),
-		LoadQueueTimeout:      Duration(10 * time.Second),
+		UntrustedAddr:           "127.0.0.1:50052",
+		AttestationDir:          "/dev/attestation",
+		AttestedAddr:            "127.0.0.1:50051",
+		BlindAI06UnattestedAddr: "127.0.0.1:9923",
+		BlindAI06AttestedAddr:   "127.0.0.1:9924",
+		BlindAI06ManagementAddr: "127.0.0.1:9925",
+		StateDir:                defaultStateDir(),
+		MaxModelBytes:           1 << 30,
+		MaxModels:               256,
+		MaxTotalModelBytes:      defaultModelMemory(),
+		MaxStoredModels:         4096,
+		TenantMaxModels:         256,
+		MaxInputBytes:           256 << 20,
+		MaxReplyBytes:           64 << 20,
+		MaxInflightInputBytes:   1 << 30,
+		StreamProgressTimeout:   Duration(30 * time.Second),
+		MaxRunTime:              Duration(5 * time.Minute),
+		MaxMessageBytes:         16 << 20,
+		MaxConcurrentStreams:    256,
+		MaxConnections:          1024,
+		ShutdownTimeout:         Duration(30 * time.Second),
+		HandshakeTimeout:        Duration(10 * time.Second),
+		IdleTimeout:             Duration(15 * time.Minute),
+		MaxConcurrentRuns:       2 * runtime.NumCPU(),
+		EngineMemoryLimit:       defaultEngineMemoryLimit(),
+		EngineSpinning:          true,
+		RunQueueTimeout:         Duration(2 * time.Second),
+		LogLevel:                "info",
+		LogFormat:               "text",
+		MaxModelNodes:           engine.DefaultMaxModelNodes,
+		MaxModelInitializers:    engine.DefaultMaxModelInitializers,
+		MaxConcurrentLoads:      max(1, runtime.NumCPU()/2),
+		LoadQueueTimeout:        Duration(10 * time.Second),
 	}
 }
 
@@ -314,6 +331,13 @@ func (c *Config) Validate() error {
 	}
 	if c.AttestedAddr == "" {
 		bad("attested_addr", "must not be empty")
+	}
+	if c.BlindAI06 {
+		for _, a := range []struct{ key, addr string }{{"blindai06_unattested_addr", c.BlindAI06UnattestedAddr}, {"blindai06_attested_addr", c.BlindAI06AttestedAddr}, {"blindai06_management_addr", c.BlindAI06ManagementAddr}} {
+			if a.addr == "" {
+				bad(a.key, "must not be empty with blindai06 = true")
+			}
+		}
 	}
 	if c.StateDir == "" {
 		bad("state_dir", "must not be empty")
@@ -464,6 +488,10 @@ var settingUsage = map[string]string{
 	"pccs_header":                "a request header (Name: value) sent to pccs_url, e.g. Metadata: true for Azure's THIM",
 	"untrusted_addr":             "listen address of the untrusted (attestation) port",
 	"attested_addr":              "listen address of the attested (inference) port",
+	"blindai06":                  "also serve BlindAI 0.6's HTTP/CBOR protocol on three more ports (the same models, limits and owners)",
+	"blindai06_unattested_addr":  "listen address of BlindAI 0.6's unattested HTTPS port (certificate, quote, collateral)",
+	"blindai06_attested_addr":    "listen address of BlindAI 0.6's attested HTTPS port (run)",
+	"blindai06_management_addr":  "listen address of BlindAI 0.6's model management HTTPS port (upload, delete)",
 	"state_dir":                  "folder for the generated operator certificate and server state",
 	"host_cert":                  "operator TLS certificate (PEM) for the untrusted port",
 	"host_key":                   "operator TLS key (PEM) for the untrusted port",

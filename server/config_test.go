@@ -95,6 +95,7 @@ func TestValidate(t *testing.T) {
 		{"bad level", func(c *Config) { c.LogLevel = "loud" }, "log_level"},
 		{"bad format", func(c *Config) { c.LogFormat = "xml" }, "log_format"},
 		{"huge reply", func(c *Config) { c.MaxReplyBytes = 3 << 30 }, "max_reply_bytes"},
+		{"0.6 port without address", func(c *Config) { c.BlindAI06 = true; c.BlindAI06ManagementAddr = "" }, "blindai06_management_addr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/internal/wire"
-	"github.com/blindfold-ai/blindfold/store"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 
@@ -120,87 +118,49 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 	if err != nil {
 		return err
 	}
-	// The id is this upload's until it ends: nobody else can upload, run or
-	// delete under it meanwhile, so the sealed copy below can be written
-	// before the model becomes visible.
-	if err := s.models.Claim(owner, id); err != nil {
-		return errorf(codes.AlreadyExists, "you already have a model with id %q loaded or being uploaded; delete it first or choose another id", id)
-	}
-	defer s.models.Unclaim(owner, id)
-	res := s.models.ReserveFor(owner)
-	defer res.Release()
-	up, err := newUpload(first, id, int64(s.cfg.MaxModelBytes), res)
-	if err != nil {
-		return err
-	}
-	defer up.wipe()
-	for {
-		msg, err := in.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return recvErr(err)
-		}
-		if err := up.add(msg); err != nil {
+	spec := UploadSpec{ID: id, Declared: first.GetLength(), Public: first.GetPublic(), Save: first.GetSaveModel(),
+		check: func(inputs, outputs []engine.TensorSpec) error {
+			if err := checkDeclaredSpecs("input", first.GetTensorInputs(), inputs); err != nil {
+				return err
+			}
+			return checkDeclaredSpecs("output", first.GetTensorOutputs(), outputs)
+		}}
+	res, err := s.core.Upload(stream.Context(), owner, spec, func(sink *ModelSink) error {
+		if _, err := sink.Write(first.GetData()); err != nil {
 			return err
 		}
-	}
-	buf, err := up.finish()
-	if err != nil {
-		return err
-	}
-	hash := sha256.Sum256(buf)
-	sess, err := s.loadModel(stream.Context(), id, buf)
-	if err != nil {
-		return err
-	}
-	if err := checkDeclaredSpecs("input", first.GetTensorInputs(), sess.Inputs()); err != nil {
-		sess.Close()
-		return err
-	}
-	if err := checkDeclaredSpecs("output", first.GetTensorOutputs(), sess.Outputs()); err != nil {
-		sess.Close()
-		return err
-	}
-	m := &store.Model{ID: id, Hash: hash, Size: int64(len(buf)), Session: sess, Loaded: time.Now(), Owner: owner, Public: first.GetPublic(),
-		Inputs: sess.Inputs(), Outputs: sess.Outputs()}
-	if first.GetSaveModel() {
-		if err := s.seal(m, buf); err != nil {
-			sess.Close()
-			s.log.Error("cannot save a sealed copy; upload refused", "model_id", id, "err", err)
-			return errorf(codes.Unavailable, "the server could not save the model (save_model): %v; nothing was kept", err)
-		}
-		m.Saved = true
-	}
-	up.wipe() // the engine holds the model now
-	if err := s.models.AddIf(m, res, stream.Context().Err); err != nil {
-		sess.Close()
-		if m.Saved {
-			if rerr := s.sealer.Remove(owner, id); rerr != nil {
-				s.log.Error("upload not kept, and its sealed copy could not be removed", "model_id", id, "err", rerr)
+		empty := 0
+		for {
+			msg, err := in.next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return recvErr(err)
+			}
+			if mid := msg.GetModelId(); mid != "" && mid != id {
+				return errorf(codes.InvalidArgument, "a later chunk names model id %q, but this upload's model id is %q (%s)", mid, id, idSource(first))
+			}
+			if len(msg.GetData()) == 0 {
+				if empty++; empty > maxEmptyChunks {
+					return errorf(codes.InvalidArgument, "more than %d chunks without model bytes; every chunk after the first must carry some", maxEmptyChunks)
+				}
+			}
+			if _, err := sink.Write(msg.GetData()); err != nil {
+				return err
 			}
 		}
-		if st := contextStatus(err); st != nil {
-			return st
-		}
-		switch {
-		case errors.Is(err, store.ErrExists) && m.Public:
-			return errorf(codes.AlreadyExists, "a public model with id %q is already loaded (public models share one namespace); choose another id", id)
-		case errors.Is(err, store.ErrExists):
-			return errorf(codes.AlreadyExists, "you already have a model with id %q loaded; delete it first or choose another id", id)
-		default:
-			return modelRoomStatus(err)
-		}
+	})
+	if err != nil {
+		return err
 	}
-	s.log.Info("model loaded", "model_id", id, "owner", owner, "public", m.Public, "saved", m.Saved, "bytes", m.Size, "sha256", fmt.Sprintf("%x", hash), "inputs", len(sess.Inputs()), "outputs", len(sess.Outputs()))
 	payload := &securedexchange.Payload{
 		Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
 		Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: &securedexchange.SendModelPayload{
-			ModelHash:     hash[:],
-			TensorInputs:  specInfos(sess.Inputs()),
-			TensorOutputs: specInfos(sess.Outputs()),
-			ModelId:       id,
+			ModelHash:     res.Hash[:],
+			TensorInputs:  specInfos(res.Inputs),
+			TensorOutputs: specInfos(res.Outputs),
+			ModelId:       res.ID,
 		}},
 	}
 	reply, err := s.signedReply(payload, first.GetSign())
@@ -208,6 +168,18 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 		return err
 	}
 	return stream.SendAndClose(&securedexchange.SendModelReply{Payload: reply.payload, Signature: reply.signature})
+}
+
+// idSource says where an upload's id came from, for messages.
+func idSource(first *securedexchange.SendModelRequest) string {
+	switch {
+	case first.GetModelId() != "":
+		return "the first chunk's model_id"
+	case first.GetModelName() != "":
+		return "the first chunk's model_name"
+	default:
+		return "made by the server, as the first chunk named none"
+	}
 }
 
 func dtypeNames() string {
@@ -320,74 +292,41 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	if id == "" {
 		return errorf(codes.InvalidArgument, "model_id is empty; name the model to run")
 	}
-	// Another subject's private model is not found, exactly like a model
-	// that does not exist: its existence is not the caller's to learn.
-	m, release, err := s.acquireModel(stream.Context(), subject, id)
-	if err != nil {
-		return err
-	}
-	defer release()
 	sign := first.GetSign()
 	var h = sha256.New()
 	if !sign {
 		h = nil
 	}
-	asm := newAssembler(m.Session.Inputs(), int64(s.cfg.MaxInputBytes), &s.inflight, h)
-	defer asm.release()
-	for msg := first; ; {
-		if mid := msg.GetModelId(); mid != "" && mid != id {
-			return errorf(codes.InvalidArgument, "a later chunk names model id %q, the first named %q", mid, id)
-		}
-		if len(msg.GetInputTensors()) == 0 {
-			if err := asm.empty(); err != nil {
-				return err
-			}
-		}
-		for _, td := range msg.GetInputTensors() {
-			if err := asm.add(td); err != nil {
-				return err
-			}
-		}
-		msg, err = in.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return recvErr(err)
-		}
-	}
-	inputs, err := asm.finish()
-	if err != nil {
-		return err
-	}
-	// Checked before waiting for an inference slot, so that a bad request
-	// never holds or waits for one (Run checks again, cheaply).
-	if err := m.Session.CheckInputs(inputs); err != nil {
-		return errorf(codes.InvalidArgument, "%v", err)
-	}
 	ctx := stream.Context()
-	freeSlot, err := s.runSlot(ctx, subject)
+	r, err := s.run(ctx, subject, ModelRef{ID: id}, h, func(inputs *Inputs) error {
+		asm := inputs.a
+		for msg := first; ; {
+			if mid := msg.GetModelId(); mid != "" && mid != id {
+				return errorf(codes.InvalidArgument, "a later chunk names model id %q, the first named %q", mid, id)
+			}
+			if len(msg.GetInputTensors()) == 0 {
+				if err := asm.empty(); err != nil {
+					return err
+				}
+			}
+			for _, td := range msg.GetInputTensors() {
+				if err := asm.add(td); err != nil {
+					return err
+				}
+			}
+			msg, err = in.next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return recvErr(err)
+			}
+		}
+	})
 	if err != nil {
 		return err
 	}
-	runCtx, cancel := ctx, context.CancelFunc(func() {})
-	if s.cfg.MaxRunTime > 0 {
-		runCtx, cancel = context.WithTimeout(ctx, time.Duration(s.cfg.MaxRunTime))
-	}
-	start := time.Now()
-	outputs, err := m.Session.Run(runCtx, inputs, engine.WithMaxOutputBytes(int64(s.cfg.MaxReplyBytes)))
-	elapsed := time.Since(start)
-	freeSlot()
-	timedOut := runCtx.Err() != nil && ctx.Err() == nil
-	cancel()
-	asm.release() // the inputs are not needed any more
-	if err != nil {
-		if timedOut {
-			s.log.Warn("run stopped at the server's time limit", "model_id", id, "max_run_time", s.cfg.MaxRunTime.String())
-			return errorf(codes.DeadlineExceeded, "the run took longer than the server's limit of %s (max_run_time) and was stopped", s.cfg.MaxRunTime)
-		}
-		return s.runStatus(ctx, id, err)
-	}
+	outputs, elapsed := r.Outputs, r.Elapsed
 	sent := false
 	defer func() {
 		if !sent { // once sent, gRPC zeroes them when it has written them
@@ -456,29 +395,8 @@ func (e *exchangeService) DeleteModel(ctx context.Context, req *securedexchange.
 		return nil, err
 	}
 	defer done()
-	id := req.GetModelId()
-	if id == "" {
-		return nil, errorf(codes.InvalidArgument, "model_id is empty; name the model to delete")
-	}
-	// Only the caller's own models are found: another subject's model,
-	// public or not, is not found, like one that does not exist.
-	saved := false
-	err = e.s.models.DeleteIf(subject, id, func(m *store.Model) error {
-		saved = m.Saved
-		return nil
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errorf(codes.NotFound, "you have no model with id %q loaded", id)
-	}
-	if err != nil {
+	if err := e.s.core.Delete(subject, req.GetModelId()); err != nil {
 		return nil, err
 	}
-	if saved {
-		if err := e.s.sealer.Remove(subject, id); err != nil {
-			e.s.log.Error("model deleted, but its sealed copy could not be removed", "model_id", id, "err", err)
-			return nil, errorf(codes.Internal, "model %q was unloaded, but its saved copy could not be removed: %v", id, err)
-		}
-	}
-	e.s.log.Info("model deleted", "model_id", id, "saved", saved)
 	return &securedexchange.DeleteModelReply{}, nil
 }

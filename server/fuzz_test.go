@@ -150,15 +150,13 @@ func FuzzUpload(f *testing.F) {
 		st := store.New(4, 2*limit, nil)
 		res := st.Reserve()
 		defer res.Release()
-		first := proto.Clone(&req).(*securedexchange.SendModelRequest)
-		first.Data = all[:min(chunk, len(all))]
-		up, err := newUpload(first, first.GetModelId(), limit, res)
-		if err != nil {
+		up := &upload{limit: limit, res: res}
+		defer up.wipe()
+		if up.declare(req.GetLength()) != nil {
 			return
 		}
-		defer up.wipe()
-		for off := len(first.Data); off < len(all); off += chunk {
-			if err := up.add(&securedexchange.SendModelRequest{Data: all[off:min(off+chunk, len(all))]}); err != nil {
+		for off := 0; off < len(all); off += chunk {
+			if err := up.addBytes(all[off:min(off+chunk, len(all))]); err != nil {
 				if len(all) <= limit && req.GetLength() <= limit {
 					t.Fatalf("refused a chunk of an upload within the limit: %v", err)
 				}

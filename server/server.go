@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +60,10 @@ type Options struct {
 	// the one the configuration names (tee), if any. A server without
 	// simulation needs one; a simulation server refuses one.
 	Attester attest.Attester
+	// Frontends are further protocols served on their own ports, such as
+	// BlindAI 0.6's HTTP/CBOR (package server/blindai06), each started
+	// with the server and sharing its Core.
+	Frontends []Frontend
 }
 
 // Server is a running (or ready to run) Blindfold server.
@@ -78,6 +83,10 @@ type Server struct {
 	// inflight is the budget of input bytes held by runs in progress.
 	inflight byteBudget
 	loads    chan struct{} // one token per model-load slot
+	// core is the protocol-independent request handling; frontends are
+	// the protocols served beside gRPC.
+	core      *Core
+	frontends []Frontend
 
 	untrusted *grpc.Server
 	attested  *grpc.Server
@@ -117,7 +126,11 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, rt: rt, att: att}
+	if cfg.BlindAI06 && !slices.ContainsFunc(opts.Frontends, func(f Frontend) bool { return f.Name() == BlindAI06Frontend }) {
+		return nil, errors.New("server: blindai06 = true, but this program was built without the BlindAI 0.6 front end (server/blindai06)")
+	}
+	s := &Server{cfg: cfg, log: log, rt: rt, att: att, frontends: opts.Frontends}
+	s.core = &Core{s: s}
 	s.models = store.NewWithOptions(store.Options{
 		Limits: store.Limits{
 			MaxLoaded: cfg.MaxModels, MaxBytes: int64(cfg.MaxTotalModelBytes), MaxModels: cfg.MaxStoredModels,
@@ -240,6 +253,16 @@ func (s *Server) Start() error {
 	al = netutil.LimitListener(al, s.cfg.MaxConnections)
 	go func() { s.serveErrs <- s.untrusted.Serve(ul) }()
 	go func() { s.serveErrs <- s.attested.Serve(al) }()
+	for i, f := range s.frontends {
+		if err := f.Start(s.core); err != nil {
+			for _, g := range s.frontends[:i] {
+				g.Shutdown(context.Background())
+			}
+			s.untrusted.Stop()
+			s.attested.Stop()
+			return fmt.Errorf("server: %s: %w", f.Name(), err)
+		}
+	}
 	go s.logTenants(s.stopLog)
 	if s.cfg.Simulation {
 		s.log.Warn(SimulationWarning)
@@ -296,6 +319,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Add(2)
 		go func() { defer wg.Done(); s.untrusted.GracefulStop() }()
 		go func() { defer wg.Done(); s.attested.GracefulStop() }()
+		for _, f := range s.frontends {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := f.Shutdown(ctx); err != nil {
+					s.log.Warn("front end shutdown cut requests in flight", "frontend", f.Name(), "err", err)
+				}
+			}()
+		}
 		wg.Wait()
 		close(done)
 	}()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/server"
+	"github.com/blindfold-ai/blindfold/server/blindai06"
 )
 
 func main() {
@@ -129,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("working in an empty folder", "work_dir", workDir)
-	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log})
+	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log, Frontends: []server.Frontend{blindai06.New()}})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -151,18 +152,21 @@ func printAttestation(w io.Writer, v *attest.Verified, p *policy.Policy, nonce [
 func policyFromSigstructCommand() *command {
 	return &command{
 		name:     "from-sigstruct",
-		synopsis: "blindfold policy from-sigstruct FILE.sig [-o policy.toml]",
-		summary:  "verify an enclave's SIGSTRUCT and write the policy.toml that pins it",
+		synopsis: "blindfold policy from-sigstruct FILE.sig [-o policy.toml] [-manifest manifest.toml]",
+		summary:  "verify an enclave's SIGSTRUCT and write the policy.toml (and BlindAI 0.6 manifest.toml) that pin it",
 		help: `Reads the SIGSTRUCT that gramine-sgx-sign wrote (FILE.sig), checks its
 headers and its RSA-3072 signature, and writes the policy that pins its
 enclave: MRENCLAVE, MISCSELECT and ATTRIBUTES under the SIGSTRUCT's
 masks, debug refused, and the TCB statuses UpToDate and
 SWHardeningNeeded, the latter only with advisories that the enclave build
 mitigates (accepted_advisory_ids; see docs/sgx.md). Anyone who rebuilds
-the same source gets the same policy.`,
+the same source gets the same policy. With -o it also writes, beside it,
+the manifest.toml that BlindAI 0.6 clients read for the same enclave
+(-manifest names another file); Blindfold's clients read either file.`,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			out := fs.String("o", "", "write the policy to `FILE` (default: standard output)")
+			manifest := fs.String("manifest", "", "also write BlindAI 0.6's manifest.toml to `FILE` (default with -o: manifest.toml beside it)")
 			return func(e *env, args []string) error {
 				b, err := os.ReadFile(args[0])
 				if err != nil {
@@ -173,6 +177,20 @@ the same source gets the same policy.`,
 					return withCode(exitIO, fmt.Errorf("%s: %w", args[0], err))
 				}
 				text := p.TOML()
+				mpath := *manifest
+				if mpath == "" && *out != "" {
+					mpath = filepath.Join(filepath.Dir(*out), "manifest.toml")
+				}
+				if mpath != "" {
+					m, err := p.ManifestTOML()
+					if err != nil {
+						return withCode(exitIO, err)
+					}
+					if err := os.WriteFile(mpath, m, 0o644); err != nil {
+						return withCode(exitIO, err)
+					}
+					fmt.Fprintf(e.stderr, "wrote %s (BlindAI 0.6 manifest, mr_enclave %s)\n", mpath, hex.EncodeToString(p.MREnclave[:]))
+				}
 				if *out == "" {
 					_, err := e.stdout.Write(text)
 					return err
@@ -190,9 +208,9 @@ the same source gets the same policy.`,
 func policyShowCommand() *command {
 	return &command{
 		name:     "show",
-		synopsis: "blindfold policy show policy.toml",
-		summary:  "check a policy.toml and print it in full, optional keys with their defaults",
-		help: `Parses a policy.toml, refusing unknown keys and bad values and naming
+		synopsis: "blindfold policy show policy.toml|manifest.toml",
+		summary:  "check a policy.toml (or BlindAI 0.6 manifest.toml) and print it in full, optional keys with their defaults",
+		help: `Parses a policy.toml or a BlindAI 0.6 manifest.toml, refusing unknown keys and bad values and naming
 every missing required key at once, and prints it in full (optional keys
 with their defaults), with comments saying what each rule demands, followed (as
 comments) by what the policy does with each TCB status and why. A

@@ -106,6 +106,27 @@ func TestPolicyFromSigstructCLI(t *testing.T) {
 	if code != exitOK || !strings.Contains(shown, `mr_enclave = "`+hex.EncodeToString(mr[:])+`"`) || !strings.Contains(shown, "allow_debug = false") {
 		t.Fatalf("policy show: exit %d\n%s\n%s", code, shown, errOut)
 	}
+	// The BlindAI 0.6 manifest.toml beside it pins the same enclave, and
+	// policy show reads it.
+	manifest := filepath.Join(dir, "manifest.toml")
+	mtext, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatalf("from-sigstruct -o wrote no manifest.toml: %v", err)
+	}
+	if !strings.Contains(string(mtext), `mr_enclave = "`+hex.EncodeToString(mr[:])+`"`) || strings.Contains(string(mtext), "accepted_tcb_statuses") {
+		t.Fatalf("manifest.toml:\n%s", mtext)
+	}
+	code, shown, errOut = runCLI(t, "policy", "show", manifest)
+	if code != exitOK || !strings.Contains(shown, `mr_enclave = "`+hex.EncodeToString(mr[:])+`"`) || !strings.Contains(shown, "BlindAI 0.5 format") {
+		t.Fatalf("policy show manifest.toml: exit %d\n%s\n%s", code, shown, errOut)
+	}
+	other := filepath.Join(dir, "m06.toml")
+	if code, _, errOut := runCLI(t, "policy", "from-sigstruct", sig, "-manifest", other); code != exitOK {
+		t.Fatalf("from-sigstruct -manifest: exit %d: %s", code, errOut)
+	}
+	if b, err := os.ReadFile(other); err != nil || !strings.Contains(string(b), hex.EncodeToString(mr[:])) {
+		t.Fatalf("-manifest: %v\n%s", err, b)
+	}
 	bad, _ := os.ReadFile(sig)
 	bad[960] ^= 1 // MRENCLAVE no longer matches the signature
 	if err := os.WriteFile(sig, bad, 0o600); err != nil {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Renders, signs and measures the Gramine enclave of blindfold-server, and
-# writes the client policy (policy.toml) from the SIGSTRUCT. Run by
+# writes the client policy (policy.toml, and BlindAI 0.6's manifest.toml) from the SIGSTRUCT. Run by
 # `make sgx`. Needs Gramine (gramine-manifest, gramine-sgx-sign) and an
 # enclave signing key (RSA-3072, exponent 3: gramine-sgx-gen-private-key).
 set -euo pipefail
@@ -45,5 +45,5 @@ gramine-sgx-sign --key "$KEY" \
 	--manifest "$OUT/blindfold-server.manifest" \
 	--output "$OUT/blindfold-server.manifest.sgx"
 "$OUT/blindfold" policy from-sigstruct "$OUT/blindfold-server.sig" -o "$OUT/policy.toml"
-echo "enclave: $OUT/blindfold-server.manifest.sgx; give clients $OUT/policy.toml"
+echo "enclave: $OUT/blindfold-server.manifest.sgx; give clients $OUT/policy.toml (BlindAI 0.6 clients: $OUT/manifest.toml)"
 echo "run:     cd $OUT && gramine-sgx blindfold-server"

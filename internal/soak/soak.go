@@ -1,6 +1,7 @@
 // Package soak drives a real Blindfold server with many concurrent clients
 // and mixed traffic (uploads, runs, signed runs, deletes, bad inputs,
-// cancelled streams) for a set time, checks every answer, and checks that
+// cancelled streams), half of them over gRPC and half over BlindAI 0.6's
+// HTTP/CBOR, for a set time, checks every answer, and checks that
 // goroutines, open files and resident memory return to their baseline once
 // the load stops.
 package soak
@@ -31,6 +32,7 @@ import (
 	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/internal/onnxgen"
 	"github.com/blindfold-ai/blindfold/server"
+	"github.com/blindfold-ai/blindfold/server/blindai06"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 
@@ -238,6 +240,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	cfg := server.DefaultConfig()
 	cfg.Simulation = true
 	cfg.UntrustedAddr, cfg.AttestedAddr = "127.0.0.1:0", "127.0.0.1:0"
+	// Both protocols at once: every other client speaks BlindAI 0.6's
+	// HTTP/CBOR.
+	cfg.BlindAI06 = true
+	cfg.BlindAI06UnattestedAddr, cfg.BlindAI06AttestedAddr, cfg.BlindAI06ManagementAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.StateDir = state
 	cfg.MaxModels = 4*opts.Clients + 16
 	// Each client holds one model at a time, so Clients+2 in memory leave
@@ -249,7 +255,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		copies = (2*cfg.MaxModels)/len(work) + 1
 	}
 	cfg.RunQueueTimeout = server.Duration(30 * time.Second)
-	srv, err := server.New(server.Options{Config: cfg, Runtime: opts.Runtime, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	fe := blindai06.New()
+	srv, err := server.New(server.Options{Config: cfg, Runtime: opts.Runtime, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Frontends: []server.Frontend{fe}})
 	if err != nil {
 		return nil, err
 	}
@@ -354,6 +361,20 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(opts.Seed, uint64(c)))
+			if c%2 == 1 {
+				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				h, err := connect06(cctx, fe, hostCert)
+				cancel()
+				if err != nil {
+					record("connect", err, "BlindAI 0.6 connect failed: "+err.Error())
+					return
+				}
+				defer h.close()
+				for loadCtx.Err() == nil {
+					drive06(loadCtx, h, r, work, copies, opts.Evict, record, expect)
+				}
+				return
+			}
 			cl, err := connect()
 			if err != nil {
 				record("connect", err, "connect failed: "+err.Error())

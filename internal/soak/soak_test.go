@@ -26,7 +26,8 @@ func TestSoakShort(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("soak failed:\n%s", rep)
 	}
-	for _, kind := range []string{"run", "signed-run", "upload", "delete", "bad-input", "bad-model", "not-found", "cancelled"} {
+	for _, kind := range []string{"run", "signed-run", "upload", "delete", "bad-input", "bad-model", "not-found", "cancelled",
+		"http-run", "http-upload", "http-run-own", "http-delete", "http-bad-cbor", "http-not-found", "http-bad-input"} {
 		if rep.ByKind[kind] == 0 {
 			t.Errorf("the soak sent no %q request", kind)
 		}

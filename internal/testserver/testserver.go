@@ -16,6 +16,7 @@ import (
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/server"
+	"github.com/blindfold-ai/blindfold/server/blindai06"
 )
 
 // Server is a running test server.
@@ -30,7 +31,13 @@ type Server struct {
 	// Runtime is the engine runtime the server uses; tests may load the
 	// same models directly to compare outputs.
 	Runtime *engine.Runtime
+	// BlindAI06 is the BlindAI 0.6 front end; it serves (on loopback
+	// ports, see its Addr) when an Option sets Config.BlindAI06 (BlindAI06On).
+	BlindAI06 *blindai06.Frontend
 }
+
+// BlindAI06On also serves BlindAI 0.6's HTTP/CBOR protocol.
+func BlindAI06On(c *server.Config) { c.BlindAI06 = true }
 
 // Option changes the configuration before the server starts.
 type Option func(*server.Config)
@@ -84,6 +91,9 @@ func start(t testing.TB, log *slog.Logger, att attest.Attester, opts ...Option) 
 	cfg.Simulation = att == nil
 	cfg.UntrustedAddr = "127.0.0.1:0"
 	cfg.AttestedAddr = "127.0.0.1:0"
+	cfg.BlindAI06UnattestedAddr = "127.0.0.1:0"
+	cfg.BlindAI06AttestedAddr = "127.0.0.1:0"
+	cfg.BlindAI06ManagementAddr = "127.0.0.1:0"
 	cfg.StateDir = t.TempDir()
 	cfg.ShutdownTimeout = server.Duration(5 * time.Second)
 	if att != nil {
@@ -96,7 +106,8 @@ func start(t testing.TB, log *slog.Logger, att attest.Attester, opts ...Option) 
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log, Attester: att})
+	fe := blindai06.New()
+	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log, Attester: att, Frontends: []server.Frontend{fe}})
 	if err != nil {
 		t.Fatalf("starting test server: %v", err)
 	}
@@ -117,6 +128,7 @@ func start(t testing.TB, log *slog.Logger, att attest.Attester, opts ...Option) 
 		AttestedAddr:  srv.AttestedAddr(),
 		HostCertPEM:   filepath.Join(cfg.StateDir, "host_server.pem"),
 		Runtime:       rt,
+		BlindAI06:     fe,
 	}
 }
 
