@@ -114,14 +114,14 @@ func exporter(c *tls.Conn) ([]byte, error) {
 // Peer hands the cluster identity to joiners that satisfy the cluster
 // policy.
 type Peer struct {
-	id       *Identity
-	att      Attestor
-	log      *slog.Logger
-	tlsCfg   *tls.Config
-	mu       sync.Mutex
-	lis      net.Listener
-	conns    sync.WaitGroup
-	closed   bool
+	id     *Identity
+	att    Attestor
+	log    *slog.Logger
+	tlsCfg *tls.Config
+	mu     sync.Mutex
+	lis    net.Listener
+	conns  sync.WaitGroup
+	closed bool
 }
 
 // NewPeer returns a Peer for id. Its TLS certificate is made for this
