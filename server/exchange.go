@@ -123,6 +123,9 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 	// The id is this upload's until it ends: nobody else can upload, run or
 	// delete under it meanwhile, so the sealed copy below can be written
 	// before the model becomes visible.
+	if s.cluster != nil {
+		s.clusterRefresh(owner, id)
+	}
 	if err := s.models.Claim(owner, id); err != nil {
 		return errorf(codes.AlreadyExists, "you already have a model with id %q loaded or being uploaded; delete it first or choose another id", id)
 	}
@@ -165,9 +168,12 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 	}
 	m := &store.Model{ID: id, Hash: hash, Size: int64(len(buf)), Session: sess, Loaded: time.Now(), Owner: owner, Public: first.GetPublic(),
 		Inputs: sess.Inputs(), Outputs: sess.Outputs()}
-	if first.GetSaveModel() {
+	if first.GetSaveModel() || s.cluster != nil { // a cluster keeps every model in its shared store
 		if err := s.seal(m, buf); err != nil {
 			sess.Close()
+			if errors.Is(err, store.ErrExists) {
+				return errorf(codes.AlreadyExists, "you already have a model with id %q (uploaded through another replica); delete it first or choose another id", id)
+			}
 			s.log.Error("cannot save a sealed copy; upload refused", "model_id", id, "err", err)
 			return errorf(codes.Unavailable, "the server could not save the model (save_model): %v; nothing was kept", err)
 		}
@@ -463,6 +469,9 @@ func (e *exchangeService) DeleteModel(ctx context.Context, req *securedexchange.
 	// Only the caller's own models are found: another subject's model,
 	// public or not, is not found, like one that does not exist.
 	saved := false
+	if e.s.cluster != nil {
+		e.s.clusterRefresh(subject, id)
+	}
 	err = e.s.models.DeleteIf(subject, id, func(m *store.Model) error {
 		saved = m.Saved
 		return nil

@@ -89,6 +89,8 @@ type Server struct {
 	stopped   bool
 	// stopLog ends logTenants.
 	stopLog chan struct{}
+	// cluster is this replica's part of a cluster (nil: a lone server).
+	cluster *clusterState
 }
 
 // New prepares a server: it makes the attested identity and loads (or
@@ -134,22 +136,28 @@ func New(opts Options) (*Server, error) {
 	s.stopLog = make(chan struct{})
 	s.inflight = byteBudget{max: int64(cfg.MaxInflightInputBytes)}
 	s.loads = make(chan struct{}, cfg.MaxConcurrentLoads)
-	if s.id, err = identity.NewAttested(); err != nil {
-		return nil, err
-	}
 	if err := s.loadHostCertificate(); err != nil {
 		return nil, err
 	}
-	key, err := s.sealingKey()
-	if err != nil {
-		return nil, err
+	if cfg.Cluster != "" {
+		if err := s.newClusterReplica(); err != nil {
+			return nil, err
+		}
+	} else {
+		if s.id, err = identity.NewAttested(); err != nil {
+			return nil, err
+		}
+		key, err := s.sealingKey()
+		if err != nil {
+			return nil, err
+		}
+		s.sealer, err = store.NewSealer(filepath.Join(cfg.StateDir, "models"), key)
+		clear(key)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.loadSealed()
 	}
-	s.sealer, err = store.NewSealer(filepath.Join(cfg.StateDir, "models"), key)
-	clear(key)
-	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	s.loadSealed()
 	s.untrusted = s.newGRPCServer(&tls.Config{
 		Certificates: []tls.Certificate{s.hostTLS},
 		MinVersion:   tls.VersionTLS12,
@@ -232,6 +240,13 @@ func (s *Server) Start() error {
 		ul.Close()
 		return fmt.Errorf("server: attested port: %w", err)
 	}
+	if s.cluster != nil {
+		if err := s.startPeerPort(); err != nil {
+			ul.Close()
+			al.Close()
+			return err
+		}
+	}
 	s.untrLis, s.attLis = ul, al
 	s.serveErrs = make(chan error, 2)
 	// Each port holds at most max_connections connections; the next ones
@@ -309,6 +324,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		err = ctx.Err()
 	}
+	s.stopCluster()
 	s.models.Close()
 	return err
 }
