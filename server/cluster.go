@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/blindfold-ai/blindfold/cluster"
+	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/store"
 )
 
@@ -85,7 +86,18 @@ func (s *Server) startCluster() (*cluster.Identity, error) {
 		if id, err = cluster.NewIdentity(); err != nil {
 			return nil, err
 		}
-		s.log.Warn("bootstrapped a NEW cluster identity: replicas of another cluster cannot read the models it seals; start every other replica with cluster = \"join\"")
+		if len(s.cfg.ClusterInherit) > 0 {
+			old, err := cluster.Join(ctx, s.cfg.ClusterInherit, att, s.log)
+			if err != nil {
+				id.Zero()
+				return nil, fmt.Errorf("server: could not take the sealing key of the old cluster (cluster_inherit); not serving: %w", err)
+			}
+			copy(id.SealingKey, old.SealingKey)
+			old.Zero()
+			s.log.Warn("bootstrapped a NEW attested identity that keeps the old cluster's model-sealing key (cluster_inherit): the shared models stay readable; start every other replica of the new cluster with cluster = \"join\" and its peers", "attested_cert_sha256", identity.Fingerprint(id.Attested.DER))
+		} else {
+			s.log.Warn("bootstrapped a NEW cluster identity: replicas of another cluster cannot read the models it seals; start every other replica with cluster = \"join\"")
+		}
 	case ClusterJoin:
 		if id, err = cluster.Join(ctx, s.cfg.ClusterPeers, att, s.log); err != nil {
 			return nil, fmt.Errorf("server: this replica could not join its cluster and does not serve (set cluster = \"bootstrap\" to start a new cluster): %w", err)

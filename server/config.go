@@ -196,6 +196,11 @@ type Config struct {
 	// a name may resolve to several addresses (a Kubernetes headless
 	// service).
 	ClusterPeers []string `toml:"cluster_peers"`
+	// ClusterInherit are the peer ports of an old cluster whose
+	// model-sealing key a bootstrapping replica takes (joining it under
+	// the same policy), so that a new attested identity is rolled out
+	// over the same shared models (see docs/cluster.md, key rotation).
+	ClusterInherit []string `toml:"cluster_inherit"`
 	// ClusterJoinTimeout is how long a joining replica tries its peers
 	// before it gives up and exits.
 	ClusterJoinTimeout Duration `toml:"cluster_join_timeout"`
@@ -469,6 +474,7 @@ var settingUsage = map[string]string{
 	"cluster":                    "replica of a cluster with one attested identity: bootstrap (make a new one) or join (take it from cluster_peers); empty: a lone server",
 	"cluster_addr":               "listen address of the peer port, where joiners that satisfy the cluster policy get the cluster identity",
 	"cluster_peers":              "comma-separated peer ports (host:port) a joining replica tries; a name may resolve to several replicas",
+	"cluster_inherit":            "bootstrap only: comma-separated peer ports of an old cluster whose model-sealing key the new identity keeps (key rotation)",
 	"cluster_join_timeout":       "how long a joining replica tries its peers before it exits without serving",
 	"cluster_secret_file":        "file holding the join secret of a simulation cluster (INSECURE: whoever reads it can join)",
 	"cluster_policy":             "policy file a joining replica's evidence must satisfy (hardware mode), on top of the same MRENCLAVE and MRSIGNER",
@@ -977,6 +983,9 @@ func (c *Config) validateCluster(bad func(key, format string, args ...any)) {
 	}
 	if c.Cluster == ClusterJoin && len(c.ClusterPeers) == 0 {
 		bad("cluster_peers", "cluster = %q needs at least one peer to join", c.Cluster)
+	}
+	if c.Cluster != ClusterBootstrap && len(c.ClusterInherit) > 0 {
+		bad("cluster_inherit", "only a bootstrapping replica inherits the sealing key of an old cluster; joiners take the new cluster's")
 	}
 	if c.ClusterJoinTimeout <= 0 {
 		bad("cluster_join_timeout", "must be positive")

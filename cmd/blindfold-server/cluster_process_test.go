@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,15 @@ func freePort(t *testing.T) int {
 func startHAProxy(t *testing.T, bin string, reps []*proc) (string, int) {
 	t.Helper()
 	up, ap := freePort(t), freePort(t)
+	haproxyOn(t, bin, up, ap, reps, nil)
+	return fmt.Sprintf("127.0.0.1:%d", up), ap
+}
+
+// haproxyOn starts HAProxy on ports up and ap for reps; with old, it takes
+// over from that HAProxy as a reload does (-sf): the old one stops
+// accepting and finishes its connections.
+func haproxyOn(t *testing.T, bin string, up, ap int, reps []*proc, old *exec.Cmd) *exec.Cmd {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "global\n  maxconn 2000\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 5m\n  timeout server 5m\n  balance roundrobin\n")
 	fmt.Fprintf(&b, "frontend untrusted\n  bind 127.0.0.1:%d\n  default_backend untrusted\nbackend untrusted\n", up)
@@ -69,9 +79,13 @@ func startHAProxy(t *testing.T, bin string, reps []*proc) (string, int) {
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-db", "-f", cfg)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	args := []string{"-db", "-f", cfg}
+	if old != nil {
+		args = append(args, "-sf", strconv.Itoa(old.Process.Pid))
+	}
+	cmd := exec.Command(bin, args...)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +102,29 @@ func startHAProxy(t *testing.T, bin string, reps []*proc) (string, int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Sprintf("127.0.0.1:%d", up), ap
+	return cmd
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 var (
 	peerPortLine = regexp.MustCompile(`msg="cluster peer port" addr=(\S+)`)
-	certLine     = regexp.MustCompile(`attested_cert_sha256=(\S+)`)
+	certLine     = regexp.MustCompile(`msg=serving .*attested_cert_sha256=(\S+)`)
 )
 
 func peerAddr(t *testing.T, p *proc) string {
@@ -365,4 +396,134 @@ func TestClusterBehindLoadBalancer(t *testing.T) {
 	if !strings.Contains(r0.logs(), "cluster join refused") {
 		t.Fatalf("the peer did not log the refusal:\n%s", r0.logs())
 	}
+}
+
+// TestClusterKeyRotation rolls out a new attested identity without
+// downtime: a new cluster bootstraps keeping the old cluster's sealing key
+// (cluster_inherit), the balancer is reloaded onto it (HAProxy -sf: the old
+// one finishes its connections), and the old replicas stop. Clients that
+// connect all along keep working; after the switch they see the new
+// certificate; every model stays runnable.
+func TestClusterKeyRotation(t *testing.T) {
+	hap := needHAProxy(t)
+	bin := buildServer(t)
+	shared := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "join.secret")
+	if err := os.WriteFile(secret, []byte("rotation-test-join-secret-0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hostDir := t.TempDir()
+	hostCert, hostKey := filepath.Join(hostDir, "host.pem"), filepath.Join(hostDir, "host.key")
+	if _, err := identity.GenerateHostCertificate(hostCert, hostKey); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--cluster-models-dir", shared, "--cluster-secret-file", secret, "--cluster-addr", "127.0.0.1:0",
+		"--host-cert", hostCert, "--host-key", hostKey}
+	o0 := startProc(t, bin, t.TempDir(), append([]string{"--cluster", "bootstrap"}, common...)...)
+	o1 := startProc(t, bin, t.TempDir(), append([]string{"--cluster", "join", "--cluster-peers", peerAddr(t, o0)}, common...)...)
+	up, ap := freePort(t), freePort(t)
+	lb := haproxyOn(t, hap, up, ap, []*proc{o0, o1}, nil)
+	ctx := context.Background()
+	connect := func() (*client.Client, error) {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return client.Connect(cctx, fmt.Sprintf("127.0.0.1:%d", up), client.WithSimulation(), client.WithAttestedPort(ap),
+			client.WithHostCertificateFile(hostCert), client.WithLogger(slog.New(slog.DiscardHandler)))
+	}
+	mlp, _ := onnxgen.MLP()
+	c, err := connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UploadModel(ctx, mlp, client.WithModelID("before")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	oldCert := certOf(t, o0)
+
+	// Clients connect, run and disconnect throughout the rotation.
+	var ok, failed atomic.Int64
+	var sawNew atomic.Bool
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := connect()
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				x, want := mlpInput(i)
+				out, err := c.Run(ctx, "before", []tensor.Tensor{x})
+				if err == nil {
+					if err := checkMLP(out, want); err != nil {
+						t.Errorf("wrong result during the rotation: %v", err)
+					}
+					ok.Add(1)
+					if c.AttestedCertificateFingerprint() != oldCert {
+						sawNew.Store(true)
+					}
+				} else {
+					failed.Add(1)
+				}
+				c.Close()
+			}
+		}()
+	}
+	n0 := startProc(t, bin, t.TempDir(), append([]string{"--cluster", "bootstrap", "--cluster-inherit", peerAddr(t, o0)}, common...)...)
+	n1 := startProc(t, bin, t.TempDir(), append([]string{"--cluster", "join", "--cluster-peers", peerAddr(t, n0)}, common...)...)
+	newCert := certOf(t, n0)
+	if newCert == oldCert || certOf(t, n1) != newCert {
+		t.Fatalf("certificates: old %s, new %s and %s; want one new certificate on both new replicas", oldCert, newCert, certOf(t, n1))
+	}
+	time.Sleep(time.Second)
+	haproxyOn(t, hap, up, ap, []*proc{n0, n1}, lb)
+	lb.Wait() // the old balancer has finished its connections
+	time.Sleep(500 * time.Millisecond)
+	settled := failed.Load()
+	o0.cmd.Process.Kill()
+	o1.cmd.Process.Kill()
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	if f := failed.Load() - settled; f > 0 {
+		t.Fatalf("%d runs failed after the switch had settled (old replicas stopped)", f)
+	}
+	if !sawNew.Load() {
+		t.Fatal("no client saw the new certificate after the switch")
+	}
+	// A connection whose certificate came from the old pool and whose
+	// attested port reached the new one fails and is retried; the switch
+	// must not cost more than a handful of those.
+	if f := failed.Load(); f > 3*8 || ok.Load() < 50 {
+		t.Fatalf("%d runs succeeded and %d failed during the rotation", ok.Load(), f)
+	}
+	c, err = connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.AttestedCertificateFingerprint() != newCert {
+		t.Fatalf("after the rotation the balancer serves %s, want %s", c.AttestedCertificateFingerprint(), newCert)
+	}
+	x, want := mlpInput(1)
+	out, err := c.Run(ctx, "before", []tensor.Tensor{x})
+	if err == nil {
+		err = checkMLP(out, want)
+	}
+	if err != nil {
+		t.Fatalf("a model uploaded before the rotation: %v\n%s", err, n0.logs())
+	}
+	if err := c.DeleteModel(ctx, "before"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rotation: %d runs succeeded, %d failed (retried)", ok.Load(), failed.Load())
 }
