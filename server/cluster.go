@@ -39,7 +39,7 @@ type modelKey struct{ owner, id string }
 
 // clusterAttestor returns how this replica proves itself to peers and
 // checks them.
-func (s *Server) clusterAttestor(ctx context.Context) (cluster.Attestor, error) {
+func (s *Server) clusterAttestor(ctx context.Context, opts Options) (cluster.Attestor, error) {
 	if s.cfg.Simulation {
 		secret, err := readSecretFile(s.cfg.ClusterSecretFile)
 		if err != nil {
@@ -53,7 +53,10 @@ func (s *Server) clusterAttestor(ctx context.Context) (cluster.Attestor, error) 
 	if err != nil {
 		return nil, fmt.Errorf("server: cluster_policy: %w", err)
 	}
-	return cluster.NewSGX(ctx, cluster.SGXOptions{Attester: s.att, PolicyFile: pol})
+	if opts.ClusterTestRoot != nil {
+		s.log.Warn("cluster: peers' evidence is verified against a TEST root CA, not Intel's: this proves nothing about hardware")
+	}
+	return cluster.NewSGX(ctx, cluster.SGXOptions{Attester: s.att, PolicyFile: pol, TestRoot: opts.ClusterTestRoot, Now: opts.ClusterNow})
 }
 
 func readSecretFile(path string) ([]byte, error) {
@@ -73,10 +76,10 @@ func readSecretFile(path string) ([]byte, error) {
 
 // startCluster bootstraps or joins the cluster. A replica that cannot join
 // fails here: it never makes an identity of its own.
-func (s *Server) startCluster() (*cluster.Identity, error) {
+func (s *Server) startCluster(opts Options) (*cluster.Identity, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ClusterJoinTimeout))
 	defer cancel()
-	att, err := s.clusterAttestor(ctx)
+	att, err := s.clusterAttestor(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -113,8 +116,8 @@ func (s *Server) startCluster() (*cluster.Identity, error) {
 }
 
 // newClusterReplica gives s the cluster's identity and the shared store.
-func (s *Server) newClusterReplica() error {
-	id, err := s.startCluster()
+func (s *Server) newClusterReplica(opts Options) error {
+	id, err := s.startCluster(opts)
 	if err != nil {
 		return err
 	}

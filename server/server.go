@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,14 @@ type Options struct {
 	// the one the configuration names (tee), if any. A server without
 	// simulation needs one; a simulation server refuses one.
 	Attester attest.Attester
+	// ClusterTestRoot replaces the Intel SGX root CA when replicas of a
+	// cluster verify each other's evidence. FOR TESTS ONLY: evidence that
+	// chains to a test root proves nothing about hardware. There is no
+	// setting for it.
+	ClusterTestRoot *x509.Certificate
+	// ClusterNow is the time replicas verify each other's evidence at
+	// (nil: time.Now). For tests with fixed-date test collateral.
+	ClusterNow func() time.Time
 }
 
 // Server is a running (or ready to run) Blindfold server.
@@ -140,7 +149,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	if cfg.Cluster != "" {
-		if err := s.newClusterReplica(); err != nil {
+		if err := s.newClusterReplica(opts); err != nil {
 			return nil, err
 		}
 	} else {
