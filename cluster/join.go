@@ -209,7 +209,11 @@ func (p *Peer) handle(raw net.Conn) {
 		return
 	}
 	refuse := func(why string, err error) {
-		p.log.Warn("cluster join refused: no key handed over", "remote", remote, "reason", why, "err", err)
+		args := []any{"remote", remote, "reason", why}
+		if err != nil {
+			args = append(args, "err", err)
+		}
+		p.log.Warn("cluster join refused: no key handed over", args...)
 		writeMsg(c, welcome{Refused: why})
 	}
 	if h.Version != protocolVersion {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -33,9 +34,15 @@ type clusterState struct {
 	// from (or saved to), as it was then: a model is served only while
 	// its file is still that file.
 	files map[modelKey]os.FileInfo
+	// bad holds shared files that could not be added, as they were then,
+	// so that a scan does not decrypt them again until they change.
+	bad map[string]os.FileInfo
 }
 
 type modelKey struct{ owner, id string }
+
+// maxConcurrentJoins bounds the connections the peer port serves at once.
+const maxConcurrentJoins = 16
 
 // clusterAttestor returns how this replica proves itself to peers and
 // checks them.
@@ -111,7 +118,7 @@ func (s *Server) startCluster(opts Options) (*cluster.Identity, error) {
 		id.Zero()
 		return nil, err
 	}
-	s.cluster = &clusterState{id: id, peer: peer, files: map[modelKey]os.FileInfo{}}
+	s.cluster = &clusterState{id: id, peer: peer, files: map[modelKey]os.FileInfo{}, bad: map[string]os.FileInfo{}}
 	return id, nil
 }
 
@@ -136,8 +143,11 @@ func (s *Server) startPeerPort() error {
 		return fmt.Errorf("server: cluster peer port: %w", err)
 	}
 	s.cluster.lis = l
+	// Joins are rare; a few at a time is plenty, and bounds what an
+	// unauthenticated caller can make the peer port hold.
+	limited := netutil.LimitListener(l, maxConcurrentJoins)
 	go func() {
-		if err := s.cluster.peer.Serve(l); err != nil {
+		if err := s.cluster.peer.Serve(limited); err != nil {
 			s.log.Error("cluster peer port stopped", "err", err)
 		}
 	}()
@@ -222,8 +232,20 @@ func (s *Server) clusterSyncAll() {
 		if err != nil {
 			continue
 		}
+		s.cluster.mu.Lock()
+		skip := sameFile(s.cluster.bad[path], fi)
+		s.cluster.mu.Unlock()
+		if skip {
+			continue
+		}
 		if err := s.addShared(path, fi); err != nil && !errors.Is(err, store.ErrExists) {
 			s.log.Warn("cluster: a shared model cannot be added", "file", name, "err", err)
+			if !errors.Is(err, store.ErrTooManyModels) && !errors.Is(err, store.ErrNoSpace) {
+				// Unreadable as it is: not decrypted again until it changes.
+				s.cluster.mu.Lock()
+				s.cluster.bad[path] = fi
+				s.cluster.mu.Unlock()
+			}
 		}
 	}
 }
