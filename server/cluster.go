@@ -132,6 +132,9 @@ func (s *Server) newClusterReplica(opts Options) error {
 	if s.sealer, err = store.NewSealer(s.cfg.ClusterModelsDir, id.SealingKey); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	if local, _ := filepath.Glob(filepath.Join(s.cfg.StateDir, "models", "*"+store.SealedExt)); len(local) > 0 {
+		s.log.Warn("this replica's own saved models (state_dir/models) are not served in a cluster: they are sealed with the platform key, not the cluster's; upload them again through the cluster", "files", len(local))
+	}
 	s.clusterSyncAll()
 	return nil
 }
