@@ -1,8 +1,18 @@
 // Package attest is the platform-neutral face of TEE attestation in
-// Blindfold: the Attester a server asks for evidence, the report data that
-// binds evidence to the attested TLS certificate (and, optionally, to a
-// client's nonce), and the client-side verification of SGX DCAP evidence
-// against a policy.
+// Blindfold. It knows no platform: each one (attest/sgx, attest/tdx,
+// attest/snp, and attest/sim for simulation) is a package of its own that
+// implements the two interfaces defined here.
+//
+//   - An Issuer runs on the server, inside the TEE: it produces Evidence
+//     bound to the report data it is given.
+//   - A Verifier runs on the client (or an offline proof checker): it checks
+//     Evidence of its platform against the policy it was built with and
+//     returns the Claims the evidence makes, or a typed error.
+//
+// A Registry holds the verifiers a client accepts (one per platform its
+// policy names) and picks the one for the evidence's type; it then checks
+// the report data binding and returns the attested certificate and its
+// signing key (Verified).
 //
 // # Report data
 //
@@ -22,38 +32,109 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-
-	"github.com/blindfold-ai/blindfold/api/untrusted"
-	"github.com/blindfold-ai/blindfold/attest/sgx"
 )
 
-// TypeSGXDCAP is the evidence type of SGX DCAP quotes (GetServerInfo's
-// evidence_type).
-const TypeSGXDCAP = "sgx-dcap"
+// Evidence types (platform tags), as GetServerInfo's evidence_type and
+// GetEvidence's evidence_type carry them.
+const (
+	// TypeSGXDCAP is an Intel SGX DCAP quote (version 3) with its PCS
+	// collateral.
+	TypeSGXDCAP = "sgx-dcap"
+	// TypeTDX is an Intel TDX quote (version 4 or 5), with or without its
+	// PCS collateral.
+	TypeTDX = "tdx"
+	// TypeSNP is an AMD SEV-SNP attestation report, with or without its
+	// VCEK/VLEK certificate chain.
+	TypeSNP = "sev-snp"
+	// TypeSimulation is the evidence of a server that runs without any TEE.
+	// It proves nothing; only a verifier built to accept simulation (see
+	// attest/sim) accepts it.
+	TypeSimulation = "simulation"
+)
 
 // MaxNonceBytes is the largest client nonce accepted.
 const MaxNonceBytes = 64
 
-// Evidence is what an Attester produces: a hardware quote over the report
-// data it was given, and the collateral that verifies it.
+// Evidence is what an Issuer produces: the platform's raw evidence over the
+// report data it was given, and the collateral that verifies it.
 type Evidence struct {
-	// Type is the kind of evidence (TypeSGXDCAP).
+	// Type is the platform tag (TypeSGXDCAP, TypeTDX, TypeSNP,
+	// TypeSimulation).
 	Type string
-	// Quote is the quote; its report data is the value requested.
-	Quote []byte
-	// Collateral verifies Quote (SGX DCAP).
-	Collateral *sgx.Collateral
+	// Raw is the platform's evidence: an SGX or TDX quote, an SNP
+	// attestation report, or attest/sim's simulation statement.
+	Raw []byte
+	// Collateral is what verifies Raw, in the platform package's encoding
+	// (SGX: the SgxCollateral message; TDX: a collateral bundle; SNP: the
+	// certificate table of the auxblob). It may be empty where the verifier
+	// can fetch it.
+	Collateral []byte
 }
 
-// Attester produces hardware evidence. Implementations must be safe for
+// Issuer produces evidence inside a TEE. Implementations must be safe for
 // concurrent use.
-type Attester interface {
-	// Type returns the kind of evidence produced (TypeSGXDCAP).
+type Issuer interface {
+	// Type returns the platform tag of the evidence produced.
 	Type() string
 	// Evidence returns fresh evidence over reportData. An error means no
 	// evidence can be had now (device, quote or collateral); its message
 	// says why and holds no secret.
 	Evidence(ctx context.Context, reportData [64]byte) (*Evidence, error)
+}
+
+// Attester is the former name of Issuer.
+type Attester = Issuer
+
+// Verifier checks evidence of one platform. It holds the policy for that
+// platform (given when it is built) and its trust anchors. Implementations
+// must be safe for concurrent use.
+type Verifier interface {
+	// Type returns the platform tag of the evidence it verifies.
+	Type() string
+	// Verify checks ev (whose Type is Type()): signatures, certificate
+	// chains to the pinned roots, collateral and its dates, and the policy.
+	// It does not check the report data binding (the Registry does, for
+	// every platform alike). Errors wrap ErrBadEvidence, ErrStaleCollateral
+	// or ErrPolicyMismatch.
+	Verify(ctx context.Context, ev *Evidence) (*Claims, error)
+}
+
+// Claim is one named value that verified evidence attests, for display:
+// a measurement, a TCB level, a policy-relevant attribute.
+type Claim struct {
+	// Name is the claim's name, e.g. "mr_enclave" or "mrtd".
+	Name string
+	// Value is its value as text (hex for hashes).
+	Value string
+}
+
+// Claims is what verified evidence says.
+type Claims struct {
+	// Type is the platform tag of the evidence.
+	Type string
+	// ReportData is the 64 bytes of report data the evidence carries.
+	ReportData [64]byte
+	// List holds the claims worth showing a user, in a stable order.
+	List []Claim
+	// TestRoot is true when the evidence was verified against a test root
+	// rather than the vendor's pinned root: it proves nothing about
+	// hardware.
+	TestRoot bool
+	// Simulation is true for simulation evidence: it proves nothing.
+	Simulation bool
+	// Details is the platform package's own result (*sgx.Result,
+	// *tdx.Result, *snp.Result, *sim.Result).
+	Details any
+}
+
+// Get returns the value of the named claim and whether there is one.
+func (c *Claims) Get(name string) (string, bool) {
+	for _, cl := range c.List {
+		if cl.Name == name {
+			return cl.Value, true
+		}
+	}
+	return "", false
 }
 
 // ReportData returns the report data that binds evidence to the attested
@@ -119,43 +200,4 @@ func CheckReportData(rd [64]byte, certDER []byte, mode NonceCheck, nonce []byte)
 		return fmt.Errorf("%w: unknown nonce check %d", ErrReportData, mode)
 	}
 	return nil
-}
-
-// CollateralToProto converts collateral to the wire message SgxCollateral.
-func CollateralToProto(c *sgx.Collateral) *untrusted.SgxCollateral {
-	if c == nil {
-		return nil
-	}
-	return &untrusted.SgxCollateral{
-		Version:               c.Version,
-		PckCrlIssuerChain:     c.PCKCRLIssuerChain,
-		RootCaCrl:             c.RootCACRL,
-		PckCrl:                c.PCKCRL,
-		TcbInfoIssuerChain:    c.TCBInfoIssuerChain,
-		TcbInfo:               c.TCBInfo,
-		QeIdentityIssuerChain: c.QEIdentityIssuerChain,
-		QeIdentity:            c.QEIdentity,
-		PckCertificate:        c.PCKCertificate,
-		PckSigningChain:       c.PCKSigningChain,
-	}
-}
-
-// CollateralFromProto converts the wire message SgxCollateral to
-// collateral (nil for nil).
-func CollateralFromProto(c *untrusted.SgxCollateral) *sgx.Collateral {
-	if c == nil {
-		return nil
-	}
-	return &sgx.Collateral{
-		Version:               c.GetVersion(),
-		PCKCRLIssuerChain:     c.GetPckCrlIssuerChain(),
-		RootCACRL:             c.GetRootCaCrl(),
-		PCKCRL:                c.GetPckCrl(),
-		TCBInfoIssuerChain:    c.GetTcbInfoIssuerChain(),
-		TCBInfo:               c.GetTcbInfo(),
-		QEIdentityIssuerChain: c.GetQeIdentityIssuerChain(),
-		QEIdentity:            c.GetQeIdentity(),
-		PCKCertificate:        c.GetPckCertificate(),
-		PCKSigningChain:       c.GetPckSigningChain(),
-	}
 }

@@ -54,7 +54,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
-	"github.com/blindfold-ai/blindfold/api/evidence"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
@@ -94,9 +93,9 @@ var (
 	// ErrSimulationServer means the server runs in simulation mode and
 	// the caller did not pass WithSimulation.
 	ErrSimulationServer = errors.New("client: server runs in simulation mode; pass WithSimulation to accept it (it protects nothing)")
-	// ErrNoPolicy means the server offers hardware evidence (an SGX quote)
+	// ErrNoPolicy means the server offers hardware evidence (a quote or report)
 	// and no policy was given to verify it against (WithPolicy).
-	ErrNoPolicy = fmt.Errorf("client: the server offers hardware evidence (an SGX quote): %w; pass WithPolicy with the enclave's policy.toml", attest.ErrNoPolicy)
+	ErrNoPolicy = fmt.Errorf("client: the server offers hardware evidence (an SGX, TDX or SEV-SNP quote or report): %w; pass WithPolicy with the TEE's policy.toml", attest.ErrNoPolicy)
 	// ErrBadEvidence means the server's evidence does not verify: quote,
 	// signatures, certificate chain to the pinned root, revocation, or a
 	// report data that does not bind the attested certificate or nonce.
@@ -170,6 +169,7 @@ type config struct {
 	now          func() time.Time
 	testRoot     *x509.Certificate
 	nonce        []byte
+	verifiers    *attest.Registry
 }
 
 // WithPolicy verifies the server's hardware evidence and holds the enclave
@@ -181,8 +181,9 @@ func WithPolicy(p *policy.Policy) Option { return func(c *config) { c.policy = p
 // collateral validity); the default is time.Now.
 func WithTime(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
-// WithTestRootCA replaces the pinned Intel SGX Root CA with root. FOR TESTS
-// ONLY: evidence that chains to a test root proves nothing about hardware.
+// WithTestRootCA replaces the pinned Intel SGX Root CA with root, for SGX
+// and TDX evidence. FOR TESTS ONLY: evidence that chains to a test root
+// proves nothing about hardware.
 func WithTestRootCA(root *x509.Certificate) Option { return func(c *config) { c.testRoot = root } }
 
 // WithNonce asks for evidence bound to nonce (1 to 64 bytes, e.g. 32 random
@@ -468,32 +469,16 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 
 	var verified *attest.Verified
 	if !cfg.simulation {
-		ev, step, err := fetchEvidence(ctx, uconn, att, cfg.nonce)
-		switch {
-		case status.Code(err) == codes.FailedPrecondition:
-			return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: ErrSimulationServer}
-		case err != nil:
-			return nil, &ConnectError{Step: step, Addr: untrustedAddr, Err: err}
-		case cfg.policy == nil:
-			return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: ErrNoPolicy}
-		default:
-			check := attest.NonceZero
-			if len(cfg.nonce) > 0 {
-				check = attest.NonceEqual
-			}
-			verified, err = attest.VerifySGX(ev, attest.VerifyOptions{
-				Policy: cfg.policy, Now: cfg.now, TestRoot: cfg.testRoot, Nonce: cfg.nonce, NonceCheck: check,
-			})
-			if err != nil {
-				return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: err}
-			}
+		verified, err = attestServer(ctx, &cfg, uconn, att, info)
+		if err != nil {
+			return nil, &ConnectError{Step: attestStep(err), Addr: untrustedAddr, Err: err}
 		}
 	}
 	var certDER []byte
 	if verified != nil {
 		certDER = verified.CertificateDER
-		if cfg.testRoot != nil {
-			log.Warn("TEST ROOT: the evidence was verified against a test root CA, not Intel's; it proves nothing about hardware", "addr", untrustedAddr)
+		if verified.Claims.TestRoot {
+			log.Warn("TEST ROOT: the evidence was verified against a test root CA, not the vendor's; it proves nothing about hardware", "addr", untrustedAddr, "evidence", verified.Claims.Type)
 		}
 	} else {
 		log.Warn("SIMULATION MODE: this connection protects nothing; there is no TEE and no attestation, and the server's operator can read every model and input sent",
@@ -552,30 +537,6 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 		attested:   attestedAddr,
 		log:        log,
 	}, nil
-}
-
-// fetchEvidence asks the untrusted port for SGX evidence: bound to nonce
-// through GetEvidence when one is given, else through BlindAI's
-// GetSgxQuoteWithCollateral. It returns the step's name for errors.
-func fetchEvidence(ctx context.Context, conn *grpc.ClientConn, att untrusted.AttestationClient, nonce []byte) (*untrusted.GetSgxQuoteWithCollateralReply, string, error) {
-	if len(nonce) == 0 {
-		ev, err := att.GetSgxQuoteWithCollateral(ctx, &untrusted.GetSgxQuoteWithCollateralRequest{})
-		return ev, "GetSgxQuoteWithCollateral", err
-	}
-	const step = "GetEvidence"
-	if err := attest.CheckNonce(nonce); err != nil {
-		return nil, step, err
-	}
-	reply, err := evidence.NewEvidenceClient(conn).GetEvidence(ctx, &evidence.GetEvidenceRequest{Nonce: nonce})
-	switch {
-	case status.Code(err) == codes.Unimplemented:
-		return nil, step, ErrNoNonceSupport
-	case err != nil:
-		return nil, step, err
-	case reply.GetEvidenceType() != attest.TypeSGXDCAP || reply.GetSgx() == nil:
-		return nil, step, fmt.Errorf("%w: the server returned evidence of type %q, this client verifies %q", ErrBadEvidence, reply.GetEvidenceType(), attest.TypeSGXDCAP)
-	}
-	return reply.GetSgx(), step, nil
 }
 
 // untrustedTLS builds the TLS configuration of the untrusted port.
@@ -794,7 +755,7 @@ func (c *Client) Simulation() bool { return c.simulation }
 func (c *Client) Attestation() *attest.Verified { return c.verified }
 
 // evidence returns the verified evidence for proofs (nil in simulation).
-func (c *Client) evidence() *untrusted.GetSgxQuoteWithCollateralReply {
+func (c *Client) evidence() *attest.Evidence {
 	if c.verified == nil {
 		return nil
 	}

@@ -84,7 +84,7 @@ func TestHardwareE2E(t *testing.T) {
 			t.Fatal("hardware connection reports simulation")
 		}
 		a := c.Attestation()
-		if a == nil || a.SGX.Status != sgx.UpToDate || a.SGX.ReportBody.MRENCLAVE != attesttest.MREnclave() {
+		if a == nil || sgx.ResultOf(a.Claims).Status != sgx.UpToDate || sgx.ResultOf(a.Claims).ReportBody.MRENCLAVE != attesttest.MREnclave() {
 			t.Fatalf("attestation result %+v", a)
 		}
 		if string(c.AttestedCertificate()) != string(srv.AttestedCertificateDER()) {
@@ -278,7 +278,7 @@ func TestBlindAIStyleHardwareClient(t *testing.T) {
 	}
 	// The quote verifies, and its report data starts with SHA-256 of
 	// enclave_held_data, then 32 zero bytes.
-	res, err := sgx.Verify(ev.GetQuote(), attest.CollateralFromProto(ev.GetCollateral()), sgx.Options{Now: func() time.Time { return hwNow }, TestRoot: att.PKI.Root})
+	res, err := sgx.Verify(ev.GetQuote(), sgx.CollateralFromProto(ev.GetCollateral()), sgx.Options{Now: func() time.Time { return hwNow }, TestRoot: att.PKI.Root})
 	if err != nil {
 		t.Fatal(err)
 	}

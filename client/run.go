@@ -9,7 +9,7 @@ import (
 
 	"github.com/blindfold-ai/blindfold/api/prooffiles"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
-	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/internal/wire"
 	"github.com/blindfold-ai/blindfold/proof"
 	"github.com/blindfold-ai/blindfold/tensor"
@@ -39,7 +39,7 @@ type RunResult struct {
 	Reply *securedexchange.RunModelReply
 
 	certDER  []byte
-	evidence *untrusted.GetSgxQuoteWithCollateralReply
+	evidence *attest.Evidence
 }
 
 // Output returns the output named name.
@@ -61,7 +61,7 @@ func (r *RunResult) Proof() *prooffiles.ResponseProof {
 		return nil
 	}
 	if r.evidence != nil {
-		return proof.New(r.evidence, r.Reply.GetPayload(), r.Reply.GetSignature())
+		return proof.FromEvidence(r.evidence, r.certDER, r.Reply.GetPayload(), r.Reply.GetSignature())
 	}
 	return proof.NewSimulation(r.certDER, r.Reply.GetPayload(), r.Reply.GetSignature())
 }

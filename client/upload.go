@@ -12,7 +12,7 @@ import (
 
 	"github.com/blindfold-ai/blindfold/api/prooffiles"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
-	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/proof"
 )
 
@@ -34,7 +34,7 @@ type UploadResult struct {
 	Reply *securedexchange.SendModelReply
 
 	certDER  []byte
-	evidence *untrusted.GetSgxQuoteWithCollateralReply
+	evidence *attest.Evidence
 }
 
 // Proof returns the reply as a proof file, or nil when it was not signed.
@@ -46,7 +46,7 @@ func (r *UploadResult) Proof() *prooffiles.ResponseProof {
 		return nil
 	}
 	if r.evidence != nil {
-		return proof.New(r.evidence, r.Reply.GetPayload(), r.Reply.GetSignature())
+		return proof.FromEvidence(r.evidence, r.certDER, r.Reply.GetPayload(), r.Reply.GetSignature())
 	}
 	return proof.NewSimulation(r.certDER, r.Reply.GetPayload(), r.Reply.GetSignature())
 }

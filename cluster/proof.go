@@ -36,9 +36,8 @@ type Proof struct {
 	Type string `json:"type"`
 	// MAC is the simulation proof.
 	MAC []byte `json:"mac,omitempty"`
-	// Quote and Collateral are the SGX evidence.
-	Quote      []byte          `json:"quote,omitempty"`
-	Collateral *sgx.Collateral `json:"collateral,omitempty"`
+	// Evidence is the TEE evidence (SGX: the quote and its collateral).
+	Evidence *attest.Evidence `json:"evidence,omitempty"`
 	// PolicyHash is SHA-256 of the cluster policy file the replica holds
 	// others to (SGX; the policies must be the same file).
 	PolicyHash []byte `json:"policy_hash,omitempty"`
@@ -101,18 +100,16 @@ func (s *Simulation) Check(p *Proof, rd [64]byte) error {
 // policy file, come from an enclave with this replica's own MRENCLAVE and
 // MRSIGNER, and name the same policy file (by hash).
 type SGX struct {
-	att        attest.Attester
-	pol        *policy.Policy
+	att        attest.Issuer
+	verifier   *sgx.Verifier
 	policyHash [32]byte
-	testRoot   *x509.Certificate
-	now        func() time.Time
 	self       [2][32]byte // own MRENCLAVE, MRSIGNER
 }
 
 // SGXOptions configure NewSGX.
 type SGXOptions struct {
 	// Attester makes this replica's evidence.
-	Attester attest.Attester
+	Attester attest.Issuer
 	// PolicyFile is the cluster policy's TOML text (policy.toml).
 	PolicyFile []byte
 	// TestRoot replaces the Intel SGX Root CA. FOR TESTS ONLY.
@@ -133,7 +130,14 @@ func NewSGX(ctx context.Context, o SGXOptions) (*SGX, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: policy: %w", err)
 	}
-	s := &SGX{att: o.Attester, pol: pol, policyHash: sha256.Sum256(o.PolicyFile), testRoot: o.TestRoot, now: o.Now}
+	if !pol.HasSGX() {
+		return nil, errors.New("cluster: the cluster policy holds no SGX measurement (mr_enclave or mr_signer)")
+	}
+	v, err := sgx.NewVerifier(pol, sgx.Options{Now: o.Now, TestRoot: o.TestRoot})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	s := &SGX{att: o.Attester, verifier: v, policyHash: sha256.Sum256(o.PolicyFile)}
 	var rd [64]byte
 	copy(rd[:], "blindfold cluster self-check")
 	p, err := s.Prove(ctx, rd)
@@ -154,27 +158,26 @@ func (s *SGX) Prove(ctx context.Context, rd [64]byte) (*Proof, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: evidence: %w", err)
 	}
-	if ev.Type != attest.TypeSGXDCAP || len(ev.Quote) == 0 || ev.Collateral == nil {
+	if ev.Type != attest.TypeSGXDCAP || len(ev.Raw) == 0 || len(ev.Collateral) == 0 {
 		return nil, errors.New("cluster: the evidence provider returned incomplete SGX evidence")
 	}
-	return &Proof{Type: ProofSGX, Quote: ev.Quote, Collateral: ev.Collateral, PolicyHash: s.policyHash[:]}, nil
+	return &Proof{Type: ProofSGX, Evidence: ev, PolicyHash: s.policyHash[:]}, nil
 }
 
 func (s *SGX) verify(p *Proof, rd [64]byte) (*sgx.Result, error) {
-	if p == nil || p.Type != ProofSGX || len(p.Quote) == 0 || p.Collateral == nil {
+	if p == nil || p.Type != ProofSGX || p.Evidence == nil || p.Evidence.Type != attest.TypeSGXDCAP {
 		return nil, fmt.Errorf("%w: it sent no SGX evidence", ErrRefused)
 	}
-	so := sgx.Options{Now: s.now, TestRoot: s.testRoot}
-	s.pol.ApplyTo(&so)
-	res, err := sgx.Verify(p.Quote, p.Collateral, so)
+	claims, err := s.verifier.Verify(context.Background(), p.Evidence)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w: %w", ErrRefused, attest.ErrBadEvidence, err)
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	if subtle.ConstantTimeCompare(res.ReportBody.ReportData[:], rd[:]) != 1 {
+	res := sgx.ResultOf(claims)
+	if res == nil || res.ReportBody == nil {
+		return nil, fmt.Errorf("%w: the verifier returned no SGX result", ErrRefused)
+	}
+	if subtle.ConstantTimeCompare(claims.ReportData[:], rd[:]) != 1 {
 		return nil, fmt.Errorf("%w: its evidence is not bound to this connection", ErrRefused)
-	}
-	if err := s.pol.Check(res); err != nil {
-		return nil, fmt.Errorf("%w: %w: %w", ErrRefused, attest.ErrPolicyMismatch, err)
 	}
 	return res, nil
 }

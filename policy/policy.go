@@ -1,10 +1,12 @@
-// Package policy holds what a client demands of an SGX enclave before it
-// trusts it: the policy.toml file of BlindAI (MRENCLAVE, MISCSELECT and
-// ATTRIBUTES under masks, debug), with Blindfold's optional additions
-// (accepted TCB statuses and advisories, collateral freshness, and signer
-// identity as an alternative to MRENCLAVE). It loads and writes the file,
-// generates it from an enclave's SIGSTRUCT, and checks verified quotes
-// against it.
+// Package policy holds what a client demands of a TEE before it trusts it:
+// the policy.toml file. Its SGX part is BlindAI's file (MRENCLAVE,
+// MISCSELECT and ATTRIBUTES under masks, debug) with Blindfold's optional
+// additions (accepted TCB statuses and advisories, collateral freshness,
+// and signer identity as an alternative to MRENCLAVE), at the top level as
+// BlindAI 0.5 writes it or in an [sgx] section; a [tdx] section (TDX) and
+// an [snp] section (SEV-SNP) hold the other platforms. A policy accepts
+// evidence only of the platforms it has a section for. The package loads and writes the file, generates the SGX part from an
+// enclave's SIGSTRUCT, and checks verified evidence against it.
 package policy
 
 import (
@@ -84,7 +86,17 @@ type Policy struct {
 	// identity accepted, measured from their issue date to the
 	// verification time (max_collateral_age, a Go duration string).
 	MaxCollateralAge time.Duration
+
+	// TDX is the [tdx] section: nil when the policy does not accept TDX.
+	TDX *TDX
+	// SNP is the [snp] section: nil when the policy does not accept
+	// SEV-SNP.
+	SNP *SNP
 }
+
+// HasSGX reports whether the policy accepts SGX enclaves: it pins
+// MRENCLAVE or MRSIGNER (top-level keys or [sgx]).
+func (p *Policy) HasSGX() bool { return p != nil && (p.MREnclave != nil || p.MRSigner != nil) }
 
 // ErrInvalid is wrapped by every error of Parse, Load and Validate.
 var ErrInvalid = errors.New("invalid policy")
@@ -161,7 +173,11 @@ func (e *MismatchError) Is(target error) bool {
 // Unwrap returns the cause (nil for a plain mismatch).
 func (e *MismatchError) Unwrap() error { return e.Err }
 
-type file struct {
+// StaleCollateral reports whether the mismatch is on the collateral's age
+// or evaluation data number (errors.Is(e, ErrStaleCollateral)).
+func (e *MismatchError) StaleCollateral() bool { return e.Is(ErrStaleCollateral) }
+
+type sgxFile struct {
 	MREnclave                  *string   `toml:"mr_enclave"`
 	MRSigner                   *string   `toml:"mr_signer"`
 	ISVProdID                  *int64    `toml:"isv_prod_id"`
@@ -178,6 +194,20 @@ type file struct {
 	MinTCBEvaluationDataNumber *int64    `toml:"min_tcb_evaluation_data_number"`
 	MaxCollateralAge           *string   `toml:"max_collateral_age"`
 }
+
+// file is policy.toml: the SGX keys at the top level (BlindAI 0.5's format)
+// or in [sgx], and one section per other platform.
+type file struct {
+	sgxFile
+	SGX *sgxFile `toml:"sgx"`
+	TDX *tdxFile `toml:"tdx"`
+	SNP *snpFile `toml:"snp"`
+}
+
+// sgxKeys are the keys of an SGX policy.
+var sgxKeys = []string{"mr_enclave", "mr_signer", "isv_prod_id", "min_isv_svn", "misc_select_hex", "misc_mask_hex",
+	"attributes_flags_hex", "attributes_xfrm_hex", "attributes_mask_flags_hex", "attributes_mask_xfrm_hex", "allow_debug",
+	"accepted_tcb_statuses", "accepted_advisory_ids", "min_tcb_evaluation_data_number", "max_collateral_age"}
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
@@ -235,10 +265,12 @@ func intRange(key string, v *int64, max int64) (int64, error) {
 var blindfoldKeys = []string{"mr_signer", "isv_prod_id", "min_isv_svn", "accepted_tcb_statuses", "accepted_advisory_ids", "min_tcb_evaluation_data_number", "max_collateral_age"}
 
 // Parse parses policy.toml text. Unknown keys are an error, as is a policy
-// with neither mr_enclave nor mr_signer (with both, both are checked). The
-// BlindAI keys (misc_*, attributes_*, allow_debug) are all required. A file
-// with only BlindAI's keys is a BlindAI 0.5 policy (Policy.BlindAI05). The
-// result passes Validate.
+// that accepts no platform. SGX keys (top level or [sgx]) need mr_enclave or
+// mr_signer (with both, both are checked) and all of BlindAI's keys
+// (misc_*, attributes_*, allow_debug). A file with only BlindAI's keys at
+// the top level and no other section is a BlindAI 0.5 policy
+// (Policy.BlindAI05); with [sgx], [tdx] or [snp] it is a Blindfold policy,
+// with Blindfold's stricter defaults. The result passes Validate.
 func Parse(data []byte) (*Policy, error) {
 	var f file
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)
@@ -253,73 +285,122 @@ func Parse(data []byte) (*Policy, error) {
 		return nil, invalid("unknown keys %s", strings.Join(keys, ", "))
 	}
 	p := &Policy{}
-	if f.MREnclave == nil && f.MRSigner == nil {
-		return nil, invalid("neither mr_enclave nor mr_signer is set: give at least one")
+	topSGX := false
+	for _, k := range sgxKeys {
+		if md.IsDefined(k) {
+			topSGX = true
+		}
 	}
-	if f.MREnclave != nil {
-		if p.MREnclave, err = parseHash("mr_enclave", *f.MREnclave); err != nil {
+	switch {
+	case topSGX && f.SGX != nil:
+		return nil, invalid("SGX keys are given both at the top level and in [sgx]: use one")
+	case topSGX:
+		blindAI := true
+		for _, k := range blindfoldKeys {
+			if md.IsDefined(k) {
+				blindAI = false
+			}
+		}
+		if blindAI && (f.TDX != nil || f.SNP != nil) {
+			blindAI = false
+		}
+		if err := p.parseSGX(&f.sgxFile, blindAI, ""); err != nil {
+			return nil, err
+		}
+	case f.SGX != nil:
+		if err := p.parseSGX(f.SGX, false, "sgx."); err != nil {
 			return nil, err
 		}
 	}
-	if f.MRSigner != nil {
-		if p.MRSigner, err = parseHash("mr_signer", *f.MRSigner); err != nil {
-			return nil, err
-		}
-		v, err := intRange("isv_prod_id", f.ISVProdID, 65535)
+	if f.TDX != nil {
+		t, err := parseTDX(f.TDX)
 		if err != nil {
 			return nil, err
 		}
-		p.ISVProdID = uint16(v)
-		if v, err = intRange("min_isv_svn", f.MinISVSVN, 65535); err != nil {
+		p.TDX = t
+	}
+	if f.SNP != nil {
+		sp, err := parseSNP(f.SNP)
+		if err != nil {
 			return nil, err
+		}
+		p.SNP = sp
+	}
+	if !p.HasSGX() && p.TDX == nil && p.SNP == nil {
+		return nil, invalid("the policy accepts no platform: give SGX keys (top level or [sgx]), [tdx] or [snp]")
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// parseSGX parses the SGX keys of f into p; blindAI marks BlindAI 0.5's
+// format (top-level keys only, none of Blindfold's); prefix names the
+// section in errors.
+func (p *Policy) parseSGX(f *sgxFile, blindAI bool, prefix string) error {
+	var err error
+	if f.MREnclave == nil && f.MRSigner == nil {
+		return invalid("%sneither mr_enclave nor mr_signer is set: give at least one", prefix)
+	}
+	if f.MREnclave != nil {
+		if p.MREnclave, err = parseHash(prefix+"mr_enclave", *f.MREnclave); err != nil {
+			return err
+		}
+	}
+	if f.MRSigner != nil {
+		if p.MRSigner, err = parseHash(prefix+"mr_signer", *f.MRSigner); err != nil {
+			return err
+		}
+		v, err := intRange(prefix+"isv_prod_id", f.ISVProdID, 65535)
+		if err != nil {
+			return err
+		}
+		p.ISVProdID = uint16(v)
+		if v, err = intRange(prefix+"min_isv_svn", f.MinISVSVN, 65535); err != nil {
+			return err
 		}
 		p.MinISVSVN = uint16(v)
 	} else if f.ISVProdID != nil || f.MinISVSVN != nil {
-		return nil, invalid("isv_prod_id and min_isv_svn go with mr_signer, which is not set")
+		return invalid("%sisv_prod_id and min_isv_svn go with mr_signer, which is not set", prefix)
 	}
 	var v uint64
-	if v, err = parseHexUint("misc_select_hex", f.MiscSelectHex, 32); err != nil {
-		return nil, err
+	if v, err = parseHexUint(prefix+"misc_select_hex", f.MiscSelectHex, 32); err != nil {
+		return err
 	}
 	p.MiscSelect = uint32(v)
-	if v, err = parseHexUint("misc_mask_hex", f.MiscMaskHex, 32); err != nil {
-		return nil, err
+	if v, err = parseHexUint(prefix+"misc_mask_hex", f.MiscMaskHex, 32); err != nil {
+		return err
 	}
 	p.MiscMask = uint32(v)
-	if p.AttributesFlags, err = parseHexUint("attributes_flags_hex", f.AttributesFlagsHex, 64); err != nil {
-		return nil, err
+	if p.AttributesFlags, err = parseHexUint(prefix+"attributes_flags_hex", f.AttributesFlagsHex, 64); err != nil {
+		return err
 	}
-	if p.AttributesXFRM, err = parseHexUint("attributes_xfrm_hex", f.AttributesXFRMHex, 64); err != nil {
-		return nil, err
+	if p.AttributesXFRM, err = parseHexUint(prefix+"attributes_xfrm_hex", f.AttributesXFRMHex, 64); err != nil {
+		return err
 	}
-	if p.AttributesMaskFlags, err = parseHexUint("attributes_mask_flags_hex", f.AttributesMaskFlagsHex, 64); err != nil {
-		return nil, err
+	if p.AttributesMaskFlags, err = parseHexUint(prefix+"attributes_mask_flags_hex", f.AttributesMaskFlagsHex, 64); err != nil {
+		return err
 	}
-	if p.AttributesMaskXFRM, err = parseHexUint("attributes_mask_xfrm_hex", f.AttributesMaskXFRMHex, 64); err != nil {
-		return nil, err
+	if p.AttributesMaskXFRM, err = parseHexUint(prefix+"attributes_mask_xfrm_hex", f.AttributesMaskXFRMHex, 64); err != nil {
+		return err
 	}
 	if f.AllowDebug == nil {
-		return nil, invalid("allow_debug is required")
+		return invalid("%sallow_debug is required", prefix)
 	}
 	p.AllowDebug = *f.AllowDebug
-	blindAI := true
-	for _, k := range blindfoldKeys {
-		if md.IsDefined(k) {
-			blindAI = false
-		}
-	}
 	switch {
 	case blindAI:
 		p.BlindAI05 = true
 		p.AcceptedTCBStatuses = slices.Clone(BlindAITCBStatuses)
 	case f.AcceptedTCBStatuses != nil:
 		if len(*f.AcceptedTCBStatuses) == 0 {
-			return nil, invalid("accepted_tcb_statuses is empty: no quote could pass")
+			return invalid("%saccepted_tcb_statuses is empty: no quote could pass", prefix)
 		}
 		for _, s := range *f.AcceptedTCBStatuses {
 			st, err := sgx.ParseTCBStatus(s)
 			if err != nil {
-				return nil, invalid("accepted_tcb_statuses: %v", err)
+				return invalid("%saccepted_tcb_statuses: %v", prefix, err)
 			}
 			p.AcceptedTCBStatuses = append(p.AcceptedTCBStatuses, st)
 		}
@@ -330,23 +411,20 @@ func Parse(data []byte) (*Policy, error) {
 		p.AcceptedAdvisoryIDs = slices.Clone(*f.AcceptedAdvisoryIDs)
 	}
 	if f.MinTCBEvaluationDataNumber != nil {
-		n, err := intRange("min_tcb_evaluation_data_number", f.MinTCBEvaluationDataNumber, 1<<32-1)
+		n, err := intRange(prefix+"min_tcb_evaluation_data_number", f.MinTCBEvaluationDataNumber, 1<<32-1)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.MinTCBEvaluationDataNumber = uint32(n)
 	}
 	if f.MaxCollateralAge != nil {
 		d, err := time.ParseDuration(*f.MaxCollateralAge)
 		if err != nil || d <= 0 {
-			return nil, invalid("max_collateral_age = %q: want a positive duration such as \"720h\"", *f.MaxCollateralAge)
+			return invalid("%smax_collateral_age = %q: want a positive duration such as \"720h\"", prefix, *f.MaxCollateralAge)
 		}
 		p.MaxCollateralAge = d
 	}
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return nil
 }
 
 // Validate checks a policy, parsed or built in code: it pins MRENCLAVE or
@@ -359,8 +437,17 @@ func (p *Policy) Validate() error {
 	if p == nil {
 		return invalid("no policy")
 	}
-	if p.MREnclave == nil && p.MRSigner == nil {
-		return invalid("neither mr_enclave nor mr_signer is set: give at least one")
+	if p.TDX != nil && len(p.TDX.MRTD) == 0 {
+		return invalid("[tdx] without mrtd")
+	}
+	if p.SNP != nil && len(p.SNP.Measurement) == 0 {
+		return invalid("[snp] without measurement")
+	}
+	if !p.HasSGX() {
+		if p.TDX == nil && p.SNP == nil {
+			return invalid("the policy accepts no platform: neither mr_enclave nor mr_signer is set, and there is no [tdx] or [snp]")
+		}
+		return nil
 	}
 	var seen []sgx.TCBStatus
 	var beyond []string
@@ -566,6 +653,9 @@ func (p *Policy) Check(res *sgx.Result) error {
 	if err := p.Validate(); err != nil {
 		return &MismatchError{Field: KeyPolicy, Err: err}
 	}
+	if !p.HasSGX() {
+		return &MismatchError{Field: KeyPolicy, Err: invalid("the policy does not accept SGX (no mr_enclave or mr_signer)")}
+	}
 	if res == nil || res.ReportBody == nil {
 		return &MismatchError{Field: KeyResult, Want: "a verified quote", Got: "none"}
 	}
@@ -624,6 +714,12 @@ func tomlList(items []string) string {
 func (p *Policy) TOML() []byte {
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	if !p.HasSGX() {
+		w("# Blindfold TEE policy. A client trusts a TEE only if its verified evidence\n")
+		w("# matches every rule of the section of its platform.\n")
+		p.tomlSections(&b)
+		return b.Bytes()
+	}
 	w("# Blindfold enclave policy (BlindAI policy.toml format).\n")
 	w("# A client trusts an SGX enclave only if its verified quote matches every rule here.\n\n")
 	if p.MREnclave != nil {
@@ -672,5 +768,6 @@ func (p *Policy) TOML() []byte {
 		w("\n# Oldest TCB info and QE identity accepted, from their issue date.\n")
 		w("max_collateral_age = %s\n", tomlString(p.MaxCollateralAge.String()))
 	}
+	p.tomlSections(&b)
 	return b.Bytes()
 }

@@ -35,7 +35,7 @@ func hwEvidence(t *testing.T, pki *sgxtest.PKI, now time.Time, certDER, nonce []
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: attest.CollateralToProto(ev.Collateral), EnclaveHeldData: certDER}
+	return &untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: sgx.CollateralToProto(ev.Collateral), EnclaveHeldData: certDER}
 }
 
 func TestVerifyHardware(t *testing.T) {
@@ -107,7 +107,7 @@ func TestVerifyHardware(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Verify: %v", err)
 				}
-				if res.Simulation || res.Evidence == nil || res.Evidence.SGX.Status != sgx.UpToDate || !ed25519.PublicKey(res.SigningKey).Equal(f.id.SigningPublicKey()) {
+				if res.Simulation || res.Evidence == nil || sgx.ResultOf(res.Evidence.Claims).Status != sgx.UpToDate || !ed25519.PublicKey(res.SigningKey).Equal(f.id.SigningPublicKey()) {
 					t.Fatalf("unexpected result %+v", res)
 				}
 				return
@@ -140,7 +140,7 @@ func TestVerifyWithNewerCollateral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(&untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: attest.CollateralToProto(ev.Collateral), EnclaveHeldData: f.id.DER}, f.runPay, f.id.Sign(f.runPay))
+	p := New(&untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: sgx.CollateralToProto(ev.Collateral), EnclaveHeldData: f.id.DER}, f.runPay, f.id.Sign(f.runPay))
 	at := func(tm time.Time) func() time.Time { return func() time.Time { return tm } }
 	opts := VerifyOptions{Policy: anyPolicy(t), Now: at(issuedAt), TestRoot: pki.Root}
 	res, err := Verify(p, opts)
@@ -169,8 +169,8 @@ func TestVerifyWithNewerCollateral(t *testing.T) {
 	if err != nil {
 		t.Fatalf("with fresh collateral that still vouches for it: %v", err)
 	}
-	if !res.SuppliedCollateral || !res.Evidence.SGX.CollateralIssued.After(issuedAt) {
-		t.Errorf("supplied %t, collateral issued %s", res.SuppliedCollateral, res.Evidence.SGX.CollateralIssued)
+	if !res.SuppliedCollateral || !sgx.ResultOf(res.Evidence.Claims).CollateralIssued.After(issuedAt) {
+		t.Errorf("supplied %t, collateral issued %s", res.SuppliedCollateral, sgx.ResultOf(res.Evidence.Claims).CollateralIssued)
 	}
 
 	opts.Collateral = fresh(func(nb *sgxtest.Builder) { nb.PCKCRL.Revoked = []*big.Int{ev.PCK.SerialNumber} })

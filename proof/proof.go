@@ -53,10 +53,19 @@
 // the proof's own. Bytes 32..63 of the report data hold the nonce
 // of the client that connected (or zeros); they are checked only when
 // VerifyOptions.Nonce is given, since a third party does not know it.
+//
+// A proof from a TDX or SEV-SNP server carries its evidence (quote or
+// report, and its collateral) in the ResponseProof's evidence field, which
+// BlindAI 0.5 does not have, and the attested certificate in the
+// attestation's enclave_held_data with an empty quote: a BlindAI 0.5 reader
+// sees no hardware evidence and does not accept it as hardware evidence.
+// Verify checks it with the verifier of its platform (package
+// attest/verifier) against the policy's section for that platform.
 package proof
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
@@ -76,6 +85,7 @@ import (
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
+	"github.com/blindfold-ai/blindfold/attest/verifier"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/internal/wire"
 	"github.com/blindfold-ai/blindfold/policy"
@@ -164,6 +174,30 @@ func DecodePayload(b []byte) (*securedexchange.Payload, error) {
 // New returns a proof of a signed reply with hardware evidence.
 func New(attestation *untrusted.GetSgxQuoteWithCollateralReply, payload, signature []byte) *prooffiles.ResponseProof {
 	return &prooffiles.ResponseProof{Attestation: attestation, Payload: payload, Signature: signature}
+}
+
+// FromEvidence returns a proof of a signed reply with the evidence ev
+// verified at connection, which binds the attested certificate certDER.
+// SGX evidence takes BlindAI 0.5's shape (attestation with quote and
+// collateral); other platforms go in the proof's evidence field, with the
+// certificate in the attestation's enclave_held_data and no quote.
+func FromEvidence(ev *attest.Evidence, certDER, payload, signature []byte) *prooffiles.ResponseProof {
+	if ev.Type == attest.TypeSGXDCAP {
+		c, err := sgx.DecodeCollateral(ev.Collateral)
+		if err == nil {
+			return New(&untrusted.GetSgxQuoteWithCollateralReply{
+				Quote: ev.Raw, Collateral: sgx.CollateralToProto(c), EnclaveHeldData: certDER,
+			}, payload, signature)
+		}
+		// Collateral that does not decode cannot have verified; keep the
+		// bytes as they are, so that verification fails.
+	}
+	return &prooffiles.ResponseProof{
+		Attestation: &untrusted.GetSgxQuoteWithCollateralReply{EnclaveHeldData: certDER},
+		Evidence:    &prooffiles.Evidence{Type: ev.Type, Raw: ev.Raw, Collateral: ev.Collateral},
+		Payload:     payload,
+		Signature:   signature,
+	}
 }
 
 // NewSimulation returns a simulation-mode proof of a signed reply: no quote,
@@ -284,7 +318,7 @@ var (
 	ErrSimulationProof = errors.New("proof: simulation-mode proof (no hardware evidence; it protects nothing); refused unless simulation is explicitly allowed")
 	// ErrNoPolicy means the proof carries hardware evidence (a quote) and
 	// no policy was given to verify it against.
-	ErrNoPolicy = fmt.Errorf("proof: the proof carries hardware evidence (an SGX quote): %w (give the enclave's policy.toml)", attest.ErrNoPolicy)
+	ErrNoPolicy = fmt.Errorf("proof: the proof carries hardware evidence (an SGX, TDX or SEV-SNP quote or report): %w (give the TEE's policy.toml)", attest.ErrNoPolicy)
 	// ErrBadEvidence means the proof's hardware evidence does not verify
 	// (see attest.ErrBadEvidence); ErrStaleCollateral, that its
 	// collateral is expired at the verification time; ErrPolicyMismatch,
@@ -335,14 +369,20 @@ type VerifyOptions struct {
 	// ModelID, when set, must equal the payload's model_id.
 	ModelID string
 
-	// Policy is what the enclave of a hardware proof must satisfy;
-	// required for hardware proofs.
+	// Policy is what the TEE of a hardware proof must satisfy; required
+	// for hardware proofs unless Verifiers is given. Its sections say which
+	// platforms are accepted.
 	Policy *policy.Policy
+	// Verifiers, when set, verifies a hardware proof's evidence instead of
+	// the verifiers Policy selects (verifier.ForPolicy): for verifiers
+	// built with other options, such as a TDX or SEV-SNP test root.
+	Verifiers *attest.Registry
 	// Now returns the time at which a hardware proof's evidence is
 	// verified (certificate and collateral validity); nil means now.
 	Now func() time.Time
-	// TestRoot replaces the pinned Intel SGX Root CA. FOR TESTS ONLY: a
-	// proof whose evidence chains to a test root proves nothing.
+	// TestRoot replaces the pinned Intel SGX Root CA, for SGX and TDX
+	// evidence. FOR TESTS ONLY: a proof whose evidence chains to a test
+	// root proves nothing.
 	TestRoot *x509.Certificate
 	// Collateral, when set, verifies a hardware proof's quote instead of
 	// the collateral inside the proof: collateral the verifier trusts to
@@ -386,9 +426,34 @@ type Result struct {
 }
 
 // IsSimulation reports whether p is a simulation-mode proof: it has no
-// attestation, or an attestation with an empty quote.
+// attestation, or an attestation with an empty quote, and no evidence of
+// another platform.
 func IsSimulation(p *prooffiles.ResponseProof) bool {
-	return len(p.GetAttestation().GetQuote()) == 0
+	return len(p.GetAttestation().GetQuote()) == 0 && p.GetEvidence() == nil
+}
+
+// Evidence returns a hardware proof's evidence and the attested
+// certificate it binds.
+func Evidence(p *prooffiles.ResponseProof) (*attest.Evidence, []byte, error) {
+	certDER := p.GetAttestation().GetEnclaveHeldData()
+	if e := p.GetEvidence(); e != nil {
+		if len(p.GetAttestation().GetQuote()) != 0 || p.GetAttestation().GetCollateral() != nil {
+			return nil, nil, attest.BadEvidence(e.GetType(), "the proof carries both an SGX quote and other evidence", nil)
+		}
+		if e.GetType() == attest.TypeSGXDCAP || e.GetType() == attest.TypeSimulation {
+			return nil, nil, attest.BadEvidence(e.GetType(), "this evidence type does not go in the proof's evidence field", nil)
+		}
+		return &attest.Evidence{Type: e.GetType(), Raw: e.GetRaw(), Collateral: e.GetCollateral()}, certDER, nil
+	}
+	a := p.GetAttestation()
+	if a.GetCollateral() == nil {
+		return nil, nil, attest.BadEvidence(attest.TypeSGXDCAP, "no collateral came with the quote", nil)
+	}
+	ev, err := sgx.Evidence(a.GetQuote(), sgx.CollateralFromProto(a.GetCollateral()))
+	if err != nil {
+		return nil, nil, attest.BadEvidence(attest.TypeSGXDCAP, "", err)
+	}
+	return ev, certDER, nil
 }
 
 // Verify checks a proof: its evidence (hardware: quote, collateral,
@@ -401,24 +466,32 @@ func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
 		return nil, errors.New("proof: nil proof")
 	}
 	if !IsSimulation(p) {
-		if opts.Policy == nil {
+		if opts.Policy == nil && opts.Verifiers == nil {
 			return nil, ErrNoPolicy
 		}
 		check := attest.NonceIgnore
 		if len(opts.Nonce) > 0 {
 			check = attest.NonceEqual
 		}
-		ev := p.GetAttestation()
+		ev, certDER, err := Evidence(p)
+		if err != nil {
+			return nil, fmt.Errorf("proof: hardware evidence: %w", err)
+		}
 		if opts.Collateral != nil {
-			ev = &untrusted.GetSgxQuoteWithCollateralReply{
-				Quote:           ev.GetQuote(),
-				Collateral:      attest.CollateralToProto(opts.Collateral),
-				EnclaveHeldData: ev.GetEnclaveHeldData(),
+			if ev.Type != attest.TypeSGXDCAP {
+				return nil, fmt.Errorf("proof: hardware evidence: %w", attest.BadEvidence(ev.Type, "SGX collateral was supplied for evidence of another platform", nil))
+			}
+			if ev, err = sgx.Evidence(ev.Raw, opts.Collateral); err != nil {
+				return nil, fmt.Errorf("proof: supplied collateral: %w", err)
 			}
 		}
-		v, err := attest.VerifySGX(ev, attest.VerifyOptions{
-			Policy: opts.Policy, Now: opts.Now, TestRoot: opts.TestRoot, Nonce: opts.Nonce, NonceCheck: check,
-		})
+		reg := opts.Verifiers
+		if reg == nil {
+			if reg, err = verifier.ForPolicy(opts.Policy, verifier.Options{Now: opts.Now, SGXTestRoot: opts.TestRoot, TDXTestRoot: opts.TestRoot}); err != nil {
+				return nil, fmt.Errorf("proof: %w: %w", ErrPolicyMismatch, err)
+			}
+		}
+		v, err := reg.Verify(context.Background(), ev, certDER, check, opts.Nonce)
 		if err != nil {
 			return nil, fmt.Errorf("proof: hardware evidence: %w", err)
 		}

@@ -2,12 +2,9 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,7 +13,8 @@ import (
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/gramine"
-	"github.com/blindfold-ai/blindfold/attest/pccs"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
+	"github.com/blindfold-ai/blindfold/attest/sim"
 )
 
 // newAttester picks the evidence provider: the one given, else the one the
@@ -34,14 +32,7 @@ func newAttester(cfg Config, given attest.Attester, log *slog.Logger) (attest.At
 	}
 	switch cfg.TEE {
 	case TEESGXGramine:
-		hc := &http.Client{Timeout: 30 * time.Second}
-		if cfg.PCCSInsecureSkipVerify {
-			tr := http.DefaultTransport.(*http.Transport).Clone()
-			tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
-			hc.Transport = tr
-			log.Warn("pccs_insecure_skip_verify: the PCCS's TLS certificate is not checked; collateral is still verified by clients, but a network attacker can deny service", "pccs_url", cfg.PCCSURL)
-		}
-		cache := &pccs.Cache{Client: &pccs.Client{BaseURL: cfg.PCCSURL, RootCACRLURL: cfg.PCCSRootCACRLURL, HTTP: hc}}
+		cache := pccsCache(cfg, log)
 		a, err := gramine.New(cfg.AttestationDir, cache)
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
@@ -50,6 +41,8 @@ func newAttester(cfg Config, given attest.Attester, log *slog.Logger) (attest.At
 			return nil, fmt.Errorf("server: tee = %q: %w", cfg.TEE, err)
 		}
 		return a, nil
+	case TEETDX, TEESNP:
+		return newCVMIssuer(cfg, log)
 	case "":
 		return nil, errors.New("server: no TEE evidence provider is configured, so the server cannot run in hardware mode; " +
 			"under Gramine on SGX set tee = \"sgx-gramine\" and pccs_url (see docs/sgx.md); " +
@@ -81,9 +74,37 @@ func (a *attestationService) GetSgxQuoteWithCollateral(ctx context.Context, _ *u
 	return a.s.evidence(ctx, nil)
 }
 
-// evidence asks the attester for evidence bound to the attested
-// certificate and nonce (nil: none).
+// evidence returns SGX evidence in BlindAI's shape, bound to the attested
+// certificate and nonce (nil: none). A server whose TEE is not SGX answers
+// FAILED_PRECONDITION: its evidence goes through GetEvidence only.
 func (s *Server) evidence(ctx context.Context, nonce []byte) (*untrusted.GetSgxQuoteWithCollateralReply, error) {
+	ev, err := s.issue(ctx, nonce)
+	if err != nil {
+		return nil, err
+	}
+	return s.sgxReply(ev)
+}
+
+// sgxReply converts SGX evidence to BlindAI's message.
+func (s *Server) sgxReply(ev *attest.Evidence) (*untrusted.GetSgxQuoteWithCollateralReply, error) {
+	if ev.Type != attest.TypeSGXDCAP {
+		return nil, status.Errorf(codes.FailedPrecondition, "this server's evidence is %q, not an SGX quote: ask blindfold.v1.Evidence/GetEvidence", ev.Type)
+	}
+	c, err := sgx.DecodeCollateral(ev.Collateral)
+	if err != nil || len(ev.Raw) == 0 {
+		s.log.Error("the evidence provider returned incomplete SGX evidence", "err", err)
+		return nil, status.Error(codes.Internal, "the evidence provider returned incomplete SGX evidence")
+	}
+	return &untrusted.GetSgxQuoteWithCollateralReply{
+		Quote:           ev.Raw,
+		Collateral:      sgx.CollateralToProto(c),
+		EnclaveHeldData: s.id.DER,
+	}, nil
+}
+
+// issue asks the issuer for evidence bound to the attested certificate and
+// nonce (nil: none).
+func (s *Server) issue(ctx context.Context, nonce []byte) (*attest.Evidence, error) {
 	if s.cfg.Simulation {
 		return nil, status.Error(codes.FailedPrecondition, simulationNoQuote)
 	}
@@ -98,15 +119,11 @@ func (s *Server) evidence(ctx context.Context, nonce []byte) (*untrusted.GetSgxQ
 		s.log.Warn("no attestation evidence", "err", err)
 		return nil, status.Errorf(codes.Unavailable, "attestation evidence unavailable: %v", err)
 	}
-	if ev.Type != attest.TypeSGXDCAP || len(ev.Quote) == 0 || ev.Collateral == nil {
-		s.log.Error("the evidence provider returned incomplete evidence", "type", ev.Type)
-		return nil, status.Error(codes.Internal, "the evidence provider returned incomplete SGX evidence")
+	if ev == nil || ev.Type != s.att.Type() || len(ev.Raw) == 0 {
+		s.log.Error("the evidence provider returned incomplete evidence", "type", s.att.Type())
+		return nil, status.Error(codes.Internal, "the evidence provider returned incomplete evidence")
 	}
-	return &untrusted.GetSgxQuoteWithCollateralReply{
-		Quote:           ev.Quote,
-		Collateral:      attest.CollateralToProto(ev.Collateral),
-		EnclaveHeldData: s.id.DER,
-	}, nil
+	return ev, nil
 }
 
 func (a *attestationService) GetServerInfo(context.Context, *untrusted.GetServerInfoRequest) (*untrusted.GetServerInfoReply, error) {
@@ -140,9 +157,24 @@ func (e *evidenceService) GetEvidence(ctx context.Context, req *evidence.GetEvid
 	if err := attest.CheckNonce(req.GetNonce()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	ev, err := e.s.evidence(ctx, req.GetNonce())
+	if e.s.cfg.Simulation {
+		// Simulation is evidence of its own type, loudly: it proves nothing.
+		ev, err := sim.Issuer{}.Evidence(ctx, attest.ReportData(e.s.id.DER, req.GetNonce()))
+		if err != nil {
+			return nil, status.FromContextError(err).Err()
+		}
+		return &evidence.GetEvidenceReply{EvidenceType: ev.Type, Evidence: ev.Raw, Certificate: e.s.id.DER}, nil
+	}
+	ev, err := e.s.issue(ctx, req.GetNonce())
 	if err != nil {
 		return nil, err
 	}
-	return &evidence.GetEvidenceReply{EvidenceType: e.s.att.Type(), Sgx: ev}, nil
+	if ev.Type == attest.TypeSGXDCAP {
+		sgxEv, err := e.s.sgxReply(ev)
+		if err != nil {
+			return nil, err
+		}
+		return &evidence.GetEvidenceReply{EvidenceType: ev.Type, Sgx: sgxEv}, nil
+	}
+	return &evidence.GetEvidenceReply{EvidenceType: ev.Type, Evidence: ev.Raw, Collateral: ev.Collateral, Certificate: e.s.id.DER}, nil
 }

@@ -26,8 +26,10 @@ type Config struct {
 	// explicitly.
 	Simulation bool `toml:"simulation"`
 	// TEE names the hardware evidence provider: "sgx-gramine" (SGX DCAP
-	// quotes through Gramine's /dev/attestation). Empty: none, so the
-	// server starts only in simulation (or with an Attester in Options).
+	// quotes through Gramine's /dev/attestation), "tdx" or "sev-snp" (a
+	// confidential VM's quotes or reports through configfs-tsm; see
+	// docs/cvm.md). Empty: none, so the server starts only in simulation
+	// (or with an Attester in Options).
 	TEE string `toml:"tee"`
 	// AttestationDir is Gramine's attestation folder (default
 	// /dev/attestation).
@@ -44,6 +46,10 @@ type Config struct {
 	// (PCCS installs often use a self-signed one). Collateral is signed by
 	// Intel and verified by clients, so this risks availability, not trust.
 	PCCSInsecureSkipVerify bool `toml:"pccs_insecure_skip_verify"`
+	// PCCSHeader is one request header, "Name: value", sent with every
+	// request to pccs_url: Azure's THIM behind the instance metadata
+	// service needs "Metadata: true" (see docs/sgx.md).
+	PCCSHeader string `toml:"pccs_header"`
 
 	// UntrustedAddr is the listen address of the untrusted (attestation) port.
 	UntrustedAddr string `toml:"untrusted_addr"`
@@ -321,8 +327,20 @@ func (c *Config) Validate() error {
 		if c.AttestationDir == "" {
 			bad("attestation_dir", "must not be empty with tee = %q", c.TEE)
 		}
+	case TEETDX, TEESNP:
+		if c.Simulation {
+			bad("tee", "%q and simulation exclude each other", c.TEE)
+		}
+		if c.TEE == TEETDX && c.PCCSURL == "" {
+			bad("pccs_url", "tee = %q needs the PCCS (or Intel PCS) base URL that TDX collateral is fetched from", c.TEE)
+		}
 	default:
-		bad("tee", "%q is not one of %q (or empty)", c.TEE, TEESGXGramine)
+		bad("tee", "%q is not one of %q, %q, %q (or empty)", c.TEE, TEESGXGramine, TEETDX, TEESNP)
+	}
+	if c.PCCSHeader != "" {
+		if _, _, err := c.pccsHeader(); err != nil {
+			bad("pccs_header", "%v", err)
+		}
 	}
 	if c.UntrustedAddr == "" {
 		bad("untrusted_addr", "must not be empty")
@@ -480,11 +498,12 @@ var settingUsage = map[string]string{
 	"cluster_policy":             "policy file a joining replica's evidence must satisfy (hardware mode), on top of the same MRENCLAVE and MRSIGNER",
 	"cluster_models_dir":         "shared folder (ReadWriteMany volume) holding every model of the cluster, sealed with the cluster key",
 	"simulation":                 "run WITHOUT a TEE (INSECURE: protects nothing; for development only)",
-	"tee":                        "hardware evidence provider: sgx-gramine (SGX DCAP quotes through Gramine's /dev/attestation)",
+	"tee":                        "hardware evidence provider: sgx-gramine (SGX DCAP quotes through Gramine's /dev/attestation), tdx or sev-snp (confidential VM evidence through configfs-tsm)",
 	"attestation_dir":            "Gramine's attestation folder",
 	"pccs_url":                   "base URL of the PCCS or Intel PCS that SGX collateral is fetched from",
 	"pccs_root_ca_crl_url":       "URL of the SGX root CA CRL (default: Intel's distribution point with Intel PCS, else the PCCS's rootcacrl)",
 	"pccs_insecure_skip_verify":  "INSECURE: do not check the PCCS's TLS certificate (collateral is still verified by clients)",
+	"pccs_header":                "a request header (Name: value) sent to pccs_url, e.g. Metadata: true for Azure's THIM",
 	"untrusted_addr":             "listen address of the untrusted (attestation) port",
 	"attested_addr":              "listen address of the attested (inference) port",
 	"state_dir":                  "folder for the generated operator certificate and server state",

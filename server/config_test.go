@@ -139,3 +139,27 @@ func TestByteSize(t *testing.T) {
 		t.Errorf("String = %q", s)
 	}
 }
+
+func TestPCCSHeader(t *testing.T) {
+	c := DefaultConfig()
+	c.Simulation = true
+	for _, tc := range []struct {
+		in, name, value string
+		ok              bool
+	}{
+		{"Metadata: true", "Metadata", "true", true},
+		{"metadata:true", "Metadata", "true", true},
+		{"no colon", "", "", false},
+		{": empty name", "", "", false},
+		{"Bad Name: x", "", "", false},
+	} {
+		c.PCCSHeader = tc.in
+		n, v, err := c.pccsHeader()
+		if (err == nil) != tc.ok || n != tc.name || v != tc.value {
+			t.Errorf("pccsHeader(%q) = %q, %q, %v", tc.in, n, v, err)
+		}
+		if verr := c.Validate(); (verr == nil) != tc.ok {
+			t.Errorf("Validate with pccs_header %q: %v", tc.in, verr)
+		}
+	}
+}

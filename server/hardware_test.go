@@ -37,7 +37,11 @@ func TestHardwareModeFailsClosed(t *testing.T) {
 	}{
 		{"no TEE, no simulation", func(*server.Config) {}, false, `tee = "sgx-gramine"`},
 		{"simulation with an attester", func(c *server.Config) { c.Simulation = true }, true, "simulation must not"},
-		{"unknown tee", func(c *server.Config) { c.TEE = "tdx" }, false, `"tdx" is not one of`},
+		{"unknown tee", func(c *server.Config) { c.TEE = "sgx-occlum" }, false, `"sgx-occlum" is not one of`},
+		{"tdx without pccs_url", func(c *server.Config) { c.TEE = server.TEETDX }, false, "pccs_url"},
+		{"cvm tee with simulation", func(c *server.Config) { c.TEE = server.TEESNP; c.Simulation = true }, false, "exclude each other"},
+		{"cvm tee outside a confidential VM", func(c *server.Config) { c.TEE = server.TEESNP }, false, "configfs-tsm"},
+		{"tdx without a sealing key", func(c *server.Config) { c.TEE = server.TEETDX; c.PCCSURL = "https://pccs.invalid" }, true, "sealing_key_file"},
 		{"tee without pccs_url", func(c *server.Config) { c.TEE = server.TEESGXGramine }, false, "pccs_url"},
 		{"tee with simulation", func(c *server.Config) { c.TEE = server.TEESGXGramine; c.Simulation = true; c.PCCSURL = "https://pccs" }, false, "exclude each other"},
 		{"tee outside Gramine", func(c *server.Config) {

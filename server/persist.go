@@ -24,6 +24,10 @@ const gramineSealingKey = "/dev/attestation/keys/_sgx_mrenclave"
 func (s *Server) sealingKey() ([]byte, error) {
 	path := s.cfg.SealingKeyFile
 	if path == "" && !s.cfg.Simulation {
+		switch s.cfg.TEE {
+		case TEETDX, TEESNP:
+			return s.cvmSealingKey()
+		}
 		path = gramineSealingKey
 	}
 	if path == "" {

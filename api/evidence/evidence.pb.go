@@ -74,12 +74,23 @@ func (x *GetEvidenceRequest) GetNonce() []byte {
 
 type GetEvidenceReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// evidence_type names the kind of evidence ("sgx-dcap").
+	// evidence_type is the platform tag: "sgx-dcap", "tdx", "sev-snp" or
+	// "simulation".
 	EvidenceType string `protobuf:"bytes,1,opt,name=evidence_type,json=evidenceType,proto3" json:"evidence_type,omitempty"`
-	// sgx is the SGX DCAP evidence, in the shape of BlindAI's
-	// GetSgxQuoteWithCollateral reply: quote, collateral, and the attested
-	// certificate's DER as enclave_held_data.
-	Sgx           *untrusted.GetSgxQuoteWithCollateralReply `protobuf:"bytes,2,opt,name=sgx,proto3" json:"sgx,omitempty"`
+	// sgx is the SGX DCAP evidence (evidence_type "sgx-dcap" only), in the
+	// shape of BlindAI's GetSgxQuoteWithCollateral reply: quote, collateral,
+	// and the attested certificate's DER as enclave_held_data.
+	Sgx *untrusted.GetSgxQuoteWithCollateralReply `protobuf:"bytes,2,opt,name=sgx,proto3" json:"sgx,omitempty"`
+	// evidence is the raw evidence of any other platform: a TDX quote, an
+	// SEV-SNP attestation report, or the simulation statement.
+	Evidence []byte `protobuf:"bytes,3,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	// collateral is what verifies evidence, in the platform's encoding (TDX:
+	// the PCS collateral; SEV-SNP: the certificate table of the configfs-tsm
+	// auxblob); empty when the verifier must fetch it.
+	Collateral []byte `protobuf:"bytes,4,opt,name=collateral,proto3" json:"collateral,omitempty"`
+	// certificate is the DER of the attested certificate whose SHA-256 is in
+	// bytes 0..31 of the report data (for evidence; sgx carries its own).
+	Certificate   []byte `protobuf:"bytes,5,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -128,16 +139,42 @@ func (x *GetEvidenceReply) GetSgx() *untrusted.GetSgxQuoteWithCollateralReply {
 	return nil
 }
 
+func (x *GetEvidenceReply) GetEvidence() []byte {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+func (x *GetEvidenceReply) GetCollateral() []byte {
+	if x != nil {
+		return x.Collateral
+	}
+	return nil
+}
+
+func (x *GetEvidenceReply) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
 var File_evidence_evidence_proto protoreflect.FileDescriptor
 
 const file_evidence_evidence_proto_rawDesc = "" +
 	"\n" +
 	"\x17evidence/evidence.proto\x12\fblindfold.v1\x1a\x19untrusted/untrusted.proto\"*\n" +
 	"\x12GetEvidenceRequest\x12\x14\n" +
-	"\x05nonce\x18\x01 \x01(\fR\x05nonce\"t\n" +
+	"\x05nonce\x18\x01 \x01(\fR\x05nonce\"\xd2\x01\n" +
 	"\x10GetEvidenceReply\x12#\n" +
 	"\revidence_type\x18\x01 \x01(\tR\fevidenceType\x12;\n" +
-	"\x03sgx\x18\x02 \x01(\v2).untrusted.GetSgxQuoteWithCollateralReplyR\x03sgx2]\n" +
+	"\x03sgx\x18\x02 \x01(\v2).untrusted.GetSgxQuoteWithCollateralReplyR\x03sgx\x12\x1a\n" +
+	"\bevidence\x18\x03 \x01(\fR\bevidence\x12\x1e\n" +
+	"\n" +
+	"collateral\x18\x04 \x01(\fR\n" +
+	"collateral\x12 \n" +
+	"\vcertificate\x18\x05 \x01(\fR\vcertificate2]\n" +
 	"\bEvidence\x12Q\n" +
 	"\vGetEvidence\x12 .blindfold.v1.GetEvidenceRequest\x1a\x1e.blindfold.v1.GetEvidenceReply\"\x00B0Z.github.com/blindfold-ai/blindfold/api/evidenceb\x06proto3"
 

@@ -33,8 +33,9 @@ const (
 type EvidenceClient interface {
 	// GetEvidence returns fresh evidence whose report data holds
 	// SHA-256(attested certificate DER) in bytes 0..31 and SHA-256(nonce) in
-	// bytes 32..63. A simulation server answers FAILED_PRECONDITION; a server
-	// that cannot obtain evidence or its collateral answers UNAVAILABLE.
+	// bytes 32..63. A simulation server answers with evidence of type
+	// "simulation" (it proves nothing); a server that cannot obtain evidence
+	// or its collateral answers UNAVAILABLE.
 	GetEvidence(ctx context.Context, in *GetEvidenceRequest, opts ...grpc.CallOption) (*GetEvidenceReply, error)
 }
 
@@ -62,8 +63,9 @@ func (c *evidenceClient) GetEvidence(ctx context.Context, in *GetEvidenceRequest
 type EvidenceServer interface {
 	// GetEvidence returns fresh evidence whose report data holds
 	// SHA-256(attested certificate DER) in bytes 0..31 and SHA-256(nonce) in
-	// bytes 32..63. A simulation server answers FAILED_PRECONDITION; a server
-	// that cannot obtain evidence or its collateral answers UNAVAILABLE.
+	// bytes 32..63. A simulation server answers with evidence of type
+	// "simulation" (it proves nothing); a server that cannot obtain evidence
+	// or its collateral answers UNAVAILABLE.
 	GetEvidence(context.Context, *GetEvidenceRequest) (*GetEvidenceReply, error)
 	mustEmbedUnimplementedEvidenceServer()
 }

@@ -28,9 +28,15 @@ const (
 type ResponseProof struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Absent for a simulation-mode proof.
-	Attestation   *untrusted.GetSgxQuoteWithCollateralReply `protobuf:"bytes,1,opt,name=attestation,proto3" json:"attestation,omitempty"`
-	Payload       []byte                                    `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
-	Signature     []byte                                    `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	Attestation *untrusted.GetSgxQuoteWithCollateralReply `protobuf:"bytes,1,opt,name=attestation,proto3" json:"attestation,omitempty"`
+	Payload     []byte                                    `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	Signature   []byte                                    `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	// evidence is Blindfold's platform-neutral evidence (TDX, SEV-SNP), for
+	// proofs of servers that are not SGX enclaves. Such a proof's attestation
+	// holds only enclave_held_data (the attested certificate) and an empty
+	// quote, so a BlindAI 0.5 reader, which does not know this field, sees no
+	// hardware evidence and refuses the proof as simulation: it fails closed.
+	Evidence      *Evidence `protobuf:"bytes,4,opt,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -86,15 +92,93 @@ func (x *ResponseProof) GetSignature() []byte {
 	return nil
 }
 
+func (x *ResponseProof) GetEvidence() *Evidence {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+// Evidence is attestation evidence of any platform (see package attest).
+type Evidence struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type is the platform tag: "tdx", "sev-snp".
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// raw is the evidence: a TDX quote, an SEV-SNP attestation report.
+	Raw []byte `protobuf:"bytes,2,opt,name=raw,proto3" json:"raw,omitempty"`
+	// collateral verifies raw, in the platform's encoding (may be empty).
+	Collateral    []byte `protobuf:"bytes,3,opt,name=collateral,proto3" json:"collateral,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Evidence) Reset() {
+	*x = Evidence{}
+	mi := &file_prooffiles_proof_files_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Evidence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Evidence) ProtoMessage() {}
+
+func (x *Evidence) ProtoReflect() protoreflect.Message {
+	mi := &file_prooffiles_proof_files_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Evidence.ProtoReflect.Descriptor instead.
+func (*Evidence) Descriptor() ([]byte, []int) {
+	return file_prooffiles_proof_files_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Evidence) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Evidence) GetRaw() []byte {
+	if x != nil {
+		return x.Raw
+	}
+	return nil
+}
+
+func (x *Evidence) GetCollateral() []byte {
+	if x != nil {
+		return x.Collateral
+	}
+	return nil
+}
+
 var File_prooffiles_proof_files_proto protoreflect.FileDescriptor
 
 const file_prooffiles_proof_files_proto_rawDesc = "" +
 	"\n" +
-	"\x1cprooffiles/proof_files.proto\x12\vproof_files\x1a\x19untrusted/untrusted.proto\"\x94\x01\n" +
+	"\x1cprooffiles/proof_files.proto\x12\vproof_files\x1a\x19untrusted/untrusted.proto\"\xc7\x01\n" +
 	"\rResponseProof\x12K\n" +
 	"\vattestation\x18\x01 \x01(\v2).untrusted.GetSgxQuoteWithCollateralReplyR\vattestation\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignatureB2Z0github.com/blindfold-ai/blindfold/api/prooffilesb\x06proto3"
+	"\tsignature\x18\x03 \x01(\fR\tsignature\x121\n" +
+	"\bevidence\x18\x04 \x01(\v2\x15.proof_files.EvidenceR\bevidence\"P\n" +
+	"\bEvidence\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x10\n" +
+	"\x03raw\x18\x02 \x01(\fR\x03raw\x12\x1e\n" +
+	"\n" +
+	"collateral\x18\x03 \x01(\fR\n" +
+	"collateralB2Z0github.com/blindfold-ai/blindfold/api/prooffilesb\x06proto3"
 
 var (
 	file_prooffiles_proof_files_proto_rawDescOnce sync.Once
@@ -108,18 +192,20 @@ func file_prooffiles_proof_files_proto_rawDescGZIP() []byte {
 	return file_prooffiles_proof_files_proto_rawDescData
 }
 
-var file_prooffiles_proof_files_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_prooffiles_proof_files_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_prooffiles_proof_files_proto_goTypes = []any{
-	(*ResponseProof)(nil),                            // 0: proof_files.ResponseProof
-	(*untrusted.GetSgxQuoteWithCollateralReply)(nil), // 1: untrusted.GetSgxQuoteWithCollateralReply
+	(*ResponseProof)(nil), // 0: proof_files.ResponseProof
+	(*Evidence)(nil),      // 1: proof_files.Evidence
+	(*untrusted.GetSgxQuoteWithCollateralReply)(nil), // 2: untrusted.GetSgxQuoteWithCollateralReply
 }
 var file_prooffiles_proof_files_proto_depIdxs = []int32{
-	1, // 0: proof_files.ResponseProof.attestation:type_name -> untrusted.GetSgxQuoteWithCollateralReply
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2, // 0: proof_files.ResponseProof.attestation:type_name -> untrusted.GetSgxQuoteWithCollateralReply
+	1, // 1: proof_files.ResponseProof.evidence:type_name -> proof_files.Evidence
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_prooffiles_proof_files_proto_init() }
@@ -133,7 +219,7 @@ func file_prooffiles_proof_files_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_prooffiles_proof_files_proto_rawDesc), len(file_prooffiles_proof_files_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
 	"github.com/blindfold-ai/blindfold/policy"
 )
@@ -70,7 +71,7 @@ func (a *Attester) Evidence(ctx context.Context, reportData [64]byte) (*attest.E
 	if err != nil {
 		return nil, err
 	}
-	return &attest.Evidence{Type: attest.TypeSGXDCAP, Quote: ev.Quote, Collateral: ev.Collateral}, nil
+	return sgx.Evidence(ev.Quote, ev.Collateral)
 }
 
 // Calls returns how many times Evidence was called and the last report

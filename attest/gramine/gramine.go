@@ -154,5 +154,5 @@ func (a *Attester) Evidence(ctx context.Context, reportData [64]byte) (*attest.E
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCollateral, err)
 	}
-	return &attest.Evidence{Type: attest.TypeSGXDCAP, Quote: raw, Collateral: c}, nil
+	return sgx.Evidence(raw, c)
 }

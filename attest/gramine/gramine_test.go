@@ -70,7 +70,7 @@ func TestEvidence(t *testing.T) {
 	if !bytes.Equal(written, rd[:]) {
 		t.Fatalf("user_report_data holds %x, want %x", written, rd)
 	}
-	if !bytes.Equal(got.Quote, ev.Quote) || got.Collateral != ev.Collateral || got.Type != attest.TypeSGXDCAP {
+	if !bytes.Equal(got.Raw, ev.Quote) || !collateralEqual(t, got.Collateral, ev.Collateral) || got.Type != attest.TypeSGXDCAP {
 		t.Fatal("evidence is not the device's quote with the source's collateral")
 	}
 }
@@ -141,4 +141,14 @@ func rm(t *testing.T, dir, name string) {
 	if err := os.Remove(filepath.Join(dir, name)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// collateralEqual reports whether encoded collateral decodes to c.
+func collateralEqual(t *testing.T, b []byte, c *sgx.Collateral) bool {
+	t.Helper()
+	got, err := sgx.DecodeCollateral(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *got == *c
 }

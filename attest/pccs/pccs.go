@@ -224,6 +224,10 @@ type Client struct {
 	RootCACRLURL string
 	// HTTP is the HTTP client (nil: one with a 30 s timeout).
 	HTTP *http.Client
+	// Header is sent with every request: Azure's THIM behind the instance
+	// metadata service (http://169.254.169.254/metadata/THIM) answers only
+	// requests with "Metadata: true".
+	Header http.Header
 }
 
 func (c *Client) httpClient() *http.Client {
@@ -274,6 +278,9 @@ func (c *Client) get(ctx context.Context, item, u string, headers []string) (*re
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, unavailable(item, u, err, "bad request")
+	}
+	for k, vs := range c.Header {
+		req.Header[k] = append([]string(nil), vs...)
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/policy"
 )
@@ -106,7 +107,11 @@ func printAttestation(w io.Writer, v *attest.Verified, p *policy.Policy, nonce [
 		fmt.Fprintln(w, "no hardware evidence was verified")
 		return
 	}
-	r := v.SGX
+	r := sgx.ResultOf(v.Claims)
+	if r == nil {
+		printClaims(w, v, nonce)
+		return
+	}
 	rb := r.ReportBody
 	fmt.Fprintf(w, "evidence verified:      %s\n", attest.TypeSGXDCAP)
 	if testRoot {
@@ -214,4 +219,29 @@ accepted_advisory_ids) is accepted with a warning saying what it accepts.`,
 			}
 		},
 	}
+}
+
+// printClaims prints verified evidence of a platform other than SGX: its
+// type, its root, and its claims.
+func printClaims(w io.Writer, v *attest.Verified, nonce []byte) {
+	c := v.Claims
+	fmt.Fprintf(w, "evidence verified:      %s\n", c.Type)
+	switch {
+	case c.Simulation:
+		fmt.Fprintf(w, "root CA:                NONE: SIMULATION (no TEE; this protects nothing)\n")
+	case c.TestRoot:
+		fmt.Fprintf(w, "root CA:                TEST ROOT (proves nothing about hardware)\n")
+	default:
+		fmt.Fprintf(w, "root CA:                vendor root (pinned)\n")
+	}
+	for _, cl := range c.List {
+		fmt.Fprintf(w, "%-23s %s\n", cl.Name+":", cl.Value)
+	}
+	fmt.Fprintf(w, "report data:            binds the attested certificate")
+	if len(nonce) > 0 {
+		fmt.Fprintf(w, " and nonce %s", hex.EncodeToString(nonce))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "attested certificate:   %s\n", identity.Fingerprint(v.CertificateDER))
+	fmt.Fprintf(w, "signing key (ed25519):  %s\n", hex.EncodeToString(v.SigningKey))
 }

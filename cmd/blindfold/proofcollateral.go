@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/blindfold-ai/blindfold/api/untrusted"
-	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/pccs"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
@@ -53,7 +52,7 @@ func readCollateralFile(path string) (*sgx.Collateral, error) {
 	if err := protojson.Unmarshal(bytes.TrimSpace(b), &m); err != nil {
 		return nil, withCode(exitIO, fmt.Errorf("--collateral %s: neither the SgxCollateral JSON nor the dcap-qvl collateral shape: %w", path, err))
 	}
-	return attest.CollateralFromProto(&m), nil
+	return sgx.CollateralFromProto(&m), nil
 }
 
 // fetchCollateral fetches the collateral of the quote's platform (FMSPC and

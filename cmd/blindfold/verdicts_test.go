@@ -125,7 +125,7 @@ func TestProofVerifyCollateral(t *testing.T) {
 		t.Fatal(err)
 	}
 	payload := sim.GetPayload()
-	pf := proof.New(&untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: attest.CollateralToProto(ev.Collateral), EnclaveHeldData: id.DER}, payload, id.Sign(payload))
+	pf := proof.New(&untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: sgx.CollateralToProto(ev.Collateral), EnclaveHeldData: id.DER}, payload, id.Sign(payload))
 	proofPath := filepath.Join(dir, "hw.proof")
 	if err := proof.WriteFile(proofPath, pf); err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestProofVerifyCollateral(t *testing.T) {
 		return c
 	}
 	asJSON := func(name string, c *sgx.Collateral) string {
-		b, err := protojson.Marshal(attest.CollateralToProto(c))
+		b, err := protojson.Marshal(sgx.CollateralToProto(c))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,8 @@
 // Package testvectors finds the attestation test vectors (real hardware
-// quotes and collateral) for tests. The SGX vectors the tests need are
-// committed in attest/sgx/testdata/vectors (see its README for their
-// origin and licence); other vectors are read from the folder named by the
+// quotes and collateral) for tests. The vectors the tests need are
+// committed in attest/sgx/testdata/vectors, attest/tdx/testdata/vectors
+// and attest/snp/testdata/vectors (see their READMEs for origin and
+// licence); other vectors are read from the folder named by the
 // environment variable TESTVECTORS_DIR, or from ../shared/testvectors next
 // to the project root. When the environment variable CI is set, a missing
 // vector fails the test rather than skipping it.
@@ -16,9 +17,13 @@ import (
 // EnvVar names the environment variable that names a further folder.
 const EnvVar = "TESTVECTORS_DIR"
 
-// Committed is the folder of the committed vectors, relative to the
+// Committed is the folder of the committed SGX vectors, relative to the
 // project root.
 const Committed = "attest/sgx/testdata/vectors"
+
+// committed are the folders of committed vectors, relative to the project
+// root, each laid out as ../shared/testvectors is (sgx/, tdx/, snp/).
+var committed = []string{Committed, "attest/tdx/testdata/vectors", "attest/snp/testdata/vectors"}
 
 func isDir(d string) bool {
 	st, err := os.Stat(d)
@@ -47,8 +52,10 @@ func projectRoot() string {
 func Dirs() []string {
 	var out []string
 	root := projectRoot()
-	if root != "" && isDir(filepath.Join(root, Committed)) {
-		out = append(out, filepath.Join(root, Committed))
+	for _, c := range committed {
+		if root != "" && isDir(filepath.Join(root, c)) {
+			out = append(out, filepath.Join(root, c))
+		}
 	}
 	if d := os.Getenv(EnvVar); d != "" && isDir(d) {
 		out = append(out, d)

@@ -51,6 +51,18 @@ type Server struct {
 	hits  map[string]int
 	fail  bool   // answer 503 to everything
 	noHdr string // leave this header out
+
+	prefix       string // path prefix the service lives under ("" : none)
+	needH, needV string // a request header every request must carry
+}
+
+// Azure makes the server answer as Azure's THIM behind the instance
+// metadata service does: under the path prefix and only to requests that
+// carry the header name: value (401 otherwise).
+func (s *Server) Azure(prefix, name, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prefix, s.needH, s.needV = prefix, name, value
 }
 
 // crlDER accepts a CRL as PEM or hex of DER, as collateral carries it.
@@ -146,6 +158,20 @@ func isHexFMSPC(s string) bool {
 
 // ServeHTTP answers the collateral requests of the PCCS API v4.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	prefix, needH, needV := s.prefix, s.needH, s.needV
+	s.mu.Unlock()
+	if needH != "" && r.Header.Get(needH) != needV {
+		http.Error(w, "missing header "+needH, http.StatusUnauthorized)
+		return
+	}
+	if prefix != "" {
+		if !strings.HasPrefix(r.URL.Path, prefix+"/") {
+			http.NotFound(w, r)
+			return
+		}
+		r.URL.Path = strings.TrimPrefix(r.URL.Path, prefix)
+	}
 	s.mu.Lock()
 	s.hits[r.URL.Path]++
 	fail, noHdr := s.fail, s.noHdr

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/policy"
 	"github.com/blindfold-ai/blindfold/proof"
@@ -207,50 +208,27 @@ func printProofResult(w interface{ Write([]byte) (int, error) }, r *proof.Result
 		fmt.Fprintf(w, "issued_at:            %s (server host clock; not proven)\n", r.IssuedAt.UTC().Format(time.RFC3339Nano))
 	}
 	fmt.Fprintf(w, "simulation:           %t\n", r.Simulation)
-	if ev := r.Evidence; ev != nil {
-		rb := ev.SGX.ReportBody
-		fmt.Fprintf(w, "evidence:             %s, verified at %s\n", attest.TypeSGXDCAP, ev.SGX.VerifiedAt.UTC().Format(time.RFC3339))
+	if ev := r.Evidence; ev != nil && sgx.ResultOf(ev.Claims) == nil {
+		fmt.Fprintf(w, "evidence:             %s\n", ev.Claims.Type)
+		for _, cl := range ev.Claims.List {
+			fmt.Fprintf(w, "%-21s %s\n", cl.Name+":", cl.Value)
+		}
+	} else if ev != nil {
+		sr := sgx.ResultOf(ev.Claims)
+		rb := sr.ReportBody
+		fmt.Fprintf(w, "evidence:             %s, verified at %s\n", attest.TypeSGXDCAP, sr.VerifiedAt.UTC().Format(time.RFC3339))
 		fmt.Fprintf(w, "mrenclave:            %s\n", hex.EncodeToString(rb.MRENCLAVE[:]))
 		fmt.Fprintf(w, "mrsigner:             %s\n", hex.EncodeToString(rb.MRSIGNER[:]))
-		fmt.Fprintf(w, "tcb status:           %s (advisories: %s)\n", ev.SGX.Status, listOrNone(ev.SGX.AdvisoryIDs))
+		fmt.Fprintf(w, "tcb status:           %s (advisories: %s)\n", sr.Status, listOrNone(sr.AdvisoryIDs))
 		if p != nil {
-			if why, err := p.ExplainStatus(ev.SGX.Status, ev.SGX.AdvisoryIDs); err == nil {
+			if why, err := p.ExplainStatus(sr.Status, sr.AdvisoryIDs); err == nil {
 				fmt.Fprintf(w, "tcb verdict:          passed: %s\n", why)
 			}
 		}
 		fmt.Fprintf(w, "collateral:           %s\n", source)
-		fmt.Fprintf(w, "collateral issued:    %s (latest issue date of the TCB info, QE identity and CRLs)\n", ev.SGX.CollateralIssued.UTC().Format(time.RFC3339))
-		fmt.Fprintf(w, "collateral valid:     %s to %s\n", ev.SGX.CollateralIssued.UTC().Format(time.RFC3339), ev.SGX.CollateralNextUpdate.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "collateral issued:    %s (latest issue date of the TCB info, QE identity and CRLs)\n", sr.CollateralIssued.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "collateral valid:     %s to %s\n", sr.CollateralIssued.UTC().Format(time.RFC3339), sr.CollateralNextUpdate.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "attested certificate: %s\n", identity.Fingerprint(r.Certificate))
 	fmt.Fprintf(w, "signing key:          %s\n", hex.EncodeToString(r.SigningKey))
-}
-
-func certGenerateCommand() *command {
-	return &command{
-		name:     "generate",
-		synopsis: "blindfold cert generate [--cert host_server.pem] [--key host_server.key]",
-		summary:  "make the untrusted port's TLS certificate and key",
-		help: `Makes a P-256 key and a self-signed certificate (CN and SAN blindai-srv)
-for the server's untrusted port, as host_server.pem and host_server.key,
-and prints the certificate's SHA-256 fingerprint. Existing files are
-never overwritten; the key file is created with mode 0600. Give the
-certificate (never the key) to the server's users for --host-cert.`,
-		minArgs: 0, maxArgs: 0,
-		setup: func(fs *flag.FlagSet) func(*env, []string) error {
-			cert := fs.String("cert", "host_server.pem", "certificate output `FILE` (PEM)")
-			key := fs.String("key", "host_server.key", "private key output `FILE` (PEM, mode 0600)")
-			return func(e *env, _ []string) error {
-				if *cert == "" || *key == "" || *cert == *key {
-					return usageErrorf("--cert and --key must be two different, non-empty paths")
-				}
-				der, err := identity.GenerateHostCertificate(*cert, *key)
-				if err != nil {
-					return withCode(exitIO, err)
-				}
-				fmt.Fprintf(e.stdout, "certificate: %s\nkey:         %s\nsha256 fingerprint: %s\n", *cert, *key, identity.Fingerprint(der))
-				return nil
-			}
-		},
-	}
 }

@@ -1,21 +1,47 @@
-package attest_test
+package verifier_test
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/attesttest"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
+	"github.com/blindfold-ai/blindfold/attest/sim"
+	"github.com/blindfold-ai/blindfold/attest/verifier"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/policy"
 )
 
+// sgxCase is synthetic SGX evidence over an attested certificate, and the
+// options that verify it.
+type sgxCase struct {
+	ev   *attest.Evidence
+	cert []byte
+	o    verifier.Options
+}
+
+// verify verifies c under the policy of attesttest with text appended.
+func (c sgxCase) verify(t *testing.T, text string) (*attest.Verified, error) {
+	t.Helper()
+	p, err := policy.Parse([]byte(attesttest.PolicyTOML(attesttest.MREnclave()) + text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := verifier.ForPolicy(p, c.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg.Verify(context.Background(), c.ev, c.cert, attest.NonceZero, nil)
+}
+
 // evidence returns synthetic evidence over an attested certificate, built
 // with change applied, and the options that verify it at now.
-func evidence(t *testing.T, change func(*sgxtest.Builder)) (*untrusted.GetSgxQuoteWithCollateralReply, attest.VerifyOptions) {
+func evidence(t *testing.T, change func(*sgxtest.Builder)) sgxCase {
 	t.Helper()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	pki, err := sgxtest.NewPKI(now)
@@ -35,28 +61,22 @@ func evidence(t *testing.T, change func(*sgxtest.Builder)) (*untrusted.GetSgxQuo
 	if err != nil {
 		t.Fatal(err)
 	}
-	reply := &untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: attest.CollateralToProto(ev.Collateral), EnclaveHeldData: id.DER}
-	return reply, attest.VerifyOptions{Now: func() time.Time { return now }, TestRoot: pki.Root}
-}
-
-func withPolicy(o attest.VerifyOptions, text string) attest.VerifyOptions {
-	p, err := policy.Parse([]byte(attesttest.PolicyTOML(attesttest.MREnclave()) + text))
+	e, err := sgx.Evidence(ev.Quote, ev.Collateral)
 	if err != nil {
-		panic(err)
+		t.Fatal(err)
 	}
-	o.Policy = p
-	return o
+	return sgxCase{ev: e, cert: id.DER, o: verifier.Options{Now: func() time.Time { return now }, SGXTestRoot: pki.Root}}
 }
 
 // TestStaleCollateralIsTyped: a policy's collateral-age rule is reported as
 // ErrStaleCollateral through the policy's typed error, not by matching the
 // key's name.
 func TestStaleCollateralIsTyped(t *testing.T) {
-	ev, o := evidence(t, nil)
-	if _, err := attest.VerifySGX(ev, withPolicy(o, "max_collateral_age = \"72h\"\n")); err != nil {
+	c := evidence(t, nil)
+	if _, err := c.verify(t, "max_collateral_age = \"72h\"\n"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := attest.VerifySGX(ev, withPolicy(o, "max_collateral_age = \"30m\"\n"))
+	_, err := c.verify(t, "max_collateral_age = \"30m\"\n")
 	if !errors.Is(err, attest.ErrStaleCollateral) || !errors.Is(err, attest.ErrBadEvidence) {
 		t.Fatalf("err = %v, want ErrStaleCollateral", err)
 	}
@@ -102,8 +122,7 @@ func TestStatusVerdicts(t *testing.T) {
 		{"ConfigurationNeeded, BlindAI 0.5", level("ConfigurationNeeded", "INTEL-SA-00289"), blindAI, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ev, o := evidence(t, tc.change)
-			_, err := attest.VerifySGX(ev, withPolicy(o, tc.policy))
+			_, err := evidence(t, tc.change).verify(t, tc.policy)
 			if tc.accepts && err != nil {
 				t.Fatal(err)
 			}
@@ -111,5 +130,37 @@ func TestStatusVerdicts(t *testing.T) {
 				t.Fatalf("err = %v, want ErrPolicyMismatch", err)
 			}
 		})
+	}
+}
+
+// TestPlatformNotAccepted: SGX evidence that verifies under an SGX policy
+// is refused by a policy with only a [tdx] section, and simulation
+// evidence is refused unless simulation is allowed.
+func TestPlatformNotAccepted(t *testing.T) {
+	c := evidence(t, nil)
+	if _, err := c.verify(t, ""); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse([]byte("[tdx]\nmrtd = [\"" + strings.Repeat("ab", 48) + "\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := verifier.ForPolicy(p, c.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.Types(); len(got) != 1 || got[0] != attest.TypeTDX {
+		t.Fatalf("types %v, want [tdx]", got)
+	}
+	_, err = reg.Verify(context.Background(), c.ev, c.cert, attest.NonceZero, nil)
+	if !errors.Is(err, attest.ErrNotAccepted) || !errors.Is(err, attest.ErrPolicyMismatch) {
+		t.Fatalf("SGX evidence under a TDX policy: %v, want ErrNotAccepted", err)
+	}
+	simEv, _ := sim.Issuer{}.Evidence(context.Background(), attest.ReportData(c.cert, nil))
+	if _, err := reg.Verify(context.Background(), simEv, c.cert, attest.NonceZero, nil); !errors.Is(err, attest.ErrNotAccepted) {
+		t.Fatalf("simulation evidence without AllowSimulation: %v, want ErrNotAccepted", err)
+	}
+	if _, err := verifier.ForPolicy(nil, verifier.Options{}); !errors.Is(err, attest.ErrNoPolicy) {
+		t.Fatalf("no policy, no simulation: %v, want ErrNoPolicy", err)
 	}
 }
