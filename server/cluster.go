@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/cluster"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/store"
@@ -55,6 +56,13 @@ func (s *Server) clusterAttestor(ctx context.Context, opts Options) (cluster.Att
 		defer clear(secret)
 		s.log.Warn("SIMULATION CLUSTER: replicas trust each other by a shared join secret, not by a TEE; whoever can read the secret file can join and take every key", "cluster_secret_file", s.cfg.ClusterSecretFile)
 		return cluster.NewSimulation(secret)
+	}
+	if s.att == nil || s.att.Type() != attest.TypeSGXDCAP {
+		kind := "no evidence provider"
+		if s.att != nil {
+			kind = s.att.Type()
+		}
+		return nil, fmt.Errorf("server: a hardware cluster needs SGX replicas; this one has %s (clusters of other platforms are not supported yet)", kind)
 	}
 	pol, err := os.ReadFile(s.cfg.ClusterPolicy)
 	if err != nil {
