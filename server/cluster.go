@@ -251,7 +251,7 @@ func (s *Server) clusterSyncAll() {
 		}
 		if err := s.addShared(path, fi); err != nil && !errors.Is(err, store.ErrExists) {
 			s.log.Warn("cluster: a shared model cannot be added", "file", name, "err", err)
-			if !errors.Is(err, store.ErrTooManyModels) && !errors.Is(err, store.ErrNoSpace) {
+			if !errors.Is(err, store.ErrTooManyModels) && !errors.Is(err, store.ErrNoSpace) && !errors.Is(err, store.ErrQuota) {
 				// Unreadable as it is: not decrypted again until it changes.
 				s.cluster.mu.Lock()
 				s.cluster.bad[path] = fi
@@ -287,6 +287,12 @@ func (s *Server) addShared(path string, fi os.FileInfo) error {
 	}
 	m := &store.Model{ID: h.ModelID, Hash: hash, Size: h.Size, Loaded: time.Now(), Owner: h.Owner, Public: h.Public, Saved: true,
 		Inputs: engineSpecs(h.Inputs), Outputs: engineSpecs(h.Outputs)}
+	// An upload of this replica under the same id holds a claim on it
+	// until it is added: its sealed file is not another replica's model.
+	if err := s.models.Claim(h.Owner, h.ModelID); err != nil {
+		return err
+	}
+	defer s.models.Unclaim(h.Owner, h.ModelID)
 	if err := s.models.AddEvicted(m); err != nil {
 		return err
 	}
