@@ -5,7 +5,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/blindfold-ai/blindfold/server.Version=$(VERSION)
 
-.PHONY: all build onnxruntime test demo lint fmt generate clean soak bench sgx
+.PHONY: all build onnxruntime test cluster-test demo lint fmt generate clean soak bench sgx
 
 all: build
 
@@ -21,6 +21,10 @@ build:
 ## test: the whole test suite (installs what it needs first)
 test:
 	scripts/test.sh
+
+## cluster-test: replicas behind a real HAProxy (TCP, round robin): join, shared identity and models, SIGKILL mid-load, refused joiners, key rotation (needs haproxy; `make test` runs these too when it is installed, and scripts/test.sh installs it as root)
+cluster-test: onnxruntime
+	$(GO) test -race -count=1 -timeout 10m ./cluster/ ./cmd/blindfold-server/ ./client/ -run 'Cluster|Join|Bundle|Secret|Impostor|SGXAttestor'
 
 ## demo: start a simulation server, upload, run and delete a model, stop
 demo: onnxruntime build

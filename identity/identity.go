@@ -216,3 +216,35 @@ func ParseCertificatePEM(data []byte) (*x509.Certificate, error) {
 		}
 	}
 }
+
+// AttestedFromKeys rebuilds an attested identity from its parts (as handed
+// from one replica of a cluster to another): the certificate's DER, its TLS
+// key and the reply-signing key. It checks that the certificate's public
+// key is the TLS key's and that its signing key extension holds the
+// signing key's public half.
+func AttestedFromKeys(certDER []byte, tlsKey crypto.Signer, signingKey ed25519.PrivateKey) (*Attested, error) {
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil, fmt.Errorf("identity: parsing certificate: %w", err)
+	}
+	pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(tlsKey.Public()) {
+		return nil, errors.New("identity: the certificate's public key is not the TLS key's")
+	}
+	if len(signingKey) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("identity: signing key holds %d bytes, want %d", len(signingKey), ed25519.PrivateKeySize)
+	}
+	signPub, err := SigningKeyFromCertificate(cert)
+	if err != nil {
+		return nil, err
+	}
+	if !signPub.Equal(signingKey.Public()) {
+		return nil, errors.New("identity: the certificate's signing key extension does not hold the signing key's public half")
+	}
+	der := append([]byte(nil), certDER...)
+	return &Attested{
+		Certificate: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: tlsKey},
+		DER:         der,
+		SigningKey:  signingKey,
+	}, nil
+}

@@ -2,7 +2,9 @@
 # The whole test suite, as `make test` runs it (and CI through .ci/run).
 # Installs what it needs: the pinned ONNX Runtime library (and npm to fetch
 # it, as a Debian package, when missing and run as root; see
-# setup-onnxruntime.sh), staticcheck (Go module proxy).
+# setup-onnxruntime.sh), HAProxy (Debian package, for the cluster tests
+# behind a load balancer; under CI a missing one fails them), staticcheck
+# (Go module proxy).
 # Usage: scripts/test.sh [lint]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,17 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "ONNX Runtime library"
 scripts/setup-onnxruntime.sh
+
+step "HAProxy (cluster tests)"
+if command -v haproxy >/dev/null; then
+  haproxy -v | head -1
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
+elif [ -n "${CI:-}" ]; then
+  echo "haproxy is missing and cannot be installed here (not root, or no apt-get); the cluster tests need it"; exit 1
+else
+  echo "haproxy is not installed: the cluster tests behind a load balancer will be skipped (apt-get install haproxy)"
+fi
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '\.pb\.go$') 2>/dev/null || true)

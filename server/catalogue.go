@@ -31,6 +31,9 @@ func (c *catalogueService) ListModels(ctx context.Context, _ *models.ListModelsR
 		return nil, err
 	}
 	defer done()
+	if c.s.cluster != nil {
+		c.s.clusterSyncAll()
+	}
 	reply := &models.ListModelsReply{}
 	for _, m := range c.s.models.Visible(subject) {
 		reply.Models = append(reply.Models, describe(m, subject))
@@ -48,6 +51,9 @@ func (c *catalogueService) DescribeModel(ctx context.Context, req *models.Descri
 	id := req.GetModelId()
 	if id == "" {
 		return nil, errorf(codes.InvalidArgument, "model_id is empty; name the model to describe")
+	}
+	if c.s.cluster != nil {
+		c.s.clusterSyncAll()
 	}
 	for _, m := range c.s.models.Visible(subject) {
 		if m.ID == id {

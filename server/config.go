@@ -204,6 +204,37 @@ type Config struct {
 	// refused with RESOURCE_EXHAUSTED.
 	RunQueueTimeout Duration `toml:"run_queue_timeout"`
 
+	// Cluster makes this server a replica of a cluster that shares one
+	// attested identity (see docs/cluster.md): "bootstrap" makes a new
+	// cluster identity, "join" takes it from a peer in ClusterPeers (and
+	// refuses to serve if none hands it over). Empty: a lone server.
+	Cluster string `toml:"cluster"`
+	// ClusterAddr is the listen address of the peer port, where replicas
+	// hand the cluster identity to joiners that satisfy the cluster policy.
+	ClusterAddr string `toml:"cluster_addr"`
+	// ClusterPeers are the peer ports (host:port) a joining replica tries;
+	// a name may resolve to several addresses (a Kubernetes headless
+	// service).
+	ClusterPeers []string `toml:"cluster_peers"`
+	// ClusterInherit are the peer ports of an old cluster whose
+	// model-sealing key a bootstrapping replica takes (joining it under
+	// the same policy), so that a new attested identity is rolled out
+	// over the same shared models (see docs/cluster.md, key rotation).
+	ClusterInherit []string `toml:"cluster_inherit"`
+	// ClusterJoinTimeout is how long a joining replica tries its peers
+	// before it gives up and exits.
+	ClusterJoinTimeout Duration `toml:"cluster_join_timeout"`
+	// ClusterSecretFile holds the join secret of a simulation cluster
+	// (at least 16 bytes; mode 0600). Simulation only.
+	ClusterSecretFile string `toml:"cluster_secret_file"`
+	// ClusterPolicy is the policy file (policy.toml) that a replica's
+	// evidence must satisfy to join, on top of the same MRENCLAVE and
+	// MRSIGNER as the peer's own. Hardware mode only.
+	ClusterPolicy string `toml:"cluster_policy"`
+	// ClusterModelsDir is the shared folder (a ReadWriteMany volume) that
+	// holds every model of the cluster, sealed with the cluster key.
+	ClusterModelsDir string `toml:"cluster_models_dir"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
 	// LogFormat is text or json.
@@ -246,6 +277,8 @@ func DefaultConfig() Config {
 		MaxModelInitializers:    engine.DefaultMaxModelInitializers,
 		MaxConcurrentLoads:      max(1, runtime.NumCPU()/2),
 		LoadQueueTimeout:        Duration(10 * time.Second),
+		ClusterAddr:             "127.0.0.1:50053",
+		ClusterJoinTimeout:      Duration(2 * time.Minute),
 	}
 }
 
@@ -428,6 +461,7 @@ func (c *Config) Validate() error {
 	if c.LoadQueueTimeout < 0 {
 		bad("load_queue_timeout", "must not be negative")
 	}
+	c.validateCluster(bad)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -479,6 +513,14 @@ type Setting struct {
 }
 
 var settingUsage = map[string]string{
+	"cluster":                    "replica of a cluster with one attested identity: bootstrap (make a new one) or join (take it from cluster_peers); empty: a lone server",
+	"cluster_addr":               "listen address of the peer port, where joiners that satisfy the cluster policy get the cluster identity",
+	"cluster_peers":              "comma-separated peer ports (host:port) a joining replica tries; a name may resolve to several replicas",
+	"cluster_inherit":            "bootstrap only: comma-separated peer ports of an old cluster whose model-sealing key the new identity keeps (key rotation)",
+	"cluster_join_timeout":       "how long a joining replica tries its peers before it exits without serving",
+	"cluster_secret_file":        "file holding the join secret of a simulation cluster (INSECURE: whoever reads it can join)",
+	"cluster_policy":             "policy file a joining replica's evidence must satisfy (hardware mode), on top of the same MRENCLAVE and MRSIGNER",
+	"cluster_models_dir":         "shared folder (ReadWriteMany volume) holding every model of the cluster, sealed with the cluster key",
 	"simulation":                 "run WITHOUT a TEE (INSECURE: protects nothing; for development only)",
 	"tee":                        "hardware evidence provider: sgx-gramine (SGX DCAP quotes through Gramine's /dev/attestation), tdx or sev-snp (confidential VM evidence through configfs-tsm)",
 	"attestation_dir":            "Gramine's attestation folder",
@@ -902,6 +944,7 @@ func (c *Config) pathSettings() map[string][]*string {
 	m := map[string][]*string{
 		"state_dir": {&c.StateDir}, "work_dir": {&c.WorkDir}, "host_cert": {&c.HostCert}, "host_key": {&c.HostKey},
 		"sealing_key_file": {&c.SealingKeyFile}, "onnxruntime_lib": {&c.OnnxRuntimeLib}, "attestation_dir": {&c.AttestationDir},
+		"cluster_secret_file": {&c.ClusterSecretFile}, "cluster_policy": {&c.ClusterPolicy}, "cluster_models_dir": {&c.ClusterModelsDir},
 	}
 	for i := range c.AuthKeys {
 		m["auth_keys"] = append(m["auth_keys"], &c.AuthKeys[i])
@@ -961,4 +1004,52 @@ func PrepareWorkDir(c *Config) (string, error) {
 		return "", fmt.Errorf("work_dir %s must be empty, but holds %q (and %d more); the server works there so that no file is reachable by a relative path", dir, entries[0].Name(), len(entries)-1)
 	}
 	return dir, nil
+}
+
+// Cluster roles.
+const (
+	ClusterBootstrap = "bootstrap"
+	ClusterJoin      = "join"
+)
+
+// validateCluster checks the cluster settings.
+func (c *Config) validateCluster(bad func(key, format string, args ...any)) {
+	switch c.Cluster {
+	case "":
+		return
+	case ClusterBootstrap, ClusterJoin:
+	default:
+		bad("cluster", "%q is not one of %q, %q (or empty)", c.Cluster, ClusterBootstrap, ClusterJoin)
+		return
+	}
+	if c.ClusterAddr == "" {
+		bad("cluster_addr", "must not be empty with cluster = %q", c.Cluster)
+	}
+	if c.ClusterModelsDir == "" {
+		bad("cluster_models_dir", "cluster = %q needs the shared folder that holds the cluster's models", c.Cluster)
+	}
+	if c.Cluster == ClusterJoin && len(c.ClusterPeers) == 0 {
+		bad("cluster_peers", "cluster = %q needs at least one peer to join", c.Cluster)
+	}
+	if c.Cluster != ClusterBootstrap && len(c.ClusterInherit) > 0 {
+		bad("cluster_inherit", "only a bootstrapping replica inherits the sealing key of an old cluster; joiners take the new cluster's")
+	}
+	if c.ClusterJoinTimeout <= 0 {
+		bad("cluster_join_timeout", "must be positive")
+	}
+	if c.Simulation {
+		if c.ClusterSecretFile == "" {
+			bad("cluster_secret_file", "a simulation cluster needs a join secret file")
+		}
+		if c.ClusterPolicy != "" {
+			bad("cluster_policy", "has no meaning in simulation (replicas trust each other by the join secret)")
+		}
+	} else {
+		if c.ClusterPolicy == "" {
+			bad("cluster_policy", "a hardware cluster needs the policy file that joining replicas must satisfy")
+		}
+		if c.ClusterSecretFile != "" {
+			bad("cluster_secret_file", "is for simulation only; hardware replicas prove themselves with evidence")
+		}
+	}
 }

@@ -174,6 +174,9 @@ func (c *Core) Upload(ctx context.Context, subject string, spec UploadSpec, fill
 	// The id is this upload's until it ends: nobody else can upload, run or
 	// delete under it meanwhile, so the sealed copy below can be written
 	// before the model becomes visible.
+	if s.cluster != nil {
+		s.clusterRefresh(subject, id)
+	}
 	if err := s.models.Claim(subject, id); err != nil {
 		return nil, errorf(codes.AlreadyExists, "you already have a model with id %q loaded or being uploaded; delete it first or choose another id", id)
 	}
@@ -205,9 +208,12 @@ func (c *Core) Upload(ctx context.Context, subject string, spec UploadSpec, fill
 	}
 	m := &store.Model{ID: id, Hash: hash, Size: int64(len(buf)), Session: sess, Loaded: time.Now(), Owner: subject, Public: spec.Public,
 		Inputs: sess.Inputs(), Outputs: sess.Outputs()}
-	if spec.Save {
+	if spec.Save || s.cluster != nil { // a cluster keeps every model in its shared store
 		if err := s.seal(m, buf); err != nil {
 			sess.Close()
+			if errors.Is(err, store.ErrExists) {
+				return nil, errorf(codes.AlreadyExists, "you already have a model with id %q (uploaded through another replica); delete it first or choose another id", id)
+			}
 			s.log.Error("cannot save a sealed copy; upload refused", "model_id", id, "err", err)
 			return nil, errorf(codes.Unavailable, "the server could not save the model (save_model): %v; nothing was kept", err)
 		}
@@ -409,6 +415,9 @@ func (c *Core) Delete(subject, id string) error {
 		return errorf(codes.InvalidArgument, "model_id is empty; name the model to delete")
 	}
 	saved := false
+	if s.cluster != nil {
+		s.clusterRefresh(subject, id)
+	}
 	err := s.models.DeleteIf(subject, id, func(m *store.Model) error {
 		saved = m.Saved
 		return nil

@@ -111,10 +111,20 @@ func sameSpecs(a []store.SealedSpec, b []engine.TensorSpec) bool {
 
 // seal saves a sealed copy of a loaded model.
 func (s *Server) seal(m *store.Model, model []byte) error {
-	return s.sealer.Save(store.SealedHeader{
+	h := store.SealedHeader{
 		ModelID: m.ID, Owner: m.Owner, Public: m.Public, Created: m.Loaded.UTC(),
 		Inputs: sealedSpecs(m.Session.Inputs()), Outputs: sealedSpecs(m.Session.Outputs()),
-	}, model)
+	}
+	if s.cluster != nil {
+		// Another replica may seal the same owner's id at the same time:
+		// the first one wins, the other fails with ErrExists.
+		if err := s.sealer.SaveNew(h, model); err != nil {
+			return err
+		}
+		s.clusterSaved(m.Owner, m.ID)
+		return nil
+	}
+	return s.sealer.Save(h, model)
 }
 
 // loadSealed loads every sealed model at start. A file that cannot be

@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,14 @@ type Options struct {
 	// BlindAI 0.6's HTTP/CBOR (package server/blindai06), each started
 	// with the server and sharing its Core.
 	Frontends []Frontend
+	// ClusterTestRoot replaces the Intel SGX root CA when replicas of a
+	// cluster verify each other's evidence. FOR TESTS ONLY: evidence that
+	// chains to a test root proves nothing about hardware. There is no
+	// setting for it.
+	ClusterTestRoot *x509.Certificate
+	// ClusterNow is the time replicas verify each other's evidence at
+	// (nil: time.Now). For tests with fixed-date test collateral.
+	ClusterNow func() time.Time
 }
 
 // Server is a running (or ready to run) Blindfold server.
@@ -98,6 +107,8 @@ type Server struct {
 	stopped   bool
 	// stopLog ends logTenants.
 	stopLog chan struct{}
+	// cluster is this replica's part of a cluster (nil: a lone server).
+	cluster *clusterState
 }
 
 // New prepares a server: it makes the attested identity and loads (or
@@ -147,22 +158,28 @@ func New(opts Options) (*Server, error) {
 	s.stopLog = make(chan struct{})
 	s.inflight = byteBudget{max: int64(cfg.MaxInflightInputBytes)}
 	s.loads = make(chan struct{}, cfg.MaxConcurrentLoads)
-	if s.id, err = identity.NewAttested(); err != nil {
-		return nil, err
-	}
 	if err := s.loadHostCertificate(); err != nil {
 		return nil, err
 	}
-	key, err := s.sealingKey()
-	if err != nil {
-		return nil, err
+	if cfg.Cluster != "" {
+		if err := s.newClusterReplica(opts); err != nil {
+			return nil, err
+		}
+	} else {
+		if s.id, err = identity.NewAttested(); err != nil {
+			return nil, err
+		}
+		key, err := s.sealingKey()
+		if err != nil {
+			return nil, err
+		}
+		s.sealer, err = store.NewSealer(filepath.Join(cfg.StateDir, "models"), key)
+		clear(key)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.loadSealed()
 	}
-	s.sealer, err = store.NewSealer(filepath.Join(cfg.StateDir, "models"), key)
-	clear(key)
-	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	s.loadSealed()
 	s.untrusted = s.newGRPCServer(&tls.Config{
 		Certificates: []tls.Certificate{s.hostTLS},
 		MinVersion:   tls.VersionTLS12,
@@ -244,6 +261,13 @@ func (s *Server) Start() error {
 	if err != nil {
 		ul.Close()
 		return fmt.Errorf("server: attested port: %w", err)
+	}
+	if s.cluster != nil {
+		if err := s.startPeerPort(); err != nil {
+			ul.Close()
+			al.Close()
+			return err
+		}
 	}
 	s.untrLis, s.attLis = ul, al
 	s.serveErrs = make(chan error, 2)
@@ -341,6 +365,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		err = ctx.Err()
 	}
+	s.stopCluster()
 	s.models.Close()
 	return err
 }

@@ -20,6 +20,13 @@ import (
 // statuses. Another subject's private model is not found, exactly like a
 // model that does not exist: its existence is not the caller's to learn.
 func (s *Server) acquireModel(ctx context.Context, subject, id string) (*store.Model, func(), error) {
+	if s.cluster != nil {
+		return s.acquireClusterModel(ctx, subject, id)
+	}
+	return s.acquireStoreModel(ctx, subject, id)
+}
+
+func (s *Server) acquireStoreModel(ctx context.Context, subject, id string) (*store.Model, func(), error) {
 	m, release, err := s.models.AcquireContext(ctx, subject, id)
 	switch {
 	case err == nil:

@@ -130,7 +130,15 @@ func (s *Sealer) nonce(prefix []byte, i uint32) []byte {
 // Save seals model under h atomically: it writes a temporary file, syncs
 // it, renames it into place and syncs the folder. h.NoncePrefix, Size and
 // SHA256 are set by Save. No plaintext byte reaches the disk.
-func (s *Sealer) Save(h SealedHeader, model []byte) (err error) {
+func (s *Sealer) Save(h SealedHeader, model []byte) error { return s.save(h, model, false) }
+
+// SaveNew is Save that never replaces a sealed file: when the owner's
+// model id is sealed in the folder already it fails with an error that
+// wraps ErrExists. The check and the creation are one atomic step (a hard
+// link), also between processes that share the folder.
+func (s *Sealer) SaveNew(h SealedHeader, model []byte) error { return s.save(h, model, true) }
+
+func (s *Sealer) save(h SealedHeader, model []byte, exclusive bool) (err error) {
 	h.NoncePrefix = make([]byte, 8)
 	if _, err := rand.Read(h.NoncePrefix); err != nil {
 		return fmt.Errorf("sealing: %w", err)
@@ -183,6 +191,17 @@ func (s *Sealer) Save(h SealedHeader, model []byte) (err error) {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("sealing: %w", err)
+	}
+	if exclusive {
+		err := os.Link(tmp, s.Path(h.Owner, h.ModelID))
+		os.Remove(tmp)
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("sealing: %w: %q is sealed already", ErrExists, h.ModelID)
+		}
+		if err != nil {
+			return fmt.Errorf("sealing: %w", err)
+		}
+		return syncDir(s.dir)
 	}
 	if err := os.Rename(tmp, s.Path(h.Owner, h.ModelID)); err != nil {
 		return fmt.Errorf("sealing: %w", err)

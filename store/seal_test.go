@@ -102,3 +102,33 @@ func TestSealTempFilesRemoved(t *testing.T) {
 		t.Fatal("a 5-byte key was accepted")
 	}
 }
+
+func TestSaveNewNeverReplaces(t *testing.T) {
+	dir := t.TempDir()
+	s, err := NewSealer(dir, bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := []byte("first model bytes"), []byte("second model")
+	if err := s.SaveNew(SealedHeader{ModelID: "m", Owner: "alice"}, first); err != nil {
+		t.Fatal(err)
+	}
+	err = s.SaveNew(SealedHeader{ModelID: "m", Owner: "alice"}, second)
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("a second SaveNew of the same id: %v, want ErrExists", err)
+	}
+	h, got, err := s.Open(s.Path("alice", "m"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, first) || h.Size != int64(len(first)) {
+		t.Fatalf("the sealed file holds %q, want the first model", got)
+	}
+	if err := s.SaveNew(SealedHeader{ModelID: "m", Owner: "bob"}, second); err != nil {
+		t.Fatalf("the same id of another owner: %v", err)
+	}
+	sealed, temps, err := s.Files()
+	if err != nil || len(sealed) != 2 || len(temps) != 0 {
+		t.Fatalf("files %v, temporaries %v, err %v; want two sealed files and no temporary left", sealed, temps, err)
+	}
+}

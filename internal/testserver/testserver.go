@@ -69,7 +69,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 // StartWithLogger is Start with the server's logs sent to log.
 func StartWithLogger(t testing.TB, log *slog.Logger, opts ...Option) *Server {
 	t.Helper()
-	return start(t, log, nil, opts...)
+	return start(t, log, nil, nil, opts...)
 }
 
 // StartHardware starts a hardware-mode server whose evidence comes from att
@@ -81,14 +81,28 @@ func StartHardware(t testing.TB, att attest.Attester, opts ...Option) *Server {
 	if testing.Verbose() {
 		w = os.Stderr
 	}
-	return start(t, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})), att, opts...)
+	return start(t, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})), att, nil, opts...)
 }
 
-func start(t testing.TB, log *slog.Logger, att attest.Attester, opts ...Option) *Server {
+// StartHardwareWith is StartHardware with setup applied to the server's
+// Options (after the configuration) and the logs sent to log.
+func StartHardwareWith(t testing.TB, log *slog.Logger, att attest.Attester, setup func(*server.Options), opts ...Option) *Server {
+	t.Helper()
+	return start(t, log, att, setup, opts...)
+}
+
+// Prepare returns the configuration Start would use with opts, and the
+// runtime, for tests that call server.New themselves (a start that must
+// fail).
+func Prepare(t testing.TB, hardware bool, opts ...Option) (server.Config, *engine.Runtime) {
 	t.Helper()
 	rt := Runtime(t)
+	return config(t, hardware, opts...), rt
+}
+
+func config(t testing.TB, hardware bool, opts ...Option) server.Config {
 	cfg := server.DefaultConfig()
-	cfg.Simulation = att == nil
+	cfg.Simulation = !hardware
 	cfg.UntrustedAddr = "127.0.0.1:0"
 	cfg.AttestedAddr = "127.0.0.1:0"
 	cfg.BlindAI06UnattestedAddr = "127.0.0.1:0"
@@ -96,7 +110,7 @@ func start(t testing.TB, log *slog.Logger, att attest.Attester, opts ...Option) 
 	cfg.BlindAI06ManagementAddr = "127.0.0.1:0"
 	cfg.StateDir = t.TempDir()
 	cfg.ShutdownTimeout = server.Duration(5 * time.Second)
-	if att != nil {
+	if hardware {
 		cfg.Auth = server.AuthNone
 		cfg.SealingKeyFile = filepath.Join(t.TempDir(), "sealing.key")
 		if err := os.WriteFile(cfg.SealingKeyFile, bytes.Repeat([]byte{0x5a}, 32), 0o600); err != nil {
@@ -106,8 +120,19 @@ func start(t testing.TB, log *slog.Logger, att attest.Attester, opts ...Option) 
 	for _, o := range opts {
 		o(&cfg)
 	}
+	return cfg
+}
+
+func start(t testing.TB, log *slog.Logger, att attest.Attester, setup func(*server.Options), opts ...Option) *Server {
+	t.Helper()
+	rt := Runtime(t)
+	cfg := config(t, att != nil, opts...)
 	fe := blindai06.New()
-	srv, err := server.New(server.Options{Config: cfg, Runtime: rt, Logger: log, Attester: att, Frontends: []server.Frontend{fe}})
+	so := server.Options{Config: cfg, Runtime: rt, Logger: log, Attester: att, Frontends: []server.Frontend{fe}}
+	if setup != nil {
+		setup(&so)
+	}
+	srv, err := server.New(so)
 	if err != nil {
 		t.Fatalf("starting test server: %v", err)
 	}
@@ -126,7 +151,7 @@ func start(t testing.TB, log *slog.Logger, att attest.Attester, opts ...Option) 
 		Config:        cfg,
 		UntrustedAddr: srv.UntrustedAddr(),
 		AttestedAddr:  srv.AttestedAddr(),
-		HostCertPEM:   filepath.Join(cfg.StateDir, "host_server.pem"),
+		HostCertPEM:   hostCert(cfg),
 		Runtime:       rt,
 		BlindAI06:     fe,
 	}
@@ -150,4 +175,11 @@ func Model(t testing.TB, name string) []byte {
 		}
 		dir = parent
 	}
+}
+
+func hostCert(cfg server.Config) string {
+	if cfg.HostCert != "" {
+		return cfg.HostCert
+	}
+	return filepath.Join(cfg.StateDir, "host_server.pem")
 }

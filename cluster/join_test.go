@@ -1,0 +1,120 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+)
+
+func startPeer(t *testing.T, id *Identity, att Attestor) string {
+	t.Helper()
+	p, err := NewPeer(id, att, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(l)
+	t.Cleanup(p.Close)
+	return l.Addr().String()
+}
+
+func sim(t *testing.T, secret string) *Simulation {
+	t.Helper()
+	s, err := NewSimulation([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestJoinHandsOverTheIdentity(t *testing.T) {
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startPeer(t, id, sim(t, "0123456789abcdef-secret"))
+	got, err := JoinAddr(context.Background(), addr, sim(t, "0123456789abcdef-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Attested.DER, id.Attested.DER) {
+		t.Error("joiner got another certificate")
+	}
+	if !bytes.Equal(got.SealingKey, id.SealingKey) || !got.Attested.SigningKey.Equal(id.Attested.SigningKey) {
+		t.Error("joiner got other keys")
+	}
+	msg := []byte("reply")
+	if !bytes.Equal(got.Attested.Sign(msg), id.Attested.Sign(msg)) {
+		t.Error("signatures differ")
+	}
+	got.Zero()
+	if !bytes.Equal(got.SealingKey, make([]byte, SealingKeySize)) {
+		t.Error("Zero left the sealing key")
+	}
+}
+
+func TestJoinRefusedWithAnotherSecret(t *testing.T) {
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startPeer(t, id, sim(t, "0123456789abcdef-secret"))
+	got, err := JoinAddr(context.Background(), addr, sim(t, "another-secret-0123456789"))
+	if !errors.Is(err, ErrRefused) || got != nil {
+		t.Fatalf("join with another secret: %v, %v; want ErrRefused", got, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if _, err := Join(ctx, []string{addr}, sim(t, "another-secret-0123456789"), nil); !errors.Is(err, ErrRefused) {
+		t.Fatalf("Join: %v; want ErrRefused", err)
+	}
+}
+
+// impostor answers a join with the right shape but proves itself with
+// another secret: the joiner must not take its keys.
+type impostor struct{ Attestor }
+
+func (i impostor) Check(*Proof, [64]byte) error { return nil } // lets anyone join
+
+func TestJoinerRefusesAnImpostorPeer(t *testing.T) {
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startPeer(t, id, impostor{sim(t, "impostor-secret-0123456789")})
+	got, err := JoinAddr(context.Background(), addr, sim(t, "0123456789abcdef-secret"))
+	if !errors.Is(err, ErrRefused) || got != nil {
+		t.Fatalf("joining an impostor: %v, %v; want ErrRefused", got, err)
+	}
+}
+
+func TestShortSecretRefused(t *testing.T) {
+	if _, err := NewSimulation([]byte("short")); err == nil {
+		t.Fatal("a 5-byte join secret was accepted")
+	}
+}
+
+func TestBundleRejectsMismatchedParts(t *testing.T) {
+	a, _ := NewIdentity()
+	b, _ := NewIdentity()
+	m := *a.Attested
+	m.SigningKey = b.Attested.SigningKey
+	mixed := &Identity{Attested: &m, SealingKey: a.SealingKey}
+	enc, err := mixed.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unmarshalIdentity(enc); err == nil {
+		t.Fatal("a bundle whose signing key is not the certificate's was accepted")
+	}
+	enc, _ = a.marshal()
+	if _, err := unmarshalIdentity(enc[:len(enc)-1]); err == nil {
+		t.Fatal("a truncated bundle was accepted")
+	}
+}
