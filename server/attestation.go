@@ -41,7 +41,7 @@ func newAttester(cfg Config, given attest.Attester, log *slog.Logger) (attest.At
 			hc.Transport = tr
 			log.Warn("pccs_insecure_skip_verify: the PCCS's TLS certificate is not checked; collateral is still verified by clients, but a network attacker can deny service", "pccs_url", cfg.PCCSURL)
 		}
-		cache := &pccs.Cache{Client: &pccs.Client{BaseURL: cfg.PCCSURL, RootCACRLURL: cfg.PCCSRootCACRLURL, HTTP: hc}}
+		cache := &pccs.Cache{Client: &pccs.Client{BaseURL: cfg.PCCSURL, RootCACRLURL: cfg.PCCSRootCACRLURL, HTTP: hc}, OnFetch: ObserveCollateralFetch}
 		a, err := gramine.New(cfg.AttestationDir, cache)
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)

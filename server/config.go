@@ -184,6 +184,17 @@ type Config struct {
 	// refused with RESOURCE_EXHAUSTED.
 	RunQueueTimeout Duration `toml:"run_queue_timeout"`
 
+	// Metrics turns on the metrics listener: Prometheus metrics on
+	// /metrics and the health endpoints /healthz and /readyz, in plain
+	// HTTP at MetricsAddr.
+	Metrics bool `toml:"metrics"`
+	// MetricsAddr is the metrics listener's address (default loopback
+	// only, 127.0.0.1:9464).
+	MetricsAddr string `toml:"metrics_addr"`
+	// MetricsSubjectLabels adds per-subject series (label subject) to the
+	// metrics. Off: no metric names a subject or a model.
+	MetricsSubjectLabels bool `toml:"metrics_subject_labels"`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
 	// LogFormat is text or json.
@@ -217,6 +228,7 @@ func DefaultConfig() Config {
 		EngineMemoryLimit:     defaultEngineMemoryLimit(),
 		EngineSpinning:        true,
 		RunQueueTimeout:       Duration(2 * time.Second),
+		MetricsAddr:           "127.0.0.1:9464",
 		LogLevel:              "info",
 		LogFormat:             "text",
 		MaxModelNodes:         engine.DefaultMaxModelNodes,
@@ -386,6 +398,9 @@ func (c *Config) Validate() error {
 	if c.LoadQueueTimeout < 0 {
 		bad("load_queue_timeout", "must not be negative")
 	}
+	if c.Metrics && c.MetricsAddr == "" {
+		bad("metrics_addr", "must not be empty when metrics are on")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -486,6 +501,9 @@ var settingUsage = map[string]string{
 	"max_model_initializers":     "most initializers in one model, dense and sparse, subgraphs included",
 	"max_concurrent_loads":       "models ONNX Runtime loads at once, server-wide (default: half the CPU count, at least 1)",
 	"load_queue_timeout":         "how long an upload waits for a load slot before RESOURCE_EXHAUSTED",
+	"metrics":                    "serve Prometheus metrics (/metrics) and health endpoints (/healthz, /readyz) in plain HTTP on metrics_addr",
+	"metrics_addr":               "listen address of the metrics and health endpoints (default loopback only)",
+	"metrics_subject_labels":     "add per-subject series (label subject) to the metrics; off, no metric names a subject or a model",
 	"log_level":                  "log level: debug, info, warn, error",
 	"log_format":                 "log format: text or json",
 }

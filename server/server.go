@@ -59,6 +59,10 @@ type Options struct {
 	// the one the configuration names (tee), if any. A server without
 	// simulation needs one; a simulation server refuses one.
 	Attester attest.Attester
+	// IdentityPending keeps the server not ready until SetIdentityReady
+	// (true) says its identity was joined from or bootstrapped for a
+	// cluster. False: the identity New makes is the one it serves with.
+	IdentityPending bool
 }
 
 // Server is a running (or ready to run) Blindfold server.
@@ -89,6 +93,11 @@ type Server struct {
 	stopped   bool
 	// stopLog ends logTenants.
 	stopLog chan struct{}
+
+	// metrics and ops: Prometheus metrics, readiness and health (see
+	// metrics.go, health.go).
+	metrics *metrics
+	ops     ops
 }
 
 // New prepares a server: it makes the attested identity and loads (or
@@ -118,6 +127,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, rt: rt, att: att}
+	s.initMetrics()
 	s.models = store.NewWithOptions(store.Options{
 		Limits: store.Limits{
 			MaxLoaded: cfg.MaxModels, MaxBytes: int64(cfg.MaxTotalModelBytes), MaxModels: cfg.MaxStoredModels,
@@ -162,6 +172,7 @@ func New(opts Options) (*Server, error) {
 	}, "attested")
 	securedexchange.RegisterExchangeServer(s.attested, &exchangeService{s: s})
 	models.RegisterModelsServer(s.attested, &catalogueService{s: s})
+	s.initHealth(opts.IdentityPending)
 	return s, nil
 }
 
@@ -208,6 +219,7 @@ func (s *Server) newGRPCServer(tlsCfg *tls.Config, port string) *grpc.Server {
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: time.Duration(cfg.IdleTimeout), Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.StatsHandler(&connLogger{s: s, port: port}),
+		grpc.StatsHandler(&rpcMetrics{m: s.metrics, port: port}),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream),
 		grpc.ForceServerCodecV2(wire.NewCodec()),
@@ -233,6 +245,11 @@ func (s *Server) Start() error {
 		return fmt.Errorf("server: attested port: %w", err)
 	}
 	s.untrLis, s.attLis = ul, al
+	if err := s.startOps(); err != nil {
+		ul.Close()
+		al.Close()
+		return err
+	}
 	s.serveErrs = make(chan error, 2)
 	// Each port holds at most max_connections connections; the next ones
 	// wait in the kernel's accept queue until one closes.
@@ -290,6 +307,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped = true
 	close(s.stopLog)
 	s.mu.Unlock()
+	s.stopOps()
 	done := make(chan struct{})
 	go func() {
 		var wg sync.WaitGroup
@@ -310,6 +328,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	s.models.Close()
+	s.closeOps()
 	return err
 }
 
