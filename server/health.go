@@ -134,31 +134,49 @@ func (s *Server) startOps() error {
 	s.ops.serving.Store(true)
 	s.updateHealth()
 	if !s.ops.evidenceReady.Load() {
-		go s.probeEvidence(s.ops.stopProbe)
+		// Once now, so that a server whose TEE works is ready as it
+		// starts; on failure, again in the background.
+		wait := 5 * time.Second
+		if err := s.tryEvidence(firstEvidenceTimeout); err != nil {
+			s.log.Warn("not ready: no evidence from the TEE yet", "err", err, "retry_in", wait)
+			go s.probeEvidence(s.ops.stopProbe, wait)
+		}
 	}
 	return nil
 }
 
-// probeEvidence asks the TEE for evidence until it gets some once (every
-// 5s at first, then at most every minute), so that readiness reflects
-// whether clients can attest this server.
-func (s *Server) probeEvidence(stop <-chan struct{}) {
-	wait := 5 * time.Second
+// firstEvidenceTimeout bounds the evidence Start asks for.
+const firstEvidenceTimeout = 10 * time.Second
+
+// tryEvidence asks the TEE for evidence once; a success makes the server
+// ready (see meteredAttester).
+func (s *Server) tryEvidence(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err := s.att.Evidence(ctx, attest.ReportData(s.id.DER, nil))
+	s.updateHealth()
+	return err
+}
+
+// probeEvidence asks the TEE for evidence until it gets some once (after
+// wait, then doubling up to a minute between tries), so that readiness
+// reflects whether clients can attest this server.
+func (s *Server) probeEvidence(stop <-chan struct{}, wait time.Duration) {
 	for !s.ops.evidenceReady.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		_, err := s.att.Evidence(ctx, attest.ReportData(s.id.DER, nil))
-		cancel()
-		if err == nil {
-			s.updateHealth()
-			return
-		}
-		s.log.Warn("not ready: no evidence from the TEE yet", "err", err, "retry_in", wait)
 		select {
 		case <-stop:
 			return
 		case <-time.After(wait):
 		}
+		if s.ops.evidenceReady.Load() {
+			break // a client's request got evidence meanwhile
+		}
+		err := s.tryEvidence(time.Minute)
+		if err == nil {
+			return
+		}
 		wait = min(2*wait, time.Minute)
+		s.log.Warn("not ready: no evidence from the TEE yet", "err", err, "retry_in", wait)
 	}
 	s.updateHealth()
 }
