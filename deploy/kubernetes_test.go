@@ -280,3 +280,51 @@ func resolvePort(p intstr.IntOrString, named map[string]int32) int32 {
 	}
 	return p.IntVal
 }
+
+// TestSGXBuildPins checks that the SGX image builds with go.mod's Go
+// version and the same Gramine image in both stages (both enter
+// MRENCLAVE).
+func TestSGXBuildPins(t *testing.T) {
+	gomod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVersion := ""
+	for _, line := range strings.Split(string(gomod), "\n") {
+		if v, ok := strings.CutPrefix(line, "go "); ok {
+			goVersion = strings.TrimSpace(v)
+		}
+	}
+	df, err := os.ReadFile("Dockerfile.sgx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var froms []string
+	argGo := ""
+	for _, line := range strings.Split(string(df), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "FROM" {
+			froms = append(froms, f[1])
+		}
+		if len(f) == 2 && f[0] == "ARG" {
+			if v, ok := strings.CutPrefix(f[1], "GO_VERSION="); ok {
+				argGo = v
+			}
+		}
+	}
+	if goVersion == "" || argGo != goVersion {
+		t.Errorf("Dockerfile.sgx GO_VERSION %q, go.mod says %q", argGo, goVersion)
+	}
+	if len(froms) != 2 || froms[0] != "${GRAMINE_IMAGE}" || froms[1] != "${GRAMINE_IMAGE}" {
+		t.Errorf("Dockerfile.sgx stages FROM %v: both must be ${GRAMINE_IMAGE}", froms)
+	}
+	sh, err := os.ReadFile("gramine/sgx.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`GOTOOLCHAIN="go$GO_VERSION"`, "-trimpath -buildvcs=false -ldflags=-buildid=", "ORT_LIB_SHA256", "build-info.txt"} {
+		if !strings.Contains(string(sh), want) {
+			t.Errorf("gramine/sgx.sh does not pin %s", want)
+		}
+	}
+}
