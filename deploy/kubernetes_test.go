@@ -262,6 +262,9 @@ func TestKubernetesManifests(t *testing.T) {
 	if headless == nil || clients == nil {
 		t.Fatal("want a headless Service for peers and a Service for clients")
 	}
+	if clients.Spec.SessionAffinity != corev1.ServiceAffinityClientIP {
+		t.Errorf("client Service %s: sessionAffinity %q, want ClientIP (a client's two ports must reach one replica)", clients.Name, clients.Spec.SessionAffinity)
+	}
 	if ss.Spec.ServiceName != headless.Name {
 		t.Errorf("StatefulSet serviceName %q is not the headless Service %q", ss.Spec.ServiceName, headless.Name)
 	}
