@@ -38,7 +38,11 @@ type ops struct {
 func (s *Server) initMetrics() {
 	s.metrics = newMetrics(s)
 	if s.att != nil {
-		s.att = meteredAttester{Attester: s.att, m: s.metrics, ready: &s.ops.evidenceReady}
+		s.att = meteredAttester{Attester: s.att, m: s.metrics, ready: func() {
+			if !s.ops.evidenceReady.Swap(true) {
+				s.updateHealth()
+			}
+		}}
 	}
 	s.ops.stopProbe = make(chan struct{})
 }

@@ -119,9 +119,14 @@ func TestHealthOverTLS(t *testing.T) {
 	if r, err := watch.Recv(); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("watch: %v %v", r, err)
 	}
-	go ts.Shutdown(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ts.Shutdown(context.Background()) }()
 	if r, err := watch.Recv(); err != nil || r.Status != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("watch during shutdown: %v %v", r, err)
+	}
+	cancel() // ends the watch, so that the graceful stop can finish
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -264,4 +269,31 @@ func (a *failingAttester) Evidence(ctx context.Context, rd [64]byte) (*attest.Ev
 		return nil, errors.New("no quote yet")
 	}
 	return a.Attester.Evidence(ctx, rd)
+}
+
+// TestRecordRequest: a front end's requests are counted with the gRPC
+// ports', and gRPC status codes are named as in the gRPC specification.
+func TestRecordRequest(t *testing.T) {
+	ts := testserver.Start(t, withMetrics)
+	ts.RecordRequest("http", server.ProtocolBlindAI06, "run", "OK", 30*time.Millisecond, 1000, 200)
+	ts.RecordRequest("http", server.ProtocolBlindAI06, "run", "NOT_FOUND", time.Millisecond, 10, 20)
+	conn := dialPinned(t, ts.AttestedAddr, ts.AttestedCertificateDER())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "no.such.Service"}); err == nil {
+		t.Fatal("health of an unknown service: no error")
+	}
+	_, body := httpGet(t, "http://"+ts.MetricsAddr()+"/metrics")
+	for _, want := range []string{
+		`blindfold_requests_total{code="OK",port="http",protocol="blindai06",rpc="run"} 1`,
+		`blindfold_requests_total{code="NOT_FOUND",port="http",protocol="blindai06",rpc="run"} 1`,
+		`blindfold_received_bytes_total{port="http",protocol="blindai06"} 1010`,
+		`blindfold_sent_bytes_total{port="http",protocol="blindai06"} 220`,
+		`blindfold_request_duration_seconds_count{port="http",protocol="blindai06",rpc="run"} 2`,
+		`blindfold_requests_total{code="NOT_FOUND",port="attested",protocol="grpc-health",rpc="grpc.health.v1.Health/Check"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }

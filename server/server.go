@@ -248,6 +248,7 @@ func (s *Server) Start() error {
 	if err := s.startOps(); err != nil {
 		ul.Close()
 		al.Close()
+		s.untrLis, s.attLis = nil, nil
 		return err
 	}
 	s.serveErrs = make(chan error, 2)
