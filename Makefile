@@ -3,7 +3,10 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/blindfold-ai/blindfold/server.Version=$(VERSION)
+LDFLAGS := -buildid= -X github.com/blindfold-ai/blindfold/server.Version=$(VERSION)
+# Reproducible: the same commit builds the same bytes in any folder, with
+# any GOPATH or build cache (internal/reprobuild tests it).
+BUILDFLAGS := -trimpath -buildvcs=false
 
 .PHONY: all build onnxruntime test cluster-test demo lint fmt generate clean soak bench sgx
 
@@ -15,8 +18,8 @@ onnxruntime:
 
 ## build: the server (cgo) and the CLI (pure Go) into bin/
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/blindfold-server ./cmd/blindfold-server
-	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/blindfold ./cmd/blindfold
+	$(GO) build $(BUILDFLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/blindfold-server ./cmd/blindfold-server
+	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/blindfold ./cmd/blindfold
 
 ## test: the whole test suite (installs what it needs first)
 test:

@@ -5,6 +5,8 @@
 # setup-onnxruntime.sh), HAProxy (Debian package, for the cluster tests
 # behind a load balancer; under CI a missing one fails them), staticcheck
 # (Go module proxy).
+# setup-onnxruntime.sh), prometheus (Debian package, when missing and run
+# as root), staticcheck (Go module proxy).
 # Usage: scripts/test.sh [lint]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,23 @@ elif [ -n "${CI:-}" ]; then
 else
   echo "haproxy is not installed: the cluster tests behind a load balancer will be skipped (apt-get install haproxy)"
 fi
+# Debian packages the tests start: prometheus (the metrics test scrapes a
+# real server with it). Installed when missing and run as root; elsewhere
+# the tests that need it skip, except under CI, where they fail.
+apt_updated=
+need_deb() { # need_deb COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "$1 is missing (Debian package $2) and cannot be installed here (not root with apt-get)"
+    return 0
+  fi
+  if ! apt-cache policy "$2" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    [ -n "$apt_updated" ] || { apt-get update; apt_updated=1; }
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$2"
+}
+step "Debian packages the tests use"
+need_deb prometheus prometheus
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '\.pb\.go$') 2>/dev/null || true)

@@ -234,6 +234,16 @@ type Config struct {
 	// ClusterModelsDir is the shared folder (a ReadWriteMany volume) that
 	// holds every model of the cluster, sealed with the cluster key.
 	ClusterModelsDir string `toml:"cluster_models_dir"`
+	// Metrics turns on the metrics listener: Prometheus metrics on
+	// /metrics and the health endpoints /healthz and /readyz, in plain
+	// HTTP at MetricsAddr.
+	Metrics bool `toml:"metrics"`
+	// MetricsAddr is the metrics listener's address (default loopback
+	// only, 127.0.0.1:9464).
+	MetricsAddr string `toml:"metrics_addr"`
+	// MetricsSubjectLabels adds per-subject series (label subject) to the
+	// metrics. Off: no metric names a subject or a model.
+	MetricsSubjectLabels bool `toml:"metrics_subject_labels"`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
@@ -279,6 +289,7 @@ func DefaultConfig() Config {
 		LoadQueueTimeout:        Duration(10 * time.Second),
 		ClusterAddr:             "127.0.0.1:50053",
 		ClusterJoinTimeout:      Duration(2 * time.Minute),
+		MetricsAddr:             "127.0.0.1:9464",
 	}
 }
 
@@ -462,6 +473,9 @@ func (c *Config) Validate() error {
 		bad("load_queue_timeout", "must not be negative")
 	}
 	c.validateCluster(bad)
+	if c.Metrics && c.MetricsAddr == "" {
+		bad("metrics_addr", "must not be empty when metrics are on")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -575,6 +589,9 @@ var settingUsage = map[string]string{
 	"max_model_initializers":     "most initializers in one model, dense and sparse, subgraphs included",
 	"max_concurrent_loads":       "models ONNX Runtime loads at once, server-wide (default: half the CPU count, at least 1)",
 	"load_queue_timeout":         "how long an upload waits for a load slot before RESOURCE_EXHAUSTED",
+	"metrics":                    "serve Prometheus metrics (/metrics) and health endpoints (/healthz, /readyz) in plain HTTP on metrics_addr",
+	"metrics_addr":               "listen address of the metrics and health endpoints (default loopback only)",
+	"metrics_subject_labels":     "add per-subject series (label subject) to the metrics; off, no metric names a subject or a model",
 	"log_level":                  "log level: debug, info, warn, error",
 	"log_format":                 "log format: text or json",
 }

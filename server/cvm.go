@@ -41,7 +41,7 @@ func pccsCache(cfg Config, log *slog.Logger) *pccs.Cache {
 	if name, value, err := cfg.pccsHeader(); err == nil && name != "" {
 		c.Header = http.Header{name: {value}}
 	}
-	return &pccs.Cache{Client: c}
+	return &pccs.Cache{Client: c, OnFetch: ObserveCollateralFetch}
 }
 
 // pccsHeader parses pccs_header ("Name: value"); "" gives "".

@@ -257,5 +257,5 @@ func (s *Server) runSlot(ctx context.Context, subject string) (func(), error) {
 	if waited > 0 {
 		s.log.Debug("run queued for a slot", "tenant", subject, "waited", waited, "err", err != nil)
 	}
-	return release, err
+	return s.meterSlot(release, waited, err), err
 }

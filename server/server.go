@@ -73,6 +73,10 @@ type Options struct {
 	// ClusterNow is the time replicas verify each other's evidence at
 	// (nil: time.Now). For tests with fixed-date test collateral.
 	ClusterNow func() time.Time
+	// IdentityPending keeps the server not ready until SetIdentityReady
+	// (true) says its identity was joined from or bootstrapped for a
+	// cluster. False: the identity New makes is the one it serves with.
+	IdentityPending bool
 }
 
 // Server is a running (or ready to run) Blindfold server.
@@ -109,6 +113,11 @@ type Server struct {
 	stopLog chan struct{}
 	// cluster is this replica's part of a cluster (nil: a lone server).
 	cluster *clusterState
+
+	// metrics and ops: Prometheus metrics, readiness and health (see
+	// metrics.go, health.go).
+	metrics *metrics
+	ops     ops
 }
 
 // New prepares a server: it makes the attested identity and loads (or
@@ -142,6 +151,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, rt: rt, att: att, frontends: opts.Frontends}
 	s.core = &Core{s: s}
+	s.initMetrics()
 	s.models = store.NewWithOptions(store.Options{
 		Limits: store.Limits{
 			MaxLoaded: cfg.MaxModels, MaxBytes: int64(cfg.MaxTotalModelBytes), MaxModels: cfg.MaxStoredModels,
@@ -192,6 +202,7 @@ func New(opts Options) (*Server, error) {
 	}, "attested")
 	securedexchange.RegisterExchangeServer(s.attested, &exchangeService{s: s})
 	models.RegisterModelsServer(s.attested, &catalogueService{s: s})
+	s.initHealth(opts.IdentityPending)
 	return s, nil
 }
 
@@ -238,6 +249,7 @@ func (s *Server) newGRPCServer(tlsCfg *tls.Config, port string) *grpc.Server {
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: time.Duration(cfg.IdleTimeout), Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.StatsHandler(&connLogger{s: s, port: port}),
+		grpc.StatsHandler(&rpcMetrics{m: s.metrics, port: port}),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream),
 		grpc.ForceServerCodecV2(wire.NewCodec()),
@@ -270,6 +282,12 @@ func (s *Server) Start() error {
 		}
 	}
 	s.untrLis, s.attLis = ul, al
+	if err := s.startOps(); err != nil {
+		ul.Close()
+		al.Close()
+		s.untrLis, s.attLis = nil, nil
+		return err
+	}
 	s.serveErrs = make(chan error, 2)
 	// Each port holds at most max_connections connections; the next ones
 	// wait in the kernel's accept queue until one closes.
@@ -337,6 +355,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped = true
 	close(s.stopLog)
 	s.mu.Unlock()
+	s.stopOps()
 	done := make(chan struct{})
 	go func() {
 		var wg sync.WaitGroup
@@ -367,6 +386,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.stopCluster()
 	s.models.Close()
+	s.closeOps()
 	return err
 }
 

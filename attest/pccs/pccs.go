@@ -577,6 +577,9 @@ type Cache struct {
 	Now func() time.Time
 	// RefreshMargin and MaxAge: zero means the defaults.
 	RefreshMargin, MaxAge time.Duration
+	// OnFetch, if set, is called after every fetch from the PCCS, with the
+	// collateral fetched or the error (for metrics).
+	OnFetch func(p Platform, f *Fetched, err error)
 
 	mu      sync.Mutex
 	entries map[Platform]*Fetched
@@ -619,6 +622,9 @@ func (c *Cache) ForPlatform(ctx context.Context, p Platform) (*sgx.Collateral, e
 		return nil, fmt.Errorf("%w: no PCCS client configured", ErrUnavailable)
 	}
 	f, err := c.Client.Fetch(ctx, p, now)
+	if c.OnFetch != nil {
+		c.OnFetch(p, f, err)
+	}
 	if err != nil {
 		if cached != nil && now.Before(cached.NextUpdate) {
 			return cached.Collateral, nil
