@@ -80,9 +80,9 @@ func RenderMarkdown(res *Results, chart, notes string) string {
 	p("| model | size | engine p50 | engine p99 | full p50 | full p99 | ratio p50 | ratio p99 | added p50 | moved | added per MB | signed p50 | signed ratio | signed added | server engine p50 | runs | same outputs |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range res.Models {
-		p("| %s | %s | %s | %s | %s | %s | %.3f× | %.3f× | %+.0f µs | %s | %.2f ms/MB | %s | %.3f× | %+.0f µs | %s | %d | %s |\n",
+		p("| %s | %s | %s | %s | %s | %s | %.3f× | %.3f× | %+.0f µs | %s | %s | %s | %.3f× | %+.0f µs | %s | %d | %s |\n",
 			r.Name, fmtBytes(r.Bytes), us(r.Engine.P50US), us(r.Engine.P99US), us(r.Full.P50US), us(r.Full.P99US),
-			r.RatioP50, r.RatioP99, r.AddedP50US, fmtBytes(r.MovedBytes), r.AddedMsPerMB, us(r.Signed.P50US), r.SignedRatioP50, r.SignedAddedUS, us(r.ServerEngine.P50US), r.Engine.N, yesNo(r.OutputsMatch))
+			r.RatioP50, r.RatioP99, r.AddedP50US, fmtBytes(r.MovedBytes), perMB(r), us(r.Signed.P50US), r.SignedRatioP50, r.SignedAddedUS, us(r.ServerEngine.P50US), r.Engine.N, yesNo(r.OutputsMatch))
 	}
 	p("\n")
 
@@ -206,4 +206,13 @@ func peakMethod(res *Results) string {
 		}
 	}
 	return "not measured"
+}
+
+// perMB formats the added time per MB moved ("—" for results measured
+// before it was recorded).
+func perMB(r ModelResult) string {
+	if r.MovedBytes == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f ms/MB", r.AddedMsPerMB)
 }
