@@ -55,6 +55,12 @@ func (c *Core) Config() Config { return c.s.cfg }
 // Logger returns the server's logger.
 func (c *Core) Logger() *slog.Logger { return c.s.log }
 
+// RecordRequest counts one finished request of the front end in the
+// server's metrics (see Server.RecordRequest).
+func (c *Core) RecordRequest(port, protocol, rpc, code string, elapsed time.Duration, in, out int64) {
+	c.s.RecordRequest(port, protocol, rpc, code, elapsed, in, out)
+}
+
 // HostCertificate returns the operator's certificate and key, served on
 // unattested ports.
 func (c *Core) HostCertificate() tls.Certificate { return c.s.hostTLS }

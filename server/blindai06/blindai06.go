@@ -194,8 +194,86 @@ func (h *handler) guard(port string, next http.Handler) http.Handler {
 				http.Error(w, "internal error; the server logged it", http.StatusInternalServerError)
 			}
 		}()
-		next.ServeHTTP(w, r)
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		body := &countingBody{ReadCloser: r.Body}
+		r.Body = body
+		defer func() {
+			h.core.RecordRequest(port, server.ProtocolBlindAI06, rpcName(r.URL.Path), codeName(rec.status), time.Since(start), body.n, rec.n)
+		}()
+		next.ServeHTTP(rec, r)
 	})
+}
+
+// recorder keeps a reply's status and size for the metrics.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *recorder) Write(b []byte) (int, error) {
+	n, err := r.ResponseWriter.Write(b)
+	r.n += int64(n)
+	return n, err
+}
+
+// countingBody counts the request bytes read, for the metrics.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// rpcName names a request's operation for the metrics: one of a fixed set,
+// never anything a client chose.
+func rpcName(path string) string {
+	switch path {
+	case "/":
+		return "certificate"
+	case "/quote", "/collateral", "/run", "/upload", "/delete":
+		return path[1:]
+	}
+	return "unknown"
+}
+
+// codeName is the gRPC code name of an HTTP status, as the metrics label
+// requests of every protocol.
+func codeName(status int) string {
+	switch {
+	case status < 300:
+		return "OK"
+	case status == http.StatusBadRequest, status == http.StatusMethodNotAllowed:
+		return "INVALID_ARGUMENT"
+	case status == http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case status == http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case status == http.StatusNotFound:
+		return "NOT_FOUND"
+	case status == http.StatusConflict:
+		return "ALREADY_EXISTS"
+	case status == http.StatusRequestEntityTooLarge, status == http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case status == http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
+	case status == http.StatusGatewayTimeout:
+		return "DEADLINE_EXCEEDED"
+	}
+	return "INTERNAL"
 }
 
 func (h *handler) unattested(w http.ResponseWriter, r *http.Request) {
