@@ -49,21 +49,32 @@ func isAllocationFailure(err error) bool {
 	return false
 }
 
-// totalMemory returns the machine's memory in bytes from /proc/meminfo, or
-// 1 TiB where it cannot be read. Output buffers larger than the machine
-// would end the process (the Go runtime cannot recover from running out of
-// memory), so with no cap configured this is the cap.
-func totalMemory() int64 {
+// MachineMemory returns the machine's memory in bytes (MemTotal from
+// /proc/meminfo), or 0 where it cannot be read.
+func MachineMemory() int64 {
 	data, err := os.ReadFile("/proc/meminfo")
-	if err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-				if err == nil && kb > 0 {
-					return kb << 10
-				}
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil || kb <= 0 {
+				return 0
 			}
+			return kb << 10
 		}
+	}
+	return 0
+}
+
+// totalMemory returns MachineMemory, or 1 TiB where it cannot be read.
+// Output buffers larger than the machine would end the process (the Go
+// runtime cannot recover from running out of memory), so with no cap
+// configured this is the cap.
+func totalMemory() int64 {
+	if n := MachineMemory(); n > 0 {
+		return n
 	}
 	return 1 << 40
 }

@@ -309,23 +309,9 @@ func defaultEngineMemoryLimit() ByteSize {
 	return machineMemory() / 4 * 3 &^ (1<<20 - 1)
 }
 
-// machineMemory returns MemTotal from /proc/meminfo, or 0.
-func machineMemory() ByteSize {
-	data, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return ByteSize(kb * 1024)
-		}
-	}
-	return 0
-}
+// machineMemory returns the machine's memory, or 0 where it cannot be
+// read.
+func machineMemory() ByteSize { return ByteSize(engine.MachineMemory()) }
 
 func defaultStateDir() string {
 	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
