@@ -20,7 +20,7 @@ scripts/setup-onnxruntime.sh
 
 step "HAProxy (cluster tests)"
 if command -v haproxy >/dev/null; then
-  haproxy -v | head -1
+  haproxy -v 2>&1 | sed -n 1p  # sed reads everything: no SIGPIPE under pipefail
 elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy
 elif [ -n "${CI:-}" ]; then
@@ -38,7 +38,7 @@ need_deb() { # need_deb COMMAND PACKAGE
     echo "$1 is missing (Debian package $2) and cannot be installed here (not root with apt-get)"
     return 0
   fi
-  if ! apt-cache policy "$2" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+  if ! apt-cache policy "$2" 2>/dev/null | grep 'Candidate: [0-9]' >/dev/null; then
     [ -n "$apt_updated" ] || { apt-get update; apt_updated=1; }
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$2"

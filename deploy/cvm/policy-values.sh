@@ -67,7 +67,7 @@ tdx)
 	out=$("$@")
 	field() {
 		printf '%s\n' "$out" | tr -d '",' | tr 'A-Z' 'a-z' |
-			sed -n "s/^[[:space:]]*$1[[:space:]]*:[[:space:]]*\(0x\)\{0,1\}\([0-9a-f]\{96\}\)[[:space:]]*$/\2/p" | head -n 1
+			sed -n "s/^[[:space:]]*$1[[:space:]]*:[[:space:]]*\(0x\)\{0,1\}\([0-9a-f]\{96\}\)[[:space:]]*$/\2/p" | sed -n 1p
 	}
 	mrtd=$(field mrtd); rtmr1=$(field rtmr1); rtmr2=$(field rtmr2)
 	if [ -z "$mrtd" ]; then

@@ -74,7 +74,7 @@ gramine-sgx-sign --key "$KEY" \
 {
 	echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (modified)')"
 	echo "go: $(go env GOVERSION)"
-	echo "gramine: $(gramine-sgx-sign --version 2>/dev/null | head -1 || echo unknown)"
+	echo "gramine: $(gramine-sgx-sign --version 2>/dev/null | sed -n 1p || echo unknown)"
 	echo "sgx_out: $OUT"
 	(cd "$OUT" && sha256sum blindfold/blindfold-server blindfold/lib/libonnxruntime.so.1 blindfold/blindfold.toml blindfold/auth_key.pem blindfold-server.manifest)
 } >"$OUT/build-info.txt"
