@@ -69,6 +69,12 @@ step "go test -race"
 export BLINDFOLD_BENCH_FETCH=1
 go test -race -count=1 -timeout 12m ./...
 
+# Tests that verify evidence once per byte of it (every byte of a proof
+# flipped in turn): too slow under the race detector, so they skip there
+# and run here.
+step "every-byte flip tests (without -race)"
+go test -count=1 -run 'EveryByteFlipped' -v ./attest/sgx/ ./proof/
+
 # Every fuzz target in the tree, for a bounded time each. Their seed corpora
 # are in each package's testdata/fuzz; a crash found here is written there
 # and fails the run (commit it as a regression test after the fix).

@@ -33,11 +33,14 @@ type Collateral struct {
 	QEIdentityIssuerChain string
 	// QEIdentity is the PCS QE identity response.
 	QEIdentity string
-	// PCKCertificate is the PCK certificate (PEM); unused, as the quote's
-	// certification data carries it.
+	// PCKCertificate is the PCK certificate (PEM, optional). The verifier
+	// takes the PCK certificate from the quote's certification data; when
+	// this field is set it must be that certificate, or Verify fails.
 	PCKCertificate string
-	// PCKSigningChain is the PCK certificate's issuer chain (PEM); unused, as
-	// the quote's certification data carries it.
+	// PCKSigningChain is the PCK certificate's issuer chain (PEM, optional).
+	// When set it must be the certificates that follow the PCK certificate
+	// in the quote's certification data, in order (the root may be left
+	// out), or Verify fails.
 	PCKSigningChain string
 }
 
@@ -111,17 +114,24 @@ func parseCertChain(item Item, data []byte) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
+// pemSpace is the whitespace allowed around PEM blocks and hex strings.
+const pemSpace = " \t\r\n"
+
 // parseCRL decodes a CRL given as PEM (X509 CRL), DER, or hex of DER.
+//
+// Only the whitespace that PEM and JSON know (space, tab, CR, LF) may
+// surround it: collateral travels inside proofs, and a byte that changes
+// nothing the verifier checks should be refused, not ignored.
 func parseCRL(item Item, s string) (*x509.RevocationList, error) {
 	var der []byte
-	t := strings.TrimSpace(s)
+	t := strings.Trim(s, pemSpace)
 	switch {
 	case strings.HasPrefix(t, "-----BEGIN"):
 		block, rest := pem.Decode([]byte(t))
 		if block == nil || block.Type != "X509 CRL" {
 			return nil, newErr(item, ErrMalformed, "PEM block is not an X509 CRL")
 		}
-		if len(bytes.TrimSpace(rest)) != 0 {
+		if len(bytes.Trim(rest, pemSpace)) != 0 {
 			return nil, newErr(item, ErrMalformed, "data after the PEM block")
 		}
 		der = block.Bytes

@@ -26,6 +26,10 @@ const (
 	ItemQEIdentity            Item = "QE identity"
 	ItemQEIdentityIssuerChain Item = "QE identity issuer chain"
 	ItemOptions               Item = "verification options"
+	// The collateral's copies of the quote's PCK chain (pck_certificate and
+	// pck_signing_chain), which must match the quote when present.
+	ItemCollateralPCKCertificate  Item = "collateral PCK certificate"
+	ItemCollateralPCKSigningChain Item = "collateral PCK signing chain"
 )
 
 // Sentinel errors. Every error that Verify returns is an *Error that wraps

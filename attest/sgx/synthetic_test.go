@@ -2,6 +2,8 @@ package sgx_test
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"encoding/hex"
 	"errors"
 	"math/big"
@@ -506,5 +508,58 @@ func TestVerifyQuoteUsesTheBytes(t *testing.T) {
 	}
 	if _, err := sgx.VerifyQuote(&abi.Quote{}, ev.Collateral, opts(ev)); err == nil {
 		t.Fatal("empty quote verified")
+	}
+}
+
+// TestCollateralPCKFields: the collateral's pck_certificate and
+// pck_signing_chain (which BlindAI servers fill in and proofs carry) must
+// be the quote's own certificates when present; otherwise they would be
+// bytes inside verified evidence that nothing checked.
+func TestCollateralPCKFields(t *testing.T) {
+	ev := build(t, nil)
+	other, err := sgxtest.NewBuilder(pk2, testNow).Build() // another PKI: other certificates
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemOf := func(certs ...*x509.Certificate) string {
+		var s strings.Builder
+		for _, c := range certs {
+			s.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+		}
+		return s.String()
+	}
+	for _, tc := range []struct {
+		name       string
+		cert, sign string
+		item       sgx.Item // "" = verifies
+	}{
+		{"absent", "", "", ""},
+		{"as the quote carries them", pemOf(ev.PCK), pemOf(ev.PCKCA, ev.Root), ""},
+		{"chain without the root", pemOf(ev.PCK), pemOf(ev.PCKCA), ""},
+		{"only the certificate", "\n" + pemOf(ev.PCK) + "\n", "", ""},
+		{"another PCK certificate", pemOf(other.PCK), "", sgx.ItemCollateralPCKCertificate},
+		{"certificate and its CA", pemOf(ev.PCK, ev.PCKCA), "", sgx.ItemCollateralPCKCertificate},
+		{"another CA", "", pemOf(other.PCKCA), sgx.ItemCollateralPCKSigningChain},
+		{"chain in the wrong order", "", pemOf(ev.Root, ev.PCKCA), sgx.ItemCollateralPCKSigningChain},
+		{"chain longer than the quote's", "", pemOf(ev.PCKCA, ev.Root, ev.Root), sgx.ItemCollateralPCKSigningChain},
+		{"chain starting with the PCK certificate", "", pemOf(ev.PCK, ev.PCKCA), sgx.ItemCollateralPCKSigningChain},
+		{"garbage certificate", "not a certificate", "", sgx.ItemCollateralPCKCertificate},
+		{"trailing garbage in the chain", "", pemOf(ev.PCKCA) + "x", sgx.ItemCollateralPCKSigningChain},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := *ev.Collateral
+			c.PCKCertificate, c.PCKSigningChain = tc.cert, tc.sign
+			_, err := sgx.Verify(ev.Quote, &c, opts(ev))
+			if tc.item == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var e *sgx.Error
+			if !errors.As(err, &e) || e.Item != tc.item {
+				t.Fatalf("error %v, want one about the %s", err, tc.item)
+			}
+		})
 	}
 }

@@ -4,6 +4,9 @@
 // Verify checks, and fails closed on any failure:
 //   - the PCK certificate chain of the quote up to the pinned root, with the
 //     validity dates of every certificate at the verification time;
+//   - when the collateral carries copies of the PCK certificate and its
+//     signing chain (pck_certificate, pck_signing_chain), that they are
+//     exactly the certificates the quote carries;
 //   - the root CA CRL and the PCK CRL: issuer, signature, thisUpdate and
 //     nextUpdate, and that no certificate in use is revoked;
 //   - the QE report's signature by the PCK key, and that its report data
@@ -37,6 +40,7 @@ import (
 	"math/big"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -212,6 +216,7 @@ func verifyQuote(q *abi.Quote, c *Collateral, opts Options) (*Result, error) {
 	steps := []func() error{
 		v.header,
 		v.pckChain,
+		v.collateralPCK,
 		v.qeReport,
 		v.quoteSignature,
 		v.qeIdentity,
@@ -317,6 +322,48 @@ func (v *verifier) pckChain() error {
 	v.ext = ext
 	v.res.PCKCertificate, v.res.PCKExtensions = v.pck, ext
 	v.res.FMSPC, v.res.PCEID = ext.FMSPC, ext.PCEID
+	return nil
+}
+
+// collateralPCK checks the collateral's PCK certificate and PCK signing
+// chain fields against the chain the quote carries. The verifier takes the
+// PCK chain from the quote; these fields (which BlindAI's servers fill in)
+// would otherwise be bytes that travel inside evidence and proofs without
+// being checked. When present, pck_certificate must be exactly the quote's
+// PCK certificate, and pck_signing_chain the certificates that follow it
+// in the quote, in order (it may leave out the root).
+func (v *verifier) collateralPCK() error {
+	if strings.Trim(v.c.PCKCertificate, pemSpace) == "" && strings.Trim(v.c.PCKSigningChain, pemSpace) == "" {
+		return nil
+	}
+	quoteCerts, err := parseCertChain(ItemCertificationData, v.q.SignatureData.CertificationData.Data)
+	if err != nil {
+		return err
+	}
+	if strings.Trim(v.c.PCKCertificate, pemSpace) != "" {
+		certs, err := parseCertChain(ItemCollateralPCKCertificate, []byte(v.c.PCKCertificate))
+		if err != nil {
+			return err
+		}
+		if len(certs) != 1 || !bytes.Equal(certs[0].Raw, quoteCerts[0].Raw) {
+			return newErr(ItemCollateralPCKCertificate, ErrMismatch, "the collateral's PCK certificate is not the one the quote carries")
+		}
+	}
+	if strings.Trim(v.c.PCKSigningChain, pemSpace) != "" {
+		certs, err := parseCertChain(ItemCollateralPCKSigningChain, []byte(v.c.PCKSigningChain))
+		if err != nil {
+			return err
+		}
+		rest := quoteCerts[1:]
+		if len(certs) > len(rest) {
+			return newErr(ItemCollateralPCKSigningChain, ErrMismatch, "the collateral's PCK signing chain has %d certificates, the quote's chain above the PCK certificate %d", len(certs), len(rest))
+		}
+		for i, c := range certs {
+			if !bytes.Equal(c.Raw, rest[i].Raw) {
+				return newErr(ItemCollateralPCKSigningChain, ErrMismatch, "certificate %d of the collateral's PCK signing chain (%q) is not the quote's", i, c.Subject.CommonName)
+			}
+		}
+	}
 	return nil
 }
 

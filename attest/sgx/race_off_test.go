@@ -1,0 +1,5 @@
+//go:build !race
+
+package sgx_test
+
+const raceEnabled = false
