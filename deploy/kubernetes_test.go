@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -303,7 +304,7 @@ func TestSGXBuildPins(t *testing.T) {
 		t.Fatal(err)
 	}
 	var froms []string
-	argGo := ""
+	argGo, gramine := "", ""
 	for _, line := range strings.Split(string(df), "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 2 && f[0] == "FROM" {
@@ -313,7 +314,14 @@ func TestSGXBuildPins(t *testing.T) {
 			if v, ok := strings.CutPrefix(f[1], "GO_VERSION="); ok {
 				argGo = v
 			}
+			if v, ok := strings.CutPrefix(f[1], "GRAMINE_IMAGE="); ok {
+				gramine = v
+			}
 		}
+	}
+	// The Gramine image enters MRENCLAVE: a tag moves, a digest does not.
+	if !regexp.MustCompile(`^gramineproject/gramine(:[a-z0-9.-]+)?@sha256:[0-9a-f]{64}$`).MatchString(gramine) {
+		t.Errorf("Dockerfile.sgx GRAMINE_IMAGE %q is not pinned by digest (gramineproject/gramine[:tag]@sha256:<64 hex>)", gramine)
 	}
 	if goVersion == "" || argGo != goVersion {
 		t.Errorf("Dockerfile.sgx GO_VERSION %q, go.mod says %q", argGo, goVersion)
