@@ -3,17 +3,27 @@
 package client_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	"errors"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,14 +34,224 @@ import (
 	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
 	"github.com/blindfold-ai/blindfold/client"
 	"github.com/blindfold-ai/blindfold/cluster"
+	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/internal/onnxgen"
 	"github.com/blindfold-ai/blindfold/internal/testserver"
 	"github.com/blindfold-ai/blindfold/server"
+	"github.com/blindfold-ai/blindfold/server/blindai06"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 
-// lockedLog collects a server's logs for the test to read.
+// replicaEnv, when set, makes this test binary a hardware-mode replica
+// (runReplica, called from TestMain) instead of running tests: the
+// hardware cluster test starts its replicas as separate processes so that
+// it can kill one with SIGKILL. Its value is a replicaSpec in JSON.
+const replicaEnv = "BLINDFOLD_TEST_HARDWARE_REPLICA"
+
+// replicaSpec is what a replica process runs with.
+type replicaSpec struct {
+	// RootCert and RootKey are the synthetic SGX PKI's root (PEM files):
+	// the replica's TEE double quotes under it, and it verifies its peers'
+	// quotes against it.
+	RootCert, RootKey string
+	// MREnclave is the measurement its quotes carry (hex).
+	MREnclave string
+	// Role is server.ClusterBootstrap or server.ClusterJoin; Peers the
+	// peers' cluster addresses for a join.
+	Role  string
+	Peers []string
+	// Policy, ModelsDir, HostCert, HostKey, StateDir: the settings of the
+	// same names.
+	Policy, ModelsDir, HostCert, HostKey, StateDir string
+}
+
+// replicaReady is the line a replica prints on its standard output once
+// it serves.
+type replicaReady struct {
+	Untrusted, Attested, Cluster string
+	// CertSHA256 is the SHA-256 of the attested certificate it serves.
+	CertSHA256 string
+}
+
+// runReplica runs a hardware-mode replica as the spec in replicaEnv says,
+// until SIGTERM (or SIGKILL), and returns the process's exit code.
+func runReplica(specJSON string) int {
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(os.Stderr, "replica: "+format+"\n", args...)
+		return 3
+	}
+	var spec replicaSpec
+	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+		return fail("spec: %v", err)
+	}
+	pki, err := readPKI(spec.RootCert, spec.RootKey)
+	if err != nil {
+		return fail("%v", err)
+	}
+	mr, err := hex.DecodeString(spec.MREnclave)
+	if err != nil || len(mr) != 32 {
+		return fail("MRENCLAVE %q", spec.MREnclave)
+	}
+	att := attesttest.NewAttester(pki, hwNow)
+	att.Configure = func(b *sgxtest.Builder) { copy(b.ReportBody.MRENCLAVE[:], mr) }
+	cfg := server.DefaultConfig()
+	cfg.UntrustedAddr, cfg.AttestedAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.StateDir = spec.StateDir
+	cfg.Auth = server.AuthNone
+	cfg.SealingKeyFile = filepath.Join(spec.StateDir, "sealing.key")
+	if err := os.WriteFile(cfg.SealingKeyFile, bytes.Repeat([]byte{0x5a}, 32), 0o600); err != nil {
+		return fail("%v", err)
+	}
+	cfg.ShutdownTimeout = server.Duration(5 * time.Second)
+	cfg.Cluster, cfg.ClusterPeers, cfg.ClusterAddr = spec.Role, spec.Peers, "127.0.0.1:0"
+	cfg.ClusterPolicy, cfg.ClusterModelsDir = spec.Policy, spec.ModelsDir
+	cfg.ClusterJoinTimeout = server.Duration(5 * time.Second)
+	cfg.HostCert, cfg.HostKey = spec.HostCert, spec.HostKey
+	rt, err := engine.Open(engine.Options{})
+	if err != nil {
+		return fail("ONNX Runtime: %v", err)
+	}
+	srv, err := server.New(server.Options{
+		Config: cfg, Runtime: rt, Attester: att, Frontends: []server.Frontend{blindai06.New()},
+		Logger:          slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		ClusterTestRoot: pki.Root, ClusterNow: func() time.Time { return hwNow },
+	})
+	if err != nil {
+		return fail("could not start: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		return fail("could not serve: %v", err)
+	}
+	sum := sha256.Sum256(srv.AttestedCertificateDER())
+	ready, _ := json.Marshal(replicaReady{Untrusted: srv.UntrustedAddr(), Attested: srv.AttestedAddr(), Cluster: srv.ClusterAddr(), CertSHA256: hex.EncodeToString(sum[:])})
+	fmt.Printf("READY %s\n", ready)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	<-sig
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		return fail("shutdown: %v", err)
+	}
+	return 0
+}
+
+func writePKI(t *testing.T, pki *sgxtest.PKI, dir string) (certFile, keyFile string) {
+	t.Helper()
+	der, err := x509.MarshalECPrivateKey(pki.RootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "root.pem"), filepath.Join(dir, "root.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pki.Root.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func readPKI(certFile, keyFile string) (*sgxtest.PKI, error) {
+	read := func(path string) ([]byte, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			return nil, fmt.Errorf("%s: no PEM block", path)
+		}
+		return blk.Bytes, nil
+	}
+	c, err := read(certFile)
+	if err != nil {
+		return nil, err
+	}
+	k, err := read(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(c)
+	if err != nil {
+		return nil, err
+	}
+	key, err := x509.ParseECPrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return &sgxtest.PKI{Root: cert, RootKey: (*ecdsa.PrivateKey)(key)}, nil
+}
+
+// replica is a replica process.
+type replica struct {
+	replicaReady
+	cmd    *exec.Cmd
+	log    *lockedLog
+	exited chan struct{}
+}
+
+// startReplica starts this test binary as a replica and waits until it
+// serves. With wantFail, it waits for the process to exit instead and
+// returns its logs.
+func startReplica(t *testing.T, spec replicaSpec, wantFail bool) *replica {
+	t.Helper()
+	js, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), replicaEnv+"="+string(js))
+	r := &replica{cmd: cmd, log: &lockedLog{}, exited: make(chan struct{})}
+	cmd.Stderr = r.log
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if l, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
+				lines <- l
+			}
+		}
+		io.Copy(io.Discard, out)
+		cmd.Wait()
+		close(r.exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.exited:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-r.exited
+		}
+	})
+	select {
+	case l := <-lines:
+		if wantFail {
+			t.Fatalf("the replica serves, want it refused:\n%s", r.log.String())
+		}
+		if err := json.Unmarshal([]byte(l), &r.replicaReady); err != nil {
+			t.Fatal(err)
+		}
+	case <-r.exited:
+		if !wantFail {
+			t.Fatalf("the replica exited (%v):\n%s", cmd.ProcessState, r.log.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the replica did not start in 2 minutes:\n%s", r.log.String())
+	}
+	return r
+}
+
+// lockedLog collects a process's logs for the test to read.
 type lockedLog struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -49,19 +269,22 @@ func (l *lockedLog) String() string {
 	return l.b.String()
 }
 
-// TestClusterHardwareBehindLoadBalancer: three hardware-mode replicas
-// whose TEE is the synthetic SGX PKI (one bootstraps, two join, each
-// proving itself with a quote bound to the join connection) behind HAProxy.
-// Clients verify evidence against the policy through the balancer,
-// whichever replica answers; models uploaded through one connection run
-// and delete through others; a replica that stops abruptly loses no
-// acknowledged model; replicas with another MRENCLAVE are refused.
+// TestClusterHardwareBehindLoadBalancer: three hardware-mode replica
+// processes whose TEE is the synthetic SGX PKI (one bootstraps, two join,
+// each proving itself with a quote bound to the join connection) behind
+// HAProxy. Clients verify evidence against the policy through the
+// balancer, whichever replica answers; models uploaded through one
+// connection run and delete through others; a replica killed with SIGKILL
+// mid-load loses no acknowledged model and clients reconnect; replicas
+// with another MRENCLAVE are refused by their peers and never serve.
 func TestClusterHardwareBehindLoadBalancer(t *testing.T) {
+	testserver.Runtime(t) // the replicas need ONNX Runtime: skip or fail here, saying so
 	pki, err := sgxtest.NewPKI(hwNow)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	rootCert, rootKey := writePKI(t, pki, dir)
 	polFile := filepath.Join(dir, "policy.toml")
 	if err := os.WriteFile(polFile, []byte(attesttest.PolicyTOML(attesttest.MREnclave())), 0o600); err != nil {
 		t.Fatal(err)
@@ -71,37 +294,24 @@ func TestClusterHardwareBehindLoadBalancer(t *testing.T) {
 	if _, err := identity.GenerateHostCertificate(hostCert, hostKey); err != nil {
 		t.Fatal(err)
 	}
-	clusterCfg := func(role string, peers ...string) testserver.Option {
-		return func(c *server.Config) {
-			c.Cluster, c.ClusterPeers, c.ClusterAddr = role, peers, "127.0.0.1:0"
-			c.ClusterPolicy, c.ClusterModelsDir = polFile, shared
-			c.ClusterJoinTimeout = server.Duration(5 * time.Second)
-			c.HostCert, c.HostKey = hostCert, hostKey
-		}
+	mr := attesttest.MREnclave()
+	spec := func(role string, peers ...string) replicaSpec {
+		return replicaSpec{RootCert: rootCert, RootKey: rootKey, MREnclave: hex.EncodeToString(mr[:]), Role: role, Peers: peers,
+			Policy: polFile, ModelsDir: shared, HostCert: hostCert, HostKey: hostKey, StateDir: t.TempDir()}
 	}
-	setup := func(o *server.Options) {
-		o.ClusterTestRoot = pki.Root
-		o.ClusterNow = func() time.Time { return hwNow }
-	}
-	var logs [3]*lockedLog
-	var reps [3]*testserver.Server
-	for i := range reps {
-		logs[i] = &lockedLog{}
-		opt := clusterCfg(server.ClusterBootstrap)
-		if i > 0 {
-			opt = clusterCfg(server.ClusterJoin, reps[0].ClusterAddr())
-		}
-		reps[i] = testserver.StartHardwareWith(t, slog.New(slog.NewTextHandler(logs[i], nil)), attesttest.NewAttester(pki, hwNow), setup, opt)
-	}
+	r0 := startReplica(t, spec(server.ClusterBootstrap), false)
+	r1 := startReplica(t, spec(server.ClusterJoin, r0.Cluster), false)
+	r2 := startReplica(t, spec(server.ClusterJoin, r0.Cluster), false)
+	reps := []*replica{r0, r1, r2}
 	for _, r := range reps[1:] {
-		if !bytes.Equal(r.AttestedCertificateDER(), reps[0].AttestedCertificateDER()) {
-			t.Fatal("a joined replica serves another attested certificate")
+		if r.CertSHA256 != r0.CertSHA256 {
+			t.Fatalf("a joined replica serves another attested certificate: %s, want %s", r.CertSHA256, r0.CertSHA256)
 		}
 	}
 	var untr, att []string
 	for _, r := range reps {
-		untr = append(untr, r.UntrustedAddr)
-		att = append(att, r.AttestedAddr)
+		untr = append(untr, r.Untrusted)
+		att = append(att, r.Attested)
 	}
 	lbUntrusted, lbAttested := testserver.HAProxy(t, untr, att)
 	ctx := context.Background()
@@ -111,7 +321,7 @@ func TestClusterHardwareBehindLoadBalancer(t *testing.T) {
 		return client.Connect(cctx, lbUntrusted,
 			client.WithHostCertificateFile(hostCert),
 			client.WithAttestedPort(lbAttested),
-			client.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+			client.WithLogger(slog.New(slog.DiscardHandler)),
 			client.WithPolicy(attesttest.Policy(attesttest.MREnclave())),
 			client.WithTestRootCA(pki.Root),
 			client.WithTime(func() time.Time { return hwNow }),
@@ -146,7 +356,10 @@ func TestClusterHardwareBehindLoadBalancer(t *testing.T) {
 		}
 		return nil
 	}
-	const clients = 20
+
+	// Phase 1: every client uploads through one connection, runs through
+	// others, deletes through another and finds it gone through more.
+	const clients = 50
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for i := range clients {
@@ -174,7 +387,7 @@ func TestClusterHardwareBehindLoadBalancer(t *testing.T) {
 			if err == nil {
 				err = step(func(c *client.Client) error { return c.DeleteModel(ctx, id) })
 			}
-			for range 3 {
+			for range 2 {
 				if err == nil {
 					err = step(func(c *client.Client) error {
 						x, _ := input(i)
@@ -199,8 +412,8 @@ func TestClusterHardwareBehindLoadBalancer(t *testing.T) {
 		t.FailNow()
 	}
 	picked := 0
-	for _, l := range logs {
-		if strings.Contains(l.String(), "cluster: shared model added") {
+	for _, r := range reps {
+		if strings.Contains(r.log.String(), "cluster: shared model added") {
 			picked++
 		}
 	}
@@ -208,65 +421,116 @@ func TestClusterHardwareBehindLoadBalancer(t *testing.T) {
 		t.Fatalf("only %d replicas ran a model uploaded through another", picked)
 	}
 
-	// Acknowledged models survive a replica that stops abruptly (its
-	// connections cut, nothing flushed after the acknowledgements).
-	c, err := connect()
-	if err != nil {
+	// Phase 2: load through the balancer; r1 is killed with SIGKILL in
+	// the middle. Clients reconnect; no acknowledged model is lost.
+	var acked sync.Map
+	var failures atomic.Int64
+	stop := make(chan struct{})
+	var lw sync.WaitGroup
+	for i := range 8 {
+		lw.Add(1)
+		go func() {
+			defer lw.Done()
+			var c *client.Client
+			defer func() {
+				if c != nil {
+					c.Close()
+				}
+			}()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if c == nil {
+					var err error
+					if c, err = connect(); err != nil {
+						failures.Add(1)
+						time.Sleep(100 * time.Millisecond)
+						continue
+					}
+				}
+				id := fmt.Sprintf("load-%d-%d", i, n)
+				if _, err := c.UploadModel(ctx, mlp, client.WithModelID(id)); err != nil {
+					failures.Add(1)
+					c.Close()
+					c = nil
+					continue
+				}
+				acked.Store(id, i+n)
+				if err := check(c, id, i+n); err != nil {
+					if status.Code(err) == codes.Unknown {
+						t.Errorf("%s: %v", id, err)
+					}
+					failures.Add(1)
+					c.Close()
+					c = nil
+				}
+			}
+		}()
+	}
+	time.Sleep(3 * time.Second)
+	if err := r1.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 6 {
-		if _, err := c.UploadModel(ctx, mlp, client.WithModelID(fmt.Sprintf("keep-%d", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.Close()
-	cut, cancel := context.WithCancel(ctx)
-	cancel()
-	reps[1].Shutdown(cut)
-	time.Sleep(time.Second) // HAProxy's health check takes it out
-	for i := range 6 {
+	<-r1.exited
+	time.Sleep(3 * time.Second)
+	close(stop)
+	lw.Wait()
+	var checkers []*client.Client
+	for range 4 { // four connections, spread over the two replicas left
 		c, err := connect()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("connect after the kill: %v", err)
 		}
-		if err := check(c, fmt.Sprintf("keep-%d", i), i); err != nil {
-			t.Errorf("keep-%d after a replica stopped: %v", i, err)
-		}
-		c.Close()
+		defer c.Close()
+		checkers = append(checkers, c)
 	}
+	count := 0
+	var missing []string
+	acked.Range(func(k, v any) bool {
+		c := checkers[count%len(checkers)]
+		count++
+		if err := check(c, k.(string), v.(int)); err != nil {
+			missing = append(missing, fmt.Sprintf("%s: %v", k, err))
+		}
+		return true
+	})
+	if count < 8 {
+		t.Fatalf("only %d uploads were acknowledged under load", count)
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d acknowledged models are lost or wrong after the SIGKILL: %v", len(missing), count, missing[:min(5, len(missing))])
+	}
+	t.Logf("phase 2: %d models acknowledged, %d failed calls around the SIGKILL (reconnected)", count, failures.Load())
 
-	// A replica with another MRENCLAVE, held to a policy that accepts it,
-	// is refused by its peers and never serves.
+	// Phase 3: a replica with another MRENCLAVE is refused by its peers
+	// and never serves, whether its own policy accepts that measurement
+	// or is the cluster's.
 	otherMR := attesttest.MREnclave()
 	otherMR[0] ^= 0xff
 	otherPol := filepath.Join(dir, "other.toml")
-	os.WriteFile(otherPol, []byte(attesttest.PolicyTOML(otherMR)), 0o600)
-	other := attesttest.NewAttester(pki, hwNow)
-	other.Configure = func(b *sgxtest.Builder) { b.ReportBody.MRENCLAVE = otherMR }
-	for _, tc := range []struct {
-		name string
-		pol  string
-	}{{"other MRENCLAVE, other policy", otherPol}, {"other MRENCLAVE, the cluster's policy", polFile}} {
-		cfg, rt := testserver.Prepare(t, true, clusterCfg(server.ClusterJoin, reps[0].ClusterAddr(), reps[2].ClusterAddr()), func(c *server.Config) {
-			c.ClusterPolicy = tc.pol
-			c.ClusterJoinTimeout = server.Duration(2 * time.Second)
-		})
-		so := server.Options{Config: cfg, Runtime: rt, Attester: other, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		setup(&so)
-		srv, err := server.New(so)
-		if err == nil {
-			srv.Shutdown(ctx)
-			t.Fatalf("%s: the replica started", tc.name)
-		}
-		if tc.pol == otherPol && !errors.Is(err, cluster.ErrRefused) {
-			t.Fatalf("%s: %v, want a refusal", tc.name, err)
-		}
-		t.Logf("%s: %v", tc.name, err)
+	if err := os.WriteFile(otherPol, []byte(attesttest.PolicyTOML(otherMR)), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(logs[0].String(), "cluster join refused") {
-		t.Fatalf("the peer did not log the refusal:\n%s", logs[0].String())
+	for _, pol := range []string{otherPol, polFile} {
+		s := spec(server.ClusterJoin, r0.Cluster, r2.Cluster)
+		s.MREnclave, s.Policy = hex.EncodeToString(otherMR[:]), pol
+		bad := startReplica(t, s, true)
+		logs := bad.log.String()
+		if !strings.Contains(logs, "could not start") {
+			t.Fatalf("the replica with another MRENCLAVE (policy %s) did not say why it stopped:\n%s", filepath.Base(pol), logs)
+		}
+		if pol == otherPol && !strings.Contains(logs, cluster.ErrRefused.Error()) {
+			t.Fatalf("the replica with another MRENCLAVE and a policy that accepts it was not refused by its peers:\n%s", logs)
+		}
+		t.Logf("policy %s: %s", filepath.Base(pol), logs[strings.LastIndex(logs, "replica: could not start"):])
 	}
-	if !strings.Contains(logs[0].String(), "mr_enclave") {
-		t.Fatalf("the refusal does not say the measurement differs:\n%s", logs[0].String())
+	if !strings.Contains(r0.log.String(), "cluster join refused") {
+		t.Fatalf("the peer did not log the refusal:\n%s", r0.log.String())
+	}
+	if !strings.Contains(r0.log.String(), "mr_enclave") {
+		t.Fatalf("the refusal does not say the measurement differs:\n%s", r0.log.String())
 	}
 }

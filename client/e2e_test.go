@@ -440,6 +440,9 @@ func TestE2EConcurrentUse(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(replicaEnv); spec != "" {
+		os.Exit(runReplica(spec))
+	}
 	stop, ok := startExampleServer()
 	if !ok {
 		fmt.Fprintln(os.Stderr, "client examples: ONNX Runtime not found; the examples that need a server will fail (run scripts/setup-onnxruntime.sh)")

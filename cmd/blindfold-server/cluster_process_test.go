@@ -213,7 +213,7 @@ func TestClusterBehindLoadBalancer(t *testing.T) {
 
 	// Phase 1: every client uploads through one connection, runs through
 	// another, deletes through a third and finds it gone through a fourth.
-	const clients = 24
+	const clients = 50
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for i := range clients {
