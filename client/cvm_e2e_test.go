@@ -8,10 +8,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/snp"
@@ -23,6 +27,7 @@ import (
 	"github.com/blindfold-ai/blindfold/internal/testserver"
 	"github.com/blindfold-ai/blindfold/policy"
 	"github.com/blindfold-ai/blindfold/proof"
+	"github.com/blindfold-ai/blindfold/server"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 
@@ -222,4 +227,52 @@ allow_debug = false
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestTDXWithoutSealingKey: a TDX guest has no sealing key of its own.
+// Without sealing_key_file the server serves, keeps models in memory only,
+// and refuses, before reading the model, every upload that asks to save
+// it, saying why and what to set.
+func TestTDXWithoutSealingKey(t *testing.T) {
+	pki, err := tdxtest.NewPKI(hwNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := tsm.New(pki.TSM(hwNow, nil), tdxtest.Source{PKI: pki, Now: hwNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.StartHardware(t, iss, func(c *server.Config) {
+		c.TEE, c.PCCSURL, c.SealingKeyFile = server.TEETDX, "https://pccs.invalid", ""
+	})
+	reg, err := verifier.ForPolicy(tdxPolicy(t, tdxtest.MRTD()), verifier.Options{Now: func() time.Time { return hwNow }, TDXTestRoot: pki.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Connect(ctx, srv.UntrustedAddr, client.WithHostCertificateFile(srv.HostCertPEM), client.WithAttestedPort(attestedPort(t, srv)),
+		client.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), client.WithVerifiers(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	model := testserver.Model(t, "mlp.onnx")
+	_, err = c.UploadModel(ctx, model, client.WithModelID("kept"), client.SaveModel())
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "sealing_key_file") {
+		t.Fatalf("saving upload: %v, want FAILED_PRECONDITION naming sealing_key_file", err)
+	}
+	if n, _ := srv.Usage(); n != 0 {
+		t.Fatalf("the server holds %d models after a refused saving upload", n)
+	}
+	if _, err := c.UploadModel(ctx, model, client.WithModelID("in-memory")); err != nil {
+		t.Fatalf("upload without saving: %v", err)
+	}
+	x, _ := tensor.New("x", []int64{2, 4}, []float32{1, 2, 3, 4, 5, 6, 7, 8})
+	if _, err := c.Run(ctx, "in-memory", []tensor.Tensor{x}); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if entries, err := os.ReadDir(filepath.Join(srv.Config.StateDir, "models")); err == nil && len(entries) != 0 {
+		t.Fatalf("the state folder holds %d sealed files", len(entries))
+	}
 }

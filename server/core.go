@@ -177,6 +177,9 @@ func (c *Core) Upload(ctx context.Context, subject string, spec UploadSpec, fill
 	} else if err := checkModelID(id); err != nil {
 		return nil, err
 	}
+	if spec.Save && s.sealer == nil {
+		return nil, errorf(codes.FailedPrecondition, "this server cannot save models: %v; upload without saving to keep the model in memory only", errNoCVMSealingKey)
+	}
 	// The id is this upload's until it ends: nobody else can upload, run or
 	// delete under it meanwhile, so the sealed copy below can be written
 	// before the model becomes visible.

@@ -80,11 +80,11 @@ func newCVMIssuer(cfg Config, log *slog.Logger) (attest.Issuer, error) {
 }
 
 // errNoCVMSealingKey is returned by cvmSealingKey on TDX without a key.
-var errNoCVMSealingKey = errors.New("a TDX guest has no sealing key of its own: set sealing_key_file to a key that your key broker releases to this TD after verifying its quote (see docs/cvm.md); without one the server does not start, so that no model is ever saved under a key the host could know")
+var errNoCVMSealingKey = errors.New("a TDX guest has no sealing key of its own, and no sealing_key_file is set (a key that your key broker releases to this TD after verifying its quote; see docs/cvm.md); without one no model is saved, so that none is ever sealed under a key the host could know")
 
 // cvmSealingKey returns the sealing key of a confidential VM that has no
 // sealing_key_file: SEV-SNP's MSG_KEY_REQ derived key; on TDX there is
-// none, and the server refuses to start.
+// none (errNoCVMSealingKey), and the server refuses to save models.
 func (s *Server) cvmSealingKey() ([]byte, error) {
 	if s.cfg.TEE != TEESNP {
 		return nil, fmt.Errorf("server: %w", errNoCVMSealingKey)

@@ -41,7 +41,6 @@ func TestHardwareModeFailsClosed(t *testing.T) {
 		{"tdx without pccs_url", func(c *server.Config) { c.TEE = server.TEETDX }, false, "pccs_url"},
 		{"cvm tee with simulation", func(c *server.Config) { c.TEE = server.TEESNP; c.Simulation = true }, false, "exclude each other"},
 		{"cvm tee outside a confidential VM", func(c *server.Config) { c.TEE = server.TEESNP }, false, "configfs-tsm"},
-		{"tdx without a sealing key", func(c *server.Config) { c.TEE = server.TEETDX; c.PCCSURL = "https://pccs.invalid" }, true, "sealing_key_file"},
 		{"tee without pccs_url", func(c *server.Config) { c.TEE = server.TEESGXGramine }, false, "pccs_url"},
 		{"tee with simulation", func(c *server.Config) { c.TEE = server.TEESGXGramine; c.Simulation = true; c.PCCSURL = "https://pccs" }, false, "exclude each other"},
 		{"tee outside Gramine", func(c *server.Config) {

@@ -180,15 +180,21 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 		key, err := s.sealingKey()
-		if err != nil {
+		switch {
+		case errors.Is(err, errNoCVMSealingKey):
+			// No key: the server runs, keeps models in memory only and
+			// refuses every upload that asks to save (s.sealer stays nil).
+			s.log.Warn("saving models is refused: " + errNoCVMSealingKey.Error())
+		case err != nil:
 			return nil, err
+		default:
+			s.sealer, err = store.NewSealer(filepath.Join(cfg.StateDir, "models"), key)
+			clear(key)
+			if err != nil {
+				return nil, fmt.Errorf("server: %w", err)
+			}
+			s.loadSealed()
 		}
-		s.sealer, err = store.NewSealer(filepath.Join(cfg.StateDir, "models"), key)
-		clear(key)
-		if err != nil {
-			return nil, fmt.Errorf("server: %w", err)
-		}
-		s.loadSealed()
 	}
 	s.untrusted = s.newGRPCServer(&tls.Config{
 		Certificates: []tls.Certificate{s.hostTLS},
