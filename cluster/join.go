@@ -273,7 +273,7 @@ func JoinAddr(ctx context.Context, addr string, att Attestor) (*Identity, error)
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, &unreachableError{err}
 	}
 	defer raw.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -283,7 +283,7 @@ func JoinAddr(ctx context.Context, addr string, att Attestor) (*Identity, error)
 	// bound to this connection's exporter, is.
 	c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, ServerName: identity.ServerName})
 	if err := c.HandshakeContext(ctx); err != nil {
-		return nil, err
+		return nil, &unreachableError{err}
 	}
 	exp, err := exporter(c)
 	if err != nil {
@@ -299,11 +299,11 @@ func JoinAddr(ctx context.Context, addr string, att Attestor) (*Identity, error)
 		return nil, err
 	}
 	if err := writeMsg(c, hello{Version: protocolVersion, Ephemeral: pub, Proof: proof}); err != nil {
-		return nil, err
+		return nil, &unreachableError{err}
 	}
 	var w welcome
 	if err := readMsg(c, &w); err != nil {
-		return nil, err
+		return nil, &unreachableError{err}
 	}
 	if w.Refused != "" {
 		return nil, fmt.Errorf("%w: the peer refused this replica: %s", ErrRefused, w.Refused)
@@ -332,11 +332,25 @@ func JoinAddr(ctx context.Context, addr string, att Attestor) (*Identity, error)
 	return unmarshalIdentity(plain)
 }
 
+// ErrNoPeerAnswered is wrapped by Join's error when no peer answered a
+// join at all (none reachable, or none that completed the protocol's
+// first exchange): unlike a refusal, it says that no replica holding the
+// identity could be found.
+var ErrNoPeerAnswered = errors.New("no peer answered")
+
+// unreachableError is a join that failed before the peer answered:
+// connection, TLS handshake, or the peer's reply that never came.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
 // Join takes the cluster identity from the first of peers that hands it
 // over, trying them in turn (each name may resolve to several addresses,
 // as a Kubernetes headless service does) until ctx ends. A peer that
 // refuses this replica, or that does not prove itself, counts as a
-// failure; the error of the last try is returned.
+// failure; the error of the last try is returned, wrapping
+// ErrNoPeerAnswered when no peer ever answered.
 func Join(ctx context.Context, peers []string, att Attestor, log *slog.Logger) (*Identity, error) {
 	if log == nil {
 		log = slog.Default()
@@ -345,12 +359,17 @@ func Join(ctx context.Context, peers []string, att Attestor, log *slog.Logger) (
 		return nil, errors.New("cluster: no peers to join")
 	}
 	var last error
+	answered := false
 	for {
 		for _, addr := range expand(ctx, peers) {
 			id, err := JoinAddr(ctx, addr, att)
 			if err == nil {
 				log.Info("joined the cluster", "peer", addr, "attested_cert_sha256", identity.Fingerprint(id.Attested.DER))
 				return id, nil
+			}
+			var u *unreachableError
+			if !errors.As(err, &u) {
+				answered = true
 			}
 			last = fmt.Errorf("%s: %w", addr, err)
 			log.Warn("cluster join failed", "peer", addr, "err", err)
@@ -359,6 +378,9 @@ func Join(ctx context.Context, peers []string, att Attestor, log *slog.Logger) (
 		case <-ctx.Done():
 			if last == nil {
 				last = ctx.Err()
+			}
+			if !answered {
+				return nil, fmt.Errorf("cluster: could not join any peer: %w: %w", ErrNoPeerAnswered, last)
 			}
 			return nil, fmt.Errorf("cluster: could not join any peer: %w", last)
 		case <-time.After(time.Second):

@@ -71,8 +71,52 @@ func TestJoinRefusedWithAnotherSecret(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	if _, err := Join(ctx, []string{addr}, sim(t, "another-secret-0123456789"), nil); !errors.Is(err, ErrRefused) {
-		t.Fatalf("Join: %v; want ErrRefused", err)
+	if _, err := Join(ctx, []string{addr}, sim(t, "another-secret-0123456789"), nil); !errors.Is(err, ErrRefused) || errors.Is(err, ErrNoPeerAnswered) {
+		t.Fatalf("Join: %v; want ErrRefused, and not ErrNoPeerAnswered (a peer that refuses has answered)", err)
+	}
+}
+
+// TestJoinNoPeerAnswered: Join says ErrNoPeerAnswered only when no peer
+// answered at all (nothing listening, or a listener that is not a peer),
+// which is what lets a join-or-bootstrap replica bootstrap.
+func TestJoinNoPeerAnswered(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := closed.Addr().String()
+	closed.Close()
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, then hangs up without TLS
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	_, err = Join(ctx, []string{nobody, silent.Addr().String()}, sim(t, "0123456789abcdef-secret"), nil)
+	if !errors.Is(err, ErrNoPeerAnswered) {
+		t.Fatalf("Join with no peer: %v; want ErrNoPeerAnswered", err)
+	}
+	// One answering peer among unreachable ones: no longer "no peer".
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing := startPeer(t, id, sim(t, "0123456789abcdef-secret"))
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel2()
+	_, err = Join(ctx2, []string{nobody, refusing}, sim(t, "another-secret-0123456789"), nil)
+	if errors.Is(err, ErrNoPeerAnswered) || !errors.Is(err, ErrRefused) {
+		t.Fatalf("Join with a refusing peer: %v; want ErrRefused only", err)
 	}
 }
 

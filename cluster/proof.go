@@ -13,6 +13,7 @@ import (
 
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
+	sgxabi "github.com/blindfold-ai/blindfold/attest/sgx/abi"
 	"github.com/blindfold-ai/blindfold/policy"
 )
 
@@ -110,7 +111,8 @@ type SGX struct {
 type SGXOptions struct {
 	// Attester makes this replica's evidence.
 	Attester attest.Issuer
-	// PolicyFile is the cluster policy's TOML text (policy.toml).
+	// PolicyFile is the cluster policy's TOML text (policy.toml). SGX keys
+	// without mr_enclave or mr_signer pin this replica's own MRENCLAVE.
 	PolicyFile []byte
 	// TestRoot replaces the Intel SGX Root CA. FOR TESTS ONLY.
 	TestRoot *x509.Certificate
@@ -126,23 +128,30 @@ func NewSGX(ctx context.Context, o SGXOptions) (*SGX, error) {
 	if o.Attester == nil {
 		return nil, errors.New("cluster: no evidence provider")
 	}
-	pol, err := policy.Parse(o.PolicyFile)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: policy: %w", err)
-	}
-	if !pol.HasSGX() {
-		return nil, errors.New("cluster: the cluster policy holds no SGX measurement (mr_enclave or mr_signer)")
-	}
-	v, err := sgx.NewVerifier(pol, sgx.Options{Now: o.Now, TestRoot: o.TestRoot})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	s := &SGX{att: o.Attester, verifier: v, policyHash: sha256.Sum256(o.PolicyFile)}
+	s := &SGX{att: o.Attester, policyHash: sha256.Sum256(o.PolicyFile)}
 	var rd [64]byte
 	copy(rd[:], "blindfold cluster self-check")
 	p, err := s.Prove(ctx, rd)
 	if err != nil {
 		return nil, err
+	}
+	// A cluster policy measured into the enclave cannot hold the enclave's
+	// own MRENCLAVE: one without a measurement pins this replica's, read
+	// from its own quote (which the verification below then checks in
+	// full against the rest of the policy).
+	q, err := sgxabi.ParseQuote(p.Evidence.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: this replica's own quote: %w", err)
+	}
+	pol, err := policy.ParseForEnclave(o.PolicyFile, q.ReportBody.MRENCLAVE)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: policy: %w", err)
+	}
+	if !pol.HasSGX() {
+		return nil, errors.New("cluster: the cluster policy accepts no SGX enclave")
+	}
+	if s.verifier, err = sgx.NewVerifier(pol, sgx.Options{Now: o.Now, TestRoot: o.TestRoot}); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	res, err := s.verify(p, rd)
 	if err != nil {

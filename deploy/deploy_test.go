@@ -3,12 +3,16 @@
 package deploy
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/blindfold-ai/blindfold/attest/sgx"
+	"github.com/blindfold-ai/blindfold/policy"
 )
 
 // render substitutes the template's Jinja-style placeholders with test
@@ -42,7 +46,7 @@ func TestManifestTemplate(t *testing.T) {
 	text := render(t, string(b), map[string]string{
 		"log_level": "error", "gramine.libos": "/usr/lib/x86_64-linux-gnu/gramine/libsysdb.so",
 		"gramine.runtimedir()": "/usr/lib/x86_64-linux-gnu/gramine/runtime/glibc", "arch_libdir": "/lib/x86_64-linux-gnu",
-		"blindfold_dir": "/opt/blindfold", "state_dir": "/var/lib/blindfold", "enclave_size": "8G",
+		"blindfold_dir": "/opt/blindfold", "state_dir": "/var/lib/blindfold", "shared_dir": "/srv/blindfold-shared", "enclave_size": "8G",
 		"max_threads": "128", "go_max_procs": "8", "isvprodid": "1", "isvsvn": "1",
 	})
 	var m struct {
@@ -50,8 +54,8 @@ func TestManifestTemplate(t *testing.T) {
 			Entrypoint string `toml:"entrypoint"`
 		} `toml:"libos"`
 		Loader struct {
-			Argv []string          `toml:"argv"`
-			Env  map[string]string `toml:"env"`
+			Argv []string       `toml:"argv"`
+			Env  map[string]any `toml:"env"`
 		} `toml:"loader"`
 		FS struct {
 			Mounts []map[string]string `toml:"mounts"`
@@ -80,6 +84,7 @@ func TestManifestTemplate(t *testing.T) {
 		{"the server binary is trusted", contains(m.SGX.TrustedFiles, "file:/opt/blindfold/blindfold-server")},
 		{"ONNX Runtime is trusted", contains(m.SGX.TrustedFiles, "file:/opt/blindfold/lib/libonnxruntime.so.1")},
 		{"the configuration is trusted", contains(m.SGX.TrustedFiles, "file:/opt/blindfold/blindfold.toml")},
+		{"the cluster policy is trusted", contains(m.SGX.TrustedFiles, "file:/opt/blindfold/cluster-policy.toml")},
 		{"the configuration is given by the manifest", strings.Join(m.Loader.Argv, " ") == "blindfold-server --config /blindfold/blindfold.toml"},
 		{"ONNX Runtime path in the environment", m.Loader.Env["BLINDFOLD_ONNXRUNTIME_LIB"] == "/blindfold/lib/libonnxruntime.so.1"},
 		{"the binary is not an allowed (unmeasured) file", !contains(m.SGX.AllowedFiles, "file:/opt/blindfold/blindfold-server")},
@@ -88,6 +93,20 @@ func TestManifestTemplate(t *testing.T) {
 		if !c.ok {
 			t.Errorf("manifest: %s", c.what)
 		}
+	}
+	// The host passes exactly one variable in: the cluster role, which
+	// cannot weaken anything (see the manifest's comment). Any other value
+	// is fixed by the manifest.
+	for k, v := range m.Loader.Env {
+		if _, fixed := v.(string); fixed {
+			continue
+		}
+		if k != "BLINDFOLD_CLUSTER" || fmt.Sprint(v) != "map[passthrough:true]" {
+			t.Errorf("loader.env.%s = %v: only BLINDFOLD_CLUSTER may come from the host", k, v)
+		}
+	}
+	if _, ok := m.Loader.Env["BLINDFOLD_CLUSTER"]; !ok {
+		t.Error("loader.env.BLINDFOLD_CLUSTER is not passed through: Kubernetes cannot give replicas their cluster role")
 	}
 	cfg, err := os.ReadFile("gramine/blindfold.toml")
 	if err != nil {
@@ -103,7 +122,7 @@ func TestManifestTemplate(t *testing.T) {
 	// host files, nothing secret. A new entry must be a deliberate change.
 	wantAllowed := []string{
 		"file:/etc/nsswitch.conf", "file:/etc/hosts", "file:/etc/resolv.conf", "file:/etc/ssl/certs/",
-		"file:/var/lib/blindfold/",
+		"file:/var/lib/blindfold/", "file:/srv/blindfold-shared/",
 	}
 	if strings.Join(m.SGX.AllowedFiles, " ") != strings.Join(wantAllowed, " ") {
 		t.Errorf("sgx.allowed_files = %q, want exactly %q", m.SGX.AllowedFiles, wantAllowed)
@@ -144,4 +163,36 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestClusterPolicy: the measured cluster policy names no measurement (it
+// cannot hold its own enclave's), pins the enclave's own MRENCLAVE when read
+// for a cluster, refuses debug enclaves, and accepts exactly the TCB
+// statuses and advisories of the client policy written for this build.
+func TestClusterPolicy(t *testing.T) {
+	b, err := os.ReadFile("gramine/cluster-policy.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policy.Parse(b); err == nil {
+		t.Error("gramine/cluster-policy.toml parses as a complete policy: it must not name a measurement")
+	}
+	var mr [32]byte
+	mr[0] = 0xab
+	p, err := policy.ParseForEnclave(b, mr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.MREnclave == nil || *p.MREnclave != mr || p.MRSigner != nil || p.AllowDebug || p.BlindAI05 {
+		t.Fatalf("cluster policy %+v: want the given MRENCLAVE only, debug refused", p)
+	}
+	if p.AttributesMaskFlags&2 == 0 || p.AttributesFlags&2 != 0 {
+		t.Error("the cluster policy does not check that DEBUG is off")
+	}
+	// The client policy that `policy from-sigstruct` writes (its TCB rules
+	// do not depend on the SIGSTRUCT).
+	client := &policy.Policy{AcceptedTCBStatuses: []sgx.TCBStatus{sgx.UpToDate, sgx.SWHardeningNeeded}, AcceptedAdvisoryIDs: policy.BuildMitigatedAdvisoryIDs}
+	if fmt.Sprint(p.AcceptedTCBStatuses) != fmt.Sprint(client.AcceptedTCBStatuses) || fmt.Sprint(p.AcceptedAdvisoryIDs) != fmt.Sprint(client.AcceptedAdvisoryIDs) {
+		t.Errorf("cluster policy accepts %v with %v; the build's client policy %v with %v", p.AcceptedTCBStatuses, p.AcceptedAdvisoryIDs, client.AcceptedTCBStatuses, client.AcceptedAdvisoryIDs)
+	}
 }

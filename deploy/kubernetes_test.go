@@ -28,6 +28,7 @@ type manifests struct {
 	statefulSets []*appsv1.StatefulSet
 	services     []*corev1.Service
 	pdbs         []*policyv1.PodDisruptionBudget
+	claims       []*corev1.PersistentVolumeClaim
 }
 
 // decodeStrict parses one YAML document into the k8s.io/api type of its
@@ -45,6 +46,9 @@ func decodeStrict(doc []byte, m *manifests) error {
 	case "v1 Service":
 		o := &corev1.Service{}
 		m.services, obj = append(m.services, o), o
+	case "v1 PersistentVolumeClaim":
+		o := &corev1.PersistentVolumeClaim{}
+		m.claims, obj = append(m.claims, o), o
 	case "policy/v1 PodDisruptionBudget":
 		o := &policyv1.PodDisruptionBudget{}
 		m.pdbs, obj = append(m.pdbs, o), o
@@ -263,16 +267,94 @@ func TestKubernetesManifests(t *testing.T) {
 	if headless == nil || clients == nil {
 		t.Fatal("want a headless Service for peers and a Service for clients")
 	}
-	if clients.Spec.SessionAffinity != corev1.ServiceAffinityClientIP {
-		t.Errorf("client Service %s: sessionAffinity %q, want ClientIP (a client's two ports must reach one replica)", clients.Name, clients.Spec.SessionAffinity)
+	if clients.Spec.SessionAffinity != corev1.ServiceAffinityNone {
+		t.Errorf("client Service %s: sessionAffinity %q, want None (the replicas share one identity, so connections may spread)", clients.Name, clients.Spec.SessionAffinity)
 	}
 	if ss.Spec.ServiceName != headless.Name {
 		t.Errorf("StatefulSet serviceName %q is not the headless Service %q", ss.Spec.ServiceName, headless.Name)
 	}
+	checkCluster(t, m, cfg, ss, c, headless, clients, named)
 	if len(m.pdbs) != 1 || m.pdbs[0].Spec.Selector == nil || !selects(m.pdbs[0].Spec.Selector.MatchLabels, podLabels) {
 		t.Error("want one PodDisruptionBudget selecting the pods")
 	} else if p := m.pdbs[0].Spec; p.MaxUnavailable == nil && p.MinAvailable == nil {
 		t.Error("PodDisruptionBudget sets neither maxUnavailable nor minAvailable")
+	}
+}
+
+// checkCluster checks that the replicas form one cluster: the role each
+// pod gets, the peer port and Service, the shared models volume, and that
+// the image's settings with each role are valid.
+func checkCluster(t *testing.T, m *manifests, cfg server.Config, ss *appsv1.StatefulSet, c corev1.Container, headless, clients *corev1.Service, named map[string]int32) {
+	t.Helper()
+	peer := portOf(t, "cluster_addr", cfg.ClusterAddr)
+	if named["peer"] != peer {
+		t.Errorf("container port \"peer\" = %d, cluster_addr says %d", named["peer"], peer)
+	}
+	hasPort := func(s *corev1.Service) bool {
+		for _, p := range s.Spec.Ports {
+			if p.Port == peer && resolvePort(p.TargetPort, named) == peer {
+				return true
+			}
+		}
+		return false
+	}
+	if !hasPort(headless) {
+		t.Errorf("the headless Service %s does not publish the peer port %d", headless.Name, peer)
+	}
+	if hasPort(clients) {
+		t.Errorf("the clients' Service %s exposes the peer port %d: only replicas need it", clients.Name, peer)
+	}
+	if want := fmt.Sprintf("%s:%d", headless.Name, peer); len(cfg.ClusterPeers) != 1 || cfg.ClusterPeers[0] != want {
+		t.Errorf("cluster_peers = %q, want [%q] (the headless Service)", cfg.ClusterPeers, want)
+	}
+	// blindfold-0 may bootstrap when no peer answers; the others only
+	// join; pods start in order, so blindfold-0 is first.
+	script := strings.Join(append(append([]string{}, c.Command...), c.Args...), " ")
+	for _, want := range []string{`*-0) export BLINDFOLD_CLUSTER=join-or-bootstrap`, `*) export BLINDFOLD_CLUSTER=join`, "exec gramine-sgx blindfold-server"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("the container does not run %q: %s", want, script)
+		}
+	}
+	if ss.Spec.PodManagementPolicy != appsv1.OrderedReadyPodManagement {
+		t.Errorf("podManagementPolicy %q: want OrderedReady, so that blindfold-0 bootstraps before the others join", ss.Spec.PodManagementPolicy)
+	}
+	for _, role := range []string{server.ClusterJoin, server.ClusterJoinOrBootstrap} {
+		env := func(k string) (string, bool) {
+			if k == "BLINDFOLD_CLUSTER" {
+				return role, true
+			}
+			return "", false
+		}
+		if _, err := server.LoadConfig("gramine/blindfold.toml", env); err != nil {
+			t.Errorf("the image's settings with BLINDFOLD_CLUSTER=%s: %v", role, err)
+		}
+	}
+	// The shared models: one ReadWriteMany claim, mounted where the
+	// enclave's cluster_models_dir comes from.
+	if cfg.ClusterModelsDir != "/blindfold/shared" {
+		t.Errorf("cluster_models_dir = %q, want the manifest's /blindfold/shared mount", cfg.ClusterModelsDir)
+	}
+	var claim *corev1.PersistentVolumeClaim
+	for _, pvc := range m.claims {
+		claim = pvc
+	}
+	if len(m.claims) != 1 || len(claim.Spec.AccessModes) != 1 || claim.Spec.AccessModes[0] != corev1.ReadWriteMany {
+		t.Fatalf("want one ReadWriteMany PersistentVolumeClaim for the shared models, have %d", len(m.claims))
+	}
+	vol := ""
+	for _, v := range ss.Spec.Template.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == claim.Name {
+			vol = v.Name
+		}
+	}
+	mounted := false
+	for _, vm := range c.VolumeMounts {
+		if vm.Name == vol && vm.MountPath == "/blindfold-enclave/shared" && !vm.ReadOnly {
+			mounted = true
+		}
+	}
+	if vol == "" || !mounted {
+		t.Errorf("the claim %s is not mounted read-write at /blindfold-enclave/shared (the host side of the enclave's /blindfold/shared)", claim.Name)
 	}
 }
 

@@ -271,7 +271,18 @@ var blindfoldKeys = []string{"mr_signer", "isv_prod_id", "min_isv_svn", "accepte
 // the top level and no other section is a BlindAI 0.5 policy
 // (Policy.BlindAI05); with [sgx], [tdx] or [snp] it is a Blindfold policy,
 // with Blindfold's stricter defaults. The result passes Validate.
-func Parse(data []byte) (*Policy, error) {
+func Parse(data []byte) (*Policy, error) { return parse(data, nil) }
+
+// ParseForEnclave parses policy.toml text as Parse does, except that SGX
+// keys (top level or [sgx]) without mr_enclave or mr_signer pin mrEnclave. It is for policies written before the enclave is
+// measured, such as a cluster policy measured into the enclave itself,
+// whose own MRENCLAVE it cannot contain; the caller passes the
+// measurement it already trusts (its own).
+func ParseForEnclave(data []byte, mrEnclave [32]byte) (*Policy, error) {
+	return parse(data, &mrEnclave)
+}
+
+func parse(data []byte, mrEnclave *[32]byte) (*Policy, error) {
 	var f file
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)
 	if err != nil {
@@ -304,11 +315,11 @@ func Parse(data []byte) (*Policy, error) {
 		if blindAI && (f.TDX != nil || f.SNP != nil) {
 			blindAI = false
 		}
-		if err := p.parseSGX(&f.sgxFile, blindAI, ""); err != nil {
+		if err := p.parseSGX(&f.sgxFile, blindAI, "", mrEnclave); err != nil {
 			return nil, err
 		}
 	case f.SGX != nil:
-		if err := p.parseSGX(f.SGX, false, "sgx."); err != nil {
+		if err := p.parseSGX(f.SGX, false, "sgx.", mrEnclave); err != nil {
 			return nil, err
 		}
 	}
@@ -337,11 +348,16 @@ func Parse(data []byte) (*Policy, error) {
 
 // parseSGX parses the SGX keys of f into p; blindAI marks BlindAI 0.5's
 // format (top-level keys only, none of Blindfold's); prefix names the
-// section in errors.
-func (p *Policy) parseSGX(f *sgxFile, blindAI bool, prefix string) error {
+// section in errors; mrEnclave, when not nil, is pinned when f names no
+// measurement.
+func (p *Policy) parseSGX(f *sgxFile, blindAI bool, prefix string, mrEnclave *[32]byte) error {
 	var err error
 	if f.MREnclave == nil && f.MRSigner == nil {
-		return invalid("%sneither mr_enclave nor mr_signer is set: give at least one", prefix)
+		if mrEnclave == nil {
+			return invalid("%sneither mr_enclave nor mr_signer is set: give at least one", prefix)
+		}
+		m := *mrEnclave
+		p.MREnclave = &m
 	}
 	if f.MREnclave != nil {
 		if p.MREnclave, err = parseHash(prefix+"mr_enclave", *f.MREnclave); err != nil {

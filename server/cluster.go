@@ -120,6 +120,17 @@ func (s *Server) startCluster(opts Options) (*cluster.Identity, error) {
 		if id, err = cluster.Join(ctx, s.cfg.ClusterPeers, att, s.log); err != nil {
 			return nil, fmt.Errorf("server: this replica could not join its cluster and does not serve (set cluster = \"bootstrap\" to start a new cluster): %w", err)
 		}
+	case ClusterJoinOrBootstrap:
+		id, err = cluster.Join(ctx, s.cfg.ClusterPeers, att, s.log)
+		switch {
+		case errors.Is(err, cluster.ErrNoPeerAnswered):
+			if id, err = cluster.NewIdentity(); err != nil {
+				return nil, err
+			}
+			s.log.Warn("no peer answered for cluster_join_timeout: bootstrapped a NEW cluster identity (cluster = \"join-or-bootstrap\"); replicas of another cluster cannot read the models it seals", "cluster_join_timeout", time.Duration(s.cfg.ClusterJoinTimeout).String())
+		case err != nil:
+			return nil, fmt.Errorf("server: this replica could not join its cluster and does not serve (a peer answered, so it does not bootstrap): %w", err)
+		}
 	}
 	peer, err := cluster.NewPeer(id, att, s.log)
 	if err != nil {

@@ -513,7 +513,7 @@ type Setting struct {
 }
 
 var settingUsage = map[string]string{
-	"cluster":                    "replica of a cluster with one attested identity: bootstrap (make a new one) or join (take it from cluster_peers); empty: a lone server",
+	"cluster":                    "replica of a cluster with one attested identity: bootstrap (make a new one), join (take it from cluster_peers), or join-or-bootstrap (join, or bootstrap when no peer answers at all: for one replica of a set); empty: a lone server",
 	"cluster_addr":               "listen address of the peer port, where joiners that satisfy the cluster policy get the cluster identity",
 	"cluster_peers":              "comma-separated peer ports (host:port) a joining replica tries; a name may resolve to several replicas",
 	"cluster_inherit":            "bootstrap only: comma-separated peer ports of an old cluster whose model-sealing key the new identity keeps (key rotation)",
@@ -1013,6 +1013,13 @@ func PrepareWorkDir(c *Config) (string, error) {
 const (
 	ClusterBootstrap = "bootstrap"
 	ClusterJoin      = "join"
+	// ClusterJoinOrBootstrap joins like ClusterJoin, and bootstraps a new
+	// identity only when no peer answered at all for cluster_join_timeout
+	// (never after a refusal). Give it to ONE replica of a set, such as
+	// the first pod of a StatefulSet (deploy/kubernetes), so that a set
+	// started from nothing forms one cluster and a restarted first
+	// replica rejoins the others.
+	ClusterJoinOrBootstrap = "join-or-bootstrap"
 )
 
 // validateCluster checks the cluster settings.
@@ -1020,9 +1027,9 @@ func (c *Config) validateCluster(bad func(key, format string, args ...any)) {
 	switch c.Cluster {
 	case "":
 		return
-	case ClusterBootstrap, ClusterJoin:
+	case ClusterBootstrap, ClusterJoin, ClusterJoinOrBootstrap:
 	default:
-		bad("cluster", "%q is not one of %q, %q (or empty)", c.Cluster, ClusterBootstrap, ClusterJoin)
+		bad("cluster", "%q is not one of %q, %q, %q (or empty)", c.Cluster, ClusterBootstrap, ClusterJoin, ClusterJoinOrBootstrap)
 		return
 	}
 	if c.ClusterAddr == "" {
@@ -1031,7 +1038,7 @@ func (c *Config) validateCluster(bad func(key, format string, args ...any)) {
 	if c.ClusterModelsDir == "" {
 		bad("cluster_models_dir", "cluster = %q needs the shared folder that holds the cluster's models", c.Cluster)
 	}
-	if c.Cluster == ClusterJoin && len(c.ClusterPeers) == 0 {
+	if c.Cluster != ClusterBootstrap && len(c.ClusterPeers) == 0 {
 		bad("cluster_peers", "cluster = %q needs at least one peer to join", c.Cluster)
 	}
 	if c.Cluster != ClusterBootstrap && len(c.ClusterInherit) > 0 {

@@ -527,3 +527,46 @@ func TestClusterKeyRotation(t *testing.T) {
 	}
 	t.Logf("rotation: %d runs succeeded, %d failed (retried)", ok.Load(), failed.Load())
 }
+
+// TestClusterJoinOrBootstrap: cluster = "join-or-bootstrap" (the first pod
+// of the Kubernetes StatefulSet) bootstraps only when no peer answers at
+// all, joins when one does, and never bootstraps after a refusal.
+func TestClusterJoinOrBootstrap(t *testing.T) {
+	bin := buildServer(t)
+	shared := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "join.secret")
+	if err := os.WriteFile(secret, []byte("cluster-test-join-secret-0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := func(peers, secretFile string) []string {
+		return []string{"--cluster", "join-or-bootstrap", "--cluster-peers", peers, "--cluster-join-timeout", "2s",
+			"--cluster-models-dir", shared, "--cluster-secret-file", secretFile, "--cluster-addr", "127.0.0.1:0"}
+	}
+	// Nobody answers (as when the headless service names only this pod):
+	// it bootstraps.
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	r0 := startProc(t, bin, t.TempDir(), args(dead, secret)...)
+	if !strings.Contains(r0.logs(), "no peer answered") || !strings.Contains(r0.logs(), "bootstrapped a NEW cluster identity") {
+		t.Fatalf("the first replica did not say it bootstrapped because no peer answered:\n%s", r0.logs())
+	}
+	// A peer answers: it joins (a restarted first pod rejoins the others).
+	r1 := startProc(t, bin, t.TempDir(), args(dead+","+peerAddr(t, r0), secret)...)
+	if certOf(t, r1) != certOf(t, r0) || strings.Contains(r1.logs(), "bootstrapped") {
+		t.Fatalf("with a peer answering, the replica did not join:\n%s", r1.logs())
+	}
+	// A peer answers and refuses: it stops, and does not bootstrap.
+	bad := filepath.Join(t.TempDir(), "other.secret")
+	if err := os.WriteFile(bad, []byte("another-join-secret-0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"--simulation", "--state-dir", t.TempDir(), "--untrusted-addr", "127.0.0.1:0", "--attested-addr", "127.0.0.1:0"},
+		args(peerAddr(t, r0), bad)...)...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || strings.Contains(string(out), "msg=serving") || strings.Contains(string(out), "bootstrapped") {
+		t.Fatalf("a refused join-or-bootstrap replica: %v, want a failed exit without serving or bootstrapping:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "a peer answered, so it does not bootstrap") {
+		t.Fatalf("the refused replica did not say why it stopped:\n%s", out)
+	}
+}

@@ -41,7 +41,7 @@ case "$OUT" in
 *) echo "make sgx: note: SGX_OUT=$OUT; the manifest names this folder, so MRENCLAVE differs from a build in /blindfold-enclave (the published policy's)" >&2 ;;
 esac
 
-mkdir -p "$OUT/blindfold/lib" "$OUT/state"
+mkdir -p "$OUT/blindfold/lib" "$OUT/state" "$OUT/shared"
 OUT=$(realpath "$OUT")
 go build "${REPRO_FLAGS[@]}" -o "$OUT/blindfold/blindfold-server" ./cmd/blindfold-server
 CGO_ENABLED=0 go build "${REPRO_FLAGS[@]}" -o "$OUT/blindfold" ./cmd/blindfold
@@ -53,6 +53,7 @@ echo "$ORT_LIB_SHA256  $OUT/blindfold/lib/libonnxruntime.so.1" | sha256sum --che
 	exit 1
 }
 cp deploy/gramine/blindfold.toml "$OUT/blindfold/blindfold.toml"
+cp deploy/gramine/cluster-policy.toml "$OUT/blindfold/cluster-policy.toml"
 cp "${SGX_AUTH_KEY:?set SGX_AUTH_KEY to the token-signing public key (PEM) that the enclave will trust}" "$OUT/blindfold/auth_key.pem"
 
 ARCH_LIBDIR=/lib/$(gcc -dumpmachine)
@@ -61,6 +62,7 @@ gramine-manifest \
 	-Darch_libdir="$ARCH_LIBDIR" \
 	-Dblindfold_dir="$(realpath "$OUT/blindfold")" \
 	-Dstate_dir="$(realpath "$OUT/state")" \
+	-Dshared_dir="$(realpath "$OUT/shared")" \
 	-Denclave_size="${SGX_ENCLAVE_SIZE:-8G}" \
 	-Dmax_threads="${SGX_MAX_THREADS:-128}" \
 	-Dgo_max_procs="${SGX_GOMAXPROCS:-8}" \
@@ -76,7 +78,7 @@ gramine-sgx-sign --key "$KEY" \
 	echo "go: $(go env GOVERSION)"
 	echo "gramine: $(gramine-sgx-sign --version 2>/dev/null | sed -n 1p || echo unknown)"
 	echo "sgx_out: $OUT"
-	(cd "$OUT" && sha256sum blindfold/blindfold-server blindfold/lib/libonnxruntime.so.1 blindfold/blindfold.toml blindfold/auth_key.pem blindfold-server.manifest)
+	(cd "$OUT" && sha256sum blindfold/blindfold-server blindfold/lib/libonnxruntime.so.1 blindfold/blindfold.toml blindfold/cluster-policy.toml blindfold/auth_key.pem blindfold-server.manifest)
 } >"$OUT/build-info.txt"
 echo "enclave: $OUT/blindfold-server.manifest.sgx; give clients $OUT/policy.toml (BlindAI 0.6 clients: $OUT/manifest.toml; inputs: $OUT/build-info.txt)"
 echo "run:     cd $OUT && gramine-sgx blindfold-server"
