@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +114,55 @@ func TestSGXAttestorJoinRules(t *testing.T) {
 	rd[0] = 1
 	if err := peerAtt.Check(sp, rd); !errors.Is(err, ErrRefused) {
 		t.Fatalf("evidence over other report data: %v", err)
+	}
+}
+
+// TestSGXClusterPolicyWithoutMeasurement: a cluster policy that names no
+// measurement (as the SGX image's measured cluster-policy.toml) pins the
+// replica's own MRENCLAVE: replicas with it join, one with another
+// MRENCLAVE is refused, and the rest of the policy (debug refused) holds.
+func TestSGXClusterPolicyWithoutMeasurement(t *testing.T) {
+	pki, err := sgxtest.NewPKI(sgxNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The SGX image's own measured cluster policy.
+	pol, err := os.ReadFile("../deploy/gramine/cluster-policy.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(change func(*sgxtest.Builder)) (*SGX, error) {
+		a := attesttest.NewAttester(pki, sgxNow)
+		a.Configure = change
+		return NewSGX(context.Background(), SGXOptions{Attester: a, PolicyFile: pol, TestRoot: pki.Root, Now: func() time.Time { return sgxNow }})
+	}
+	peer, err := mk(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startPeer(t, id, peer)
+	same, err := mk(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := JoinAddr(context.Background(), addr, same); err != nil {
+		t.Fatalf("a replica with the same MRENCLAVE: %v", err)
+	}
+	// Another MRENCLAVE satisfies its own copy of the policy (which pins
+	// its own measurement) but not the peer's.
+	other, err := mk(func(b *sgxtest.Builder) { b.ReportBody.MRENCLAVE[5] ^= 0xff })
+	if err != nil {
+		t.Fatalf("another MRENCLAVE against its own copy of the policy: %v", err)
+	}
+	if _, err := JoinAddr(context.Background(), addr, other); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "mr_enclave") {
+		t.Fatalf("a replica with another MRENCLAVE: %v, want a refusal naming mr_enclave", err)
+	}
+	// A debug enclave does not even satisfy its own copy.
+	if _, err := mk(func(b *sgxtest.Builder) { b.ReportBody.AttributesFlags |= 2 }); err == nil {
+		t.Fatal("a debug enclave satisfied the cluster policy")
 	}
 }
