@@ -491,3 +491,31 @@ func parseCRL(s string) (*x509.RevocationList, error) {
 	}
 	return x509.ParseRevocationList([]byte(s))
 }
+
+// Evidence returns SGX or TDX evidence with its collateral replaced by the
+// bundle's for its quote (see ForQuote), so that a verifier judges the
+// quote by the bundle, not by what came with it. Evidence of another type
+// is refused: a verifier told to use a bundle does not fall back to
+// collateral it was not given. Errors are *attest.Error: stale
+// (attest.ErrStaleCollateral) when the verification time is outside the
+// bundle's window, bad evidence otherwise.
+func (b *Bundle) Evidence(ev *attest.Evidence, opts sgx.Options) (*attest.Evidence, error) {
+	if ev == nil {
+		return nil, attest.BadEvidence("", "no evidence", nil)
+	}
+	if ev.Type != attest.TypeSGXDCAP && ev.Type != attest.TypeTDX {
+		return nil, attest.BadEvidence(ev.Type, "a collateral bundle was given, and it holds collateral for SGX and TDX quotes only", nil)
+	}
+	c, err := b.ForQuote(ev.Raw, opts)
+	if err != nil {
+		if errors.Is(err, attest.ErrStaleCollateral) {
+			return nil, attest.Stale(ev.Type, attest.ErrBadEvidence, "", err)
+		}
+		return nil, attest.BadEvidence(ev.Type, "", err)
+	}
+	enc, err := sgx.EncodeCollateral(c)
+	if err != nil {
+		return nil, attest.BadEvidence(ev.Type, "", err)
+	}
+	return &attest.Evidence{Type: ev.Type, Raw: ev.Raw, Collateral: enc}, nil
+}
