@@ -259,7 +259,6 @@ func orNoneList(s []string) string {
 // printFetched prints fetched collateral and, when it verified, what the
 // check found.
 func printFetched(w io.Writer, f *pccs.Fetched, c *sgx.CollateralCheck) {
-	day := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 	tee := "SGX"
 	if f.Platform.TEE == pccs.TEETDX {
 		tee = "TDX"
@@ -281,6 +280,14 @@ func printFetched(w io.Writer, f *pccs.Fetched, c *sgx.CollateralCheck) {
 	if c == nil {
 		return
 	}
+	printCheck(w, c)
+	fmt.Fprintf(w, "verified:       chains and signatures up to the pinned Intel SGX Root CA (SHA-256 %s), at %s\n", sgx.IntelRootCAFingerprint, f.FetchedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "valid until:    %s (the earliest next update; the server fetches again before it)\n", c.NextUpdate.UTC().Format(time.RFC3339))
+}
+
+// printCheck prints what sgx.VerifyCollateral found.
+func printCheck(w io.Writer, c *sgx.CollateralCheck) {
+	day := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 	signed := func(name string, s sgx.SignedCollateral) {
 		fmspc := ""
 		if s.FMSPC != "" {
@@ -297,6 +304,93 @@ func printFetched(w io.Writer, f *pccs.Fetched, c *sgx.CollateralCheck) {
 	signed("QE identity", c.QEIdentity)
 	crl("PCK CRL", c.PCKCRL)
 	crl("root CA CRL", c.RootCACRL)
-	fmt.Fprintf(w, "verified:       chains and signatures up to the pinned Intel SGX Root CA (SHA-256 %s), at %s\n", sgx.IntelRootCAFingerprint, day(f.FetchedAt))
-	fmt.Fprintf(w, "valid until:    %s (the earliest next update; the server fetches again before it)\n", day(c.NextUpdate))
+}
+
+func collateralVerifyCommand() *command {
+	return &command{
+		name:     "verify",
+		synopsis: "blindfold collateral verify BUNDLE [--quote FILE] [--at RFC3339]",
+		summary:  "check an offline collateral bundle (and an SGX quote with it) and print what it holds",
+		help: `Reads an offline collateral bundle ("collateral fetch --out"), verifies
+every item of every platform in it against the pinned Intel SGX Root CA
+at the verification time (signing chains, signatures over the exact
+bytes, CRLs, revocation, dates, and that each item is for the platform it
+is filed under), and prints its platforms, items and validity window:
+from the latest issue date to the earliest next update of all its items,
+as their signed contents say. The fetch time and source written in the
+bundle are printed as its own account, not checked.
+
+--quote FILE verifies an SGX quote with the bundle's collateral for its
+platform and prints its TCB status and how many TCB recoveries its
+platform is behind. Exits 2 if the bundle or the quote does not verify
+(a bundle past its next update among them).`,
+		minArgs: 1, maxArgs: 1,
+		setup: func(fs *flag.FlagSet) func(*env, []string) error {
+			quotePath := fs.String("quote", "", "SGX quote `FILE` to verify with the bundle's collateral for its platform")
+			atFlag := fs.String("at", "", "verify at this `TIME` (RFC 3339) instead of now")
+			return func(e *env, args []string) error {
+				now := time.Now()
+				if *atFlag != "" {
+					t, err := time.Parse(time.RFC3339, *atFlag)
+					if err != nil {
+						return usageErrorf("--at %q: want an RFC 3339 time such as 2026-03-01T12:00:00Z", *atFlag)
+					}
+					now = t
+				}
+				var quote []byte
+				if *quotePath != "" {
+					var err error
+					if quote, err = os.ReadFile(*quotePath); err != nil {
+						return withCode(exitIO, err)
+					}
+				}
+				b, err := collateral.ReadFile(args[0])
+				if err != nil {
+					return withCode(exitIO, err)
+				}
+				opts := sgx.Options{Now: func() time.Time { return now }}
+				check, err := b.Verify(opts)
+				if err != nil {
+					return withCode(exitConnection, fmt.Errorf("the bundle %s does not verify: %w", args[0], err))
+				}
+				day := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+				fmt.Fprintf(e.stdout, "bundle:         %s, %d platforms\n", args[0], len(check.Entries))
+				if b.Source != "" || !b.FetchedAt.IsZero() {
+					fmt.Fprintf(e.stdout, "fetched:        from %s at %s (the bundle's own account, not checked)\n", orNone(b.Source), orNone(day(b.FetchedAt)))
+				}
+				for _, c := range check.Entries {
+					fmt.Fprintf(e.stdout, "platform:       %s\n", platformName(c.Platform))
+					printCheck(e.stdout, c.CollateralCheck)
+				}
+				fmt.Fprintf(e.stdout, "verified:       chains and signatures up to the pinned Intel SGX Root CA (SHA-256 %s), at %s\n", sgx.IntelRootCAFingerprint, day(now))
+				fmt.Fprintf(e.stdout, "valid:          from %s until %s (the latest issue date and the earliest next update of all items)\n", day(check.Issued), day(check.NextUpdate))
+				if quote == nil {
+					return nil
+				}
+				q, err := abi.ParseQuote(quote)
+				if err != nil {
+					return usageErrorf("--quote %s: %v (an SGX quote; TDX quotes are verified by attest --collateral-bundle)", *quotePath, err)
+				}
+				c, err := b.ForQuote(quote, opts)
+				if err != nil {
+					return withCode(exitConnection, fmt.Errorf("--quote %s: %w", *quotePath, err))
+				}
+				res, err := sgx.VerifyQuote(q, c, opts)
+				if err != nil {
+					return withCode(exitConnection, fmt.Errorf("the quote does not verify with the bundle's collateral: %w", err))
+				}
+				fmt.Fprintf(e.stdout, "quote:          verified; TCB status %s (platform %s, QE %s), advisories %s\n",
+					res.Status, res.PlatformStatus, res.QEStatus, orNoneList(res.AdvisoryIDs))
+				fmt.Fprintf(e.stdout, "TCB recoveries: %s\n", recoveriesLine(res))
+				return nil
+			}
+		},
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(not said)"
+	}
+	return s
 }
