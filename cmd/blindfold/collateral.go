@@ -202,13 +202,13 @@ func writeBundle(e *env, b *collateral.Bundle, path string, opts sgx.Options) er
 	return nil
 }
 
-// platformName says "SGX FMSPC 00A067110000, PCK processor CA".
+// platformName says "SGX, FMSPC 00A067110000, PCK processor CA".
 func platformName(p pccs.Platform) string {
 	tee := "SGX"
 	if p.TEE == pccs.TEETDX {
 		tee = "TDX"
 	}
-	return fmt.Sprintf("%s FMSPC %X, PCK %s CA", tee, p.FMSPC, p.CA)
+	return fmt.Sprintf("%s, FMSPC %X, PCK %s CA", tee, p.FMSPC, p.CA)
 }
 
 // writeFileAtomic writes data to path through a temporary file in the same
