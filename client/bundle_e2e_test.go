@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,8 +21,11 @@ import (
 	"github.com/blindfold-ai/blindfold/attest/pccs"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
+	"github.com/blindfold-ai/blindfold/attest/tdx/tdxtest"
+	"github.com/blindfold-ai/blindfold/attest/tsm"
 	"github.com/blindfold-ai/blindfold/client"
 	"github.com/blindfold-ai/blindfold/internal/testserver"
+	"github.com/blindfold-ai/blindfold/proof"
 )
 
 // outdatedAttester quotes like attesttest.Attester, but keeps the
@@ -159,5 +163,103 @@ func TestCollateralBundle(t *testing.T) {
 				t.Errorf("err = %v, want it to say %q", err, tc.says)
 			}
 		})
+	}
+}
+
+// TestCollateralBundleTDX: a TDX server's quote is verified with the
+// bundle's TDX collateral, by Connect and for a proof: collateral that
+// puts the platform OutOfDate refuses it though the server's own
+// collateral says UpToDate, and an expired bundle is stale.
+func TestCollateralBundleTDX(t *testing.T) {
+	pki, err := tdxtest.NewPKI(hwNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := tsm.New(pki.TSM(hwNow, nil), tdxtest.Source{PKI: pki, Now: hwNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.StartHardware(t, iss)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pol := tdxPolicy(t, tdxtest.MRTD())
+	issued := hwNow.Add(2 * time.Hour)
+	later := issued.Add(time.Hour)
+	at := func(tm time.Time) func() time.Time { return func() time.Time { return tm } }
+	connect := func(now time.Time, extra ...client.Option) (*client.Client, error) {
+		opts := append([]client.Option{
+			client.WithHostCertificateFile(srv.HostCertPEM),
+			client.WithAttestedPort(attestedPort(t, srv)),
+			client.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+			client.WithPolicy(pol),
+			client.WithTestRootCA(pki.Root),
+			client.WithTime(at(now)),
+		}, extra...)
+		return client.Connect(ctx, srv.UntrustedAddr, opts...)
+	}
+	bundle := func(status string) *collateral.Bundle {
+		b := tdxtest.NewBuilder(pki, issued)
+		b.Status = status
+		_, c, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &collateral.Bundle{}
+		if err := out.Add(pccs.Platform{FMSPC: b.FMSPC, CA: pccs.CAPlatform, TEE: pccs.TEETDX}, c); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	good, outdated := bundle("UpToDate"), bundle("OutOfDate")
+
+	c, err := connect(later, client.WithCollateralBundle(good))
+	if err != nil {
+		t.Fatalf("with the bundle: %v", err)
+	}
+	defer c.Close()
+	up, err := c.UploadModel(ctx, testserver.Model(t, "mlp.onnx"), client.WithModelID("mlp"), client.Sign())
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if _, err := connect(later, client.WithCollateralBundle(outdated)); !errors.Is(err, client.ErrBadEvidence) || !strings.Contains(err.Error(), "OutOfDate") {
+		t.Fatalf("with a bundle that says OutOfDate: err = %v", err)
+	}
+	check, err := good.Verify(sgx.Options{Now: at(later), TestRoot: pki.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := check.NextUpdate.Add(time.Second)
+	if _, err := connect(expired, client.WithCollateralBundle(good)); !errors.Is(err, client.ErrStaleCollateral) || !strings.Contains(err.Error(), "collateral bundle: expired") {
+		t.Fatalf("with an expired bundle: err = %v", err)
+	}
+
+	path := filepath.Join(t.TempDir(), "send.proof")
+	if err := up.SaveProof(path); err != nil {
+		t.Fatal(err)
+	}
+	p, err := proof.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _, err := proof.Evidence(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		bundle *collateral.Bundle
+		ok     bool
+	}{{"proof with the bundle", good, true}, {"proof with a bundle that says OutOfDate", outdated, false}} {
+		opts := proof.VerifyOptions{Policy: pol, TestRoot: pki.Root, Now: at(later)}
+		if opts.Collateral, err = tc.bundle.ForQuote(ev.Raw, sgx.Options{Now: opts.Now, TestRoot: pki.Root}); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		res, err := proof.Verify(p, opts)
+		if tc.ok && (err != nil || !res.SuppliedCollateral) {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !tc.ok && (!errors.Is(err, proof.ErrBadEvidence) || !strings.Contains(err.Error(), "OutOfDate")) {
+			t.Fatalf("%s: err = %v, want bad evidence", tc.name, err)
+		}
 	}
 }
