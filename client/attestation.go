@@ -66,6 +66,11 @@ func attestServer(ctx context.Context, cfg *config, conn *grpc.ClientConn, att u
 	case ev.Type == attest.TypeSimulation:
 		return nil, ErrSimulationServer
 	}
+	if cfg.bundle != nil {
+		if ev, err = cfg.bundle.Evidence(ev, sgx.Options{Now: cfg.now, TestRoot: cfg.testRoot}); err != nil {
+			return nil, err
+		}
+	}
 	reg := cfg.verifiers
 	if reg == nil {
 		if cfg.policy == nil {

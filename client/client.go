@@ -57,6 +57,7 @@ import (
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/collateral"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/internal/wire"
 	"github.com/blindfold-ai/blindfold/policy"
@@ -170,6 +171,7 @@ type config struct {
 	testRoot     *x509.Certificate
 	nonce        []byte
 	verifiers    *attest.Registry
+	bundle       *collateral.Bundle
 }
 
 // WithPolicy verifies the server's hardware evidence and holds the enclave

@@ -384,11 +384,13 @@ type VerifyOptions struct {
 	// evidence. FOR TESTS ONLY: a proof whose evidence chains to a test
 	// root proves nothing.
 	TestRoot *x509.Certificate
-	// Collateral, when set, verifies a hardware proof's quote instead of
-	// the collateral inside the proof: collateral the verifier trusts to
-	// be current (fetched from a PCCS or Intel's PCS), so that a PCK
-	// certificate revoked or a TCB level downgraded after the proof was
-	// issued makes it fail. It is verified at Now like any collateral.
+	// Collateral, when set, verifies a hardware proof's quote (SGX or
+	// TDX) instead of the collateral inside the proof: collateral the
+	// verifier trusts to be current (fetched from a PCCS or Intel's PCS,
+	// or an offline bundle's: attest/collateral's Bundle.ForQuote), so
+	// that a PCK certificate revoked or a TCB level downgraded after the
+	// proof was issued makes it fail. It is verified at Now like any
+	// collateral.
 	Collateral *sgx.Collateral
 	// Nonce, when set, must be the nonce whose SHA-256 is in bytes 32..63
 	// of a hardware proof's report data; when nil those bytes are not
@@ -478,12 +480,15 @@ func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
 			return nil, fmt.Errorf("proof: hardware evidence: %w", err)
 		}
 		if opts.Collateral != nil {
-			if ev.Type != attest.TypeSGXDCAP {
-				return nil, fmt.Errorf("proof: hardware evidence: %w", attest.BadEvidence(ev.Type, "SGX collateral was supplied for evidence of another platform", nil))
+			if ev.Type != attest.TypeSGXDCAP && ev.Type != attest.TypeTDX {
+				return nil, fmt.Errorf("proof: hardware evidence: %w", attest.BadEvidence(ev.Type, "Intel DCAP collateral was supplied for evidence of another platform", nil))
 			}
-			if ev, err = sgx.Evidence(ev.Raw, opts.Collateral); err != nil {
+			// SGX and TDX evidence carry their collateral alike.
+			enc, err := sgx.EncodeCollateral(opts.Collateral)
+			if err != nil {
 				return nil, fmt.Errorf("proof: supplied collateral: %w", err)
 			}
+			ev = &attest.Evidence{Type: ev.Type, Raw: ev.Raw, Collateral: enc}
 		}
 		reg := opts.Verifiers
 		if reg == nil {

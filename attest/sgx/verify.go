@@ -125,6 +125,17 @@ type Result struct {
 	TCBDate time.Time
 	// TCBEvaluationDataNumber is the TCB info's tcbEvaluationDataNumber.
 	TCBEvaluationDataNumber uint32
+	// TCBRecoveriesBehind is how many TCB recovery events the TCB info
+	// lists after the platform's TCB level: the number of distinct tcbDate
+	// values, later than that level's, among the levels above it (levels
+	// sorted highest first, as they are searched). 0 means the platform's
+	// level is of the latest recovery; -1 that it cannot be told, a level
+	// having no tcbDate.
+	TCBRecoveriesBehind int
+	// LatestTCBDate is the latest tcbDate of the TCB info's levels: the
+	// TCB level of the latest TCB recovery, which an UpToDate platform
+	// needs (zero if no level has a tcbDate).
+	LatestTCBDate time.Time
 	// QEIdentityTCBEvaluationDataNumber is the QE identity's tcbEvaluationDataNumber.
 	QEIdentityTCBEvaluationDataNumber uint32
 	// FMSPC is the platform's FMSPC (from the PCK certificate).
@@ -561,16 +572,13 @@ func (v *verifier) tcbInfo() error {
 	if ti.PCEID != v.ext.PCEID {
 		return newErr(ItemTCBInfo, ErrMismatch, "PCE ID %X, PCK certificate has %X", ti.PCEID, v.ext.PCEID)
 	}
-	found := false
-	for _, l := range sortedTCBLevels(ti.Levels) {
-		if tcbLevelApplies(l, v.ext) {
-			v.platformLvl, found = l, true
-			break
-		}
-	}
-	if !found {
+	sorted := sortedTCBLevels(ti.Levels)
+	matched := slices.IndexFunc(sorted, func(l tcbLevel) bool { return tcbLevelApplies(l, v.ext) })
+	if matched < 0 {
 		return newErr(ItemTCBInfo, ErrTCBLevelNotFound, "PCK certificate TCB components %v, PCESVN %d", v.ext.CPUSVNComponents, v.ext.PCESVN)
 	}
+	v.platformLvl = sorted[matched]
+	v.res.TCBRecoveriesBehind, v.res.LatestTCBDate = tcbRecoveries(sorted, matched)
 	v.res.PlatformStatus = v.platformLvl.Status
 	v.res.TCBDate = v.platformLvl.TCBDate
 	v.res.TCBEvaluationDataNumber = ti.TCBEvaluationDataNumber

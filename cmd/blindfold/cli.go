@@ -113,9 +113,9 @@ func commands() []*command {
 			sub:     []*command{tokenKeygenCommand(), tokenIssueCommand()},
 		},
 		{
-			name: "collateral", synopsis: "blindfold collateral fetch --pccs-url URL [flags]",
-			summary: "test a PCCS: fetch and verify SGX/TDX collateral",
-			sub:     []*command{collateralFetchCommand()},
+			name: "collateral", synopsis: "blindfold collateral fetch|verify [flags]",
+			summary: "test a PCCS: fetch and verify SGX/TDX collateral; write and check offline bundles",
+			sub:     []*command{collateralFetchCommand(), collateralVerifyCommand()},
 		},
 		{
 			name: "cert", synopsis: "blindfold cert generate [flags]",

@@ -36,8 +36,9 @@ type connFlags struct {
 	Profile      string        `flag:"profile" env:"BLINDFOLD_PROFILE" arg:"NAME" help:"use the connection settings saved as NAME (default: the current profile, if any; see \"blindfold profile\")"`
 	TestRootCA   string        `flag:"insecure-test-root-ca" env:"" arg:"FILE" hidden:"true" help:"FOR TESTS ONLY: verify evidence against this test root CA FILE (PEM) instead of Intel's; proves nothing"`
 
-	nonce  []byte         // set by commands that ask for fresh evidence
-	loaded *policy.Policy // the --policy file, once connect has read it
+	nonce  []byte          // set by commands that ask for fresh evidence
+	extra  []client.Option // further options a command adds
+	loaded *policy.Policy  // the --policy file, once connect has read it
 	fs     *flag.FlagSet
 	// addrFrom says where the address came from, for messages.
 	addrFrom string
@@ -316,6 +317,7 @@ func (c *connFlags) connect(e *env, addr string) (*client.Client, context.Contex
 	if len(c.nonce) > 0 {
 		opts = append(opts, client.WithNonce(c.nonce))
 	}
+	opts = append(opts, c.extra...)
 	if c.Simulation {
 		if c.Quiet {
 			fmt.Fprint(e.stderr, simulationLine)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
+	"github.com/blindfold-ai/blindfold/client"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/policy"
 )
@@ -52,7 +53,7 @@ func loadTestRoot(path string) (*x509.Certificate, error) {
 func attestCommand() *command {
 	return &command{
 		name: "attest", addr: true,
-		synopsis: "blindfold attest [ADDR] --policy policy.toml [--fresh] [connection flags]",
+		synopsis: "blindfold attest [ADDR] --policy policy.toml [--fresh] [--collateral-bundle FILE] [connection flags]",
 		summary:  "verify the server's hardware evidence against a policy and print it",
 		help: `Fetches the server's SGX DCAP evidence, verifies it (quote, collateral,
 PCK chain to the pinned Intel SGX Root CA, revocation, TCB status), checks
@@ -62,11 +63,18 @@ data binds the attested certificate, opens the attested port pinning that
 certificate, and prints what was verified. Exits 2 if anything fails.
 
 --fresh binds the evidence to a random nonce (Blindfold servers only), so a
-replayed quote is refused.`,
+replayed quote is refused.
+
+--collateral-bundle FILE verifies the quote with the collateral an offline
+bundle ("collateral fetch --out") holds for its platform instead of the
+collateral the server sends, so that the server's word on the freshness
+of its collateral is not taken. The bundle is verified whole first: one
+past its next update, or without the quote's platform, is refused.`,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			cf := addConnFlags(fs)
 			fresh := fs.Bool("fresh", false, "bind the evidence to a random nonce (blindfold.v1.Evidence/GetEvidence)")
+			bundleFile := fs.String("collateral-bundle", "", "verify the quote with the collateral in this offline bundle `FILE` (collateral fetch --out) instead of the server's")
 			return func(e *env, args []string) error {
 				addr, err := cf.resolve(args[0])
 				if err != nil {
@@ -83,6 +91,13 @@ replayed quote is refused.`,
 					if _, err := rand.Read(cf.nonce); err != nil {
 						return err
 					}
+				}
+				if *bundleFile != "" {
+					b, err := readBundle(*bundleFile)
+					if err != nil {
+						return err
+					}
+					cf.extra = append(cf.extra, client.WithCollateralBundle(b))
 				}
 				c, _, done, err := cf.connect(e, addr)
 				if err != nil {
@@ -134,6 +149,7 @@ func printAttestation(w io.Writer, v *attest.Verified, p *policy.Policy, nonce [
 	if !r.TCBDate.IsZero() {
 		fmt.Fprintf(w, "tcb date:               %s\n", r.TCBDate.UTC().Format(time.RFC3339))
 	}
+	fmt.Fprintf(w, "tcb recoveries:         %s\n", recoveriesLine(r))
 	fmt.Fprintf(w, "fmspc:                  %s\n", strings.ToUpper(hex.EncodeToString(r.FMSPC[:])))
 	fmt.Fprintf(w, "tcb evaluation number:  %d\n", r.TCBEvaluationDataNumber)
 	fmt.Fprintf(w, "collateral issued:      %s (latest)\n", r.CollateralIssued.UTC().Format(time.RFC3339))

@@ -10,10 +10,13 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/blindfold-ai/blindfold/api/prooffiles"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/attest/collateral"
 	"github.com/blindfold-ai/blindfold/attest/pccs"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
+	"github.com/blindfold-ai/blindfold/proof"
 )
 
 // maxCollateralFile bounds a --collateral file: collateral is a few tens
@@ -72,4 +75,36 @@ func fetchCollateral(ctx context.Context, baseURL string, quote []byte, now time
 		return nil, withCode(exitIO, fmt.Errorf("--pccs-url: fetching the collateral of %s: %w", platform, err))
 	}
 	return f.Collateral, nil
+}
+
+// readBundle reads a --collateral-bundle file.
+func readBundle(path string) (*collateral.Bundle, error) {
+	b, err := collateral.ReadFile(path)
+	if err != nil {
+		return nil, withCode(exitIO, fmt.Errorf("--collateral-bundle: %w", err))
+	}
+	return b, nil
+}
+
+// bundleCollateral returns the collateral that the bundle at path holds
+// for the platform of a hardware proof's quote, the whole bundle verified
+// at the verification time of opts, and the words that name its source.
+func bundleCollateral(path string, p *prooffiles.ResponseProof, opts proof.VerifyOptions) (*sgx.Collateral, string, error) {
+	b, err := readBundle(path)
+	if err != nil {
+		return nil, "", err
+	}
+	ev, _, err := proof.Evidence(p)
+	if err != nil {
+		return nil, "", withCode(exitProof, fmt.Errorf("--collateral-bundle: the proof's evidence: %w", err))
+	}
+	c, err := b.ForQuote(ev.Raw, sgx.Options{Now: opts.Now, TestRoot: opts.TestRoot})
+	if err != nil {
+		return nil, "", withCode(exitProof, fmt.Errorf("--collateral-bundle %s: %w", path, err))
+	}
+	source := "from the bundle " + path
+	if b.Source != "" && !b.FetchedAt.IsZero() {
+		source += fmt.Sprintf(" (fetched from %s at %s, by its own account)", b.Source, b.FetchedAt.UTC().Format(time.RFC3339))
+	}
+	return c, source, nil
 }

@@ -21,7 +21,7 @@ import (
 func proofVerifyCommand() *command {
 	return &command{
 		name:     "verify",
-		synopsis: "blindfold proof verify FILE [--policy policy.toml [--at RFC3339] [--collateral FILE | --pccs-url URL]] [--allow-simulation [--certificate FILE]] [--model-id ID] [--model-hash HEX] [--input-hash HEX | --input FILE.npy ...]",
+		synopsis: "blindfold proof verify FILE [--policy policy.toml [--at RFC3339] [--collateral FILE | --collateral-bundle FILE | --pccs-url URL]] [--allow-simulation [--certificate FILE]] [--model-id ID] [--model-hash HEX] [--input-hash HEX | --input FILE.npy ...]",
 		summary:  "verify a proof file offline",
 		help: `Verifies a proof file (a signed reply saved by "upload --sign --proof" or
 "run --sign --proof", or by a BlindAI 0.5 client) and prints what it
@@ -43,7 +43,12 @@ shows it was good when made, not that it still is. --collateral FILE
 --pccs-url URL (a PCCS or Intel's PCS, fetched for the quote's platform)
 verifies the quote against that collateral instead, so that a PCK
 certificate revoked or a TCB recovery since the proof was made refuses
-it. The output says which collateral was used and when it was issued.
+it. --collateral-bundle FILE takes the collateral for the quote's
+platform from an offline bundle ("collateral fetch --out"), verified
+whole at the verification time: a bundle past its next update, or
+without the quote's platform, refuses the proof. The output says which
+collateral was used and when it was issued, and how many TCB recoveries
+the platform is behind.
 
 Simulation-mode proofs protect nothing and are refused unless
 --allow-simulation is given.
@@ -61,6 +66,7 @@ the untrusted host, not evidence of when the result was produced.`,
 			testRoot := fs.String("insecure-test-root-ca", "", "FOR TESTS ONLY: verify evidence against this test root CA `FILE` (PEM) instead of Intel's")
 			certFile := fs.String("certificate", "", "attested certificate `FILE` (PEM or DER), for proofs that do not embed it")
 			collFile := fs.String("collateral", "", "verify a hardware proof against this collateral `FILE` (JSON) instead of its own")
+			bundleFile := fs.String("collateral-bundle", "", "verify a hardware proof against the collateral for its quote in this offline bundle `FILE` (collateral fetch --out) instead of its own")
 			pccsURL := fs.String("pccs-url", "", "verify a hardware proof against collateral fetched now from this PCCS or PCS `URL` instead of its own")
 			timeout := fs.Duration("timeout", 2*time.Minute, "time limit for fetching collateral with --pccs-url")
 			var inputs inputFlag
@@ -132,11 +138,21 @@ the untrusted host, not evidence of when the result was produced.`,
 					fmt.Fprint(e.stderr, simulationProofBanner)
 				}
 				source := "the proof's own"
+				sources := 0
+				for _, f := range []string{*collFile, *pccsURL, *bundleFile} {
+					if f != "" {
+						sources++
+					}
+				}
 				switch {
-				case *collFile != "" && *pccsURL != "":
-					return usageErrorf("pass --collateral or --pccs-url, not both")
-				case (*collFile != "" || *pccsURL != "") && proof.IsSimulation(p):
-					return usageErrorf("--collateral and --pccs-url verify hardware evidence; %s is a simulation proof without any", args[0])
+				case sources > 1:
+					return usageErrorf("pass one of --collateral, --collateral-bundle and --pccs-url, not several")
+				case sources > 0 && proof.IsSimulation(p):
+					return usageErrorf("--collateral, --collateral-bundle and --pccs-url verify hardware evidence; %s is a simulation proof without any", args[0])
+				case *bundleFile != "":
+					if opts.Collateral, source, err = bundleCollateral(*bundleFile, p, opts); err != nil {
+						return err
+					}
 				case *collFile != "":
 					if opts.Collateral, err = readCollateralFile(*collFile); err != nil {
 						return err
@@ -225,6 +241,7 @@ func printProofResult(w interface{ Write([]byte) (int, error) }, r *proof.Result
 				fmt.Fprintf(w, "tcb verdict:          passed: %s\n", why)
 			}
 		}
+		fmt.Fprintf(w, "tcb recoveries:       %s\n", recoveriesLine(sr))
 		fmt.Fprintf(w, "collateral:           %s\n", source)
 		fmt.Fprintf(w, "collateral issued:    %s (latest issue date of the TCB info, QE identity and CRLs)\n", sr.CollateralIssued.UTC().Format(time.RFC3339))
 		fmt.Fprintf(w, "collateral valid:     %s to %s\n", sr.CollateralIssued.UTC().Format(time.RFC3339), sr.CollateralNextUpdate.UTC().Format(time.RFC3339))

@@ -175,7 +175,7 @@ func TestProofVerifyCollateral(t *testing.T) {
 		{"revoking collateral names its source", []string{"--collateral", revoked}, exitProof, "", "collateral: from " + revoked},
 		{"revoking collateral from a PCCS", []string{"--pccs-url", pccs.URL}, exitProof, "", "certificate revoked"},
 		{"PCCS named", []string{"--pccs-url", pccs.URL}, exitProof, "", "fetched from " + pccs.URL},
-		{"both sources", []string{"--collateral", fresh, "--pccs-url", pccs.URL}, exitUsage, "", "not both"},
+		{"both sources", []string{"--collateral", fresh, "--pccs-url", pccs.URL}, exitUsage, "", "not several"},
 		{"missing file", []string{"--collateral", filepath.Join(dir, "none.json")}, exitIO, "", "--collateral"},
 		{"not collateral", []string{"--collateral", root}, exitIO, "", "not a JSON object"},
 	}
