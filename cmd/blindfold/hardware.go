@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/ear"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/policy"
@@ -52,7 +53,7 @@ func loadTestRoot(path string) (*x509.Certificate, error) {
 func attestCommand() *command {
 	return &command{
 		name: "attest", addr: true,
-		synopsis: "blindfold attest [ADDR] --policy policy.toml [--fresh] [connection flags]",
+		synopsis: "blindfold attest [ADDR] --policy policy.toml [--fresh] [--format text|ear|ear-jwt [--ear-key FILE]] [connection flags]",
 		summary:  "verify the server's hardware evidence against a policy and print it",
 		help: `Fetches the server's SGX DCAP evidence, verifies it (quote, collateral,
 PCK chain to the pinned Intel SGX Root CA, revocation, TCB status), checks
@@ -62,12 +63,18 @@ data binds the attested certificate, opens the attested port pinning that
 certificate, and prints what was verified. Exits 2 if anything fails.
 
 --fresh binds the evidence to a random nonce (Blindfold servers only), so a
-replayed quote is refused.`,
+replayed quote is refused.
+
+` + earFlagsHelp,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			cf := addConnFlags(fs)
 			fresh := fs.Bool("fresh", false, "bind the evidence to a random nonce (blindfold.v1.Evidence/GetEvidence)")
+			ef := addEARFlags(fs)
 			return func(e *env, args []string) error {
+				if err := ef.check(); err != nil {
+					return err
+				}
 				addr, err := cf.resolve(args[0])
 				if err != nil {
 					return err
@@ -86,9 +93,12 @@ replayed quote is refused.`,
 				}
 				c, _, done, err := cf.connect(e, addr)
 				if err != nil {
-					return err
+					return ef.writeRefusal(e.stdout, err, ear.Options{Policy: cf.loaded, Nonce: cf.nonce})
 				}
 				defer done()
+				if ef.enabled() {
+					return writeAttestationEAR(e.stdout, ef, c.Attestation(), cf.loaded, cf.nonce)
+				}
 				printAttestation(e.stdout, c.Attestation(), cf.loaded, cf.nonce, cf.TestRootCA != "")
 				return nil
 			}
