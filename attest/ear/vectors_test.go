@@ -21,6 +21,7 @@ import (
 	"github.com/blindfold-ai/blindfold/attest/internal/testvectors"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
+	"github.com/blindfold-ai/blindfold/attest/tdx"
 	"github.com/blindfold-ai/blindfold/policy"
 )
 
@@ -377,4 +378,93 @@ func TestBadEvidenceRefused(t *testing.T) {
 	if len(r.Submods) != 1 || r.Submods[ear.SubmodPlatform].Status != ear.StatusContraindicated || r.Submods[ear.SubmodPlatform].TrustVector != nil {
 		t.Fatalf("%+v", r.Submods)
 	}
+}
+
+// TestRealTDXVector: the real dcap-qvl TDX quote (UpToDate, no advisory),
+// accepted by a policy pinning its MRTD, gives affirming for the platform
+// and the trust domain, and passes the schema check.
+func TestRealTDXVector(t *testing.T) {
+	q := testvectors.Read(t, "tdx/dcap-qvl/tdx_quote")
+	const signed = 4936 // the file carries zero padding after the quote
+	if len(q) < signed {
+		t.Fatalf("%d bytes", len(q))
+	}
+	c, err := sgx.CollateralFromDCAPQVLJSON(testvectors.Read(t, "tdx/dcap-qvl/tdx_quote_collateral.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := tdx.EncodeCollateral(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &attest.Evidence{Type: attest.TypeTDX, Raw: q[:signed], Collateral: enc}
+	at := func() time.Time { return time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC) }
+	// The policy pins the MRTD the quote carries, read from a first
+	// verification under a policy accepting any TD.
+	probe, err := tdx.NewVerifier(anyTD{}, tdx.Options{Now: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := probe.Verify(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mrtd := tdx.ResultOf(pc).MRTD
+	p, err := policy.Parse([]byte(fmt.Sprintf("[tdx]\nmrtd = [%q]\n", fmt.Sprintf("%x", mrtd))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tdx.NewVerifier(p.TDX, tdx.Options{Now: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := v.Verify(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ear.FromClaims(claims, opts(p, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ear.Validate(b); err != nil {
+		t.Fatal(err)
+	}
+	pl, vm := r.Submods[ear.SubmodPlatform], r.Submods[ear.SubmodVM]
+	if pl == nil || vm == nil || len(r.Submods) != 2 || r.Status() != ear.StatusAffirming {
+		t.Fatalf("%s", b)
+	}
+	if *pl.TrustVector != (ear.TrustVector{InstanceIdentity: 2, Hardware: 2, Configuration: 2}) || *vm.TrustVector != (ear.TrustVector{Executables: 2, Configuration: 2, RuntimeOpaque: 2}) {
+		t.Fatalf("%s", b)
+	}
+	if vm.Evidence["mrtd"] != fmt.Sprintf("%x", mrtd) || pl.Evidence["fmspc"] != "B0C06F000000" {
+		t.Fatalf("%s", b)
+	}
+	// Under a policy pinning another MRTD, FromClaims refuses the claims.
+	other := mrtd
+	other[0] ^= 1
+	p2, err := policy.Parse([]byte(fmt.Sprintf("[tdx]\nmrtd = [%q]\n", fmt.Sprintf("%x", other))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = ear.FromClaims(claims, opts(p2, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vm := r.Submods[ear.SubmodVM]; vm.Status != ear.StatusContraindicated || vm.TrustVector == nil || vm.TrustVector.Executables != 33 {
+		t.Fatalf("another MRTD: %+v", vm)
+	}
+}
+
+// anyTD accepts any trust domain that is not debuggable.
+type anyTD struct{}
+
+func (anyTD) Check(r *tdx.Result) error {
+	if r.TDAttributes&tdx.AttrDebug != 0 {
+		return errors.New("debug")
+	}
+	return nil
 }
