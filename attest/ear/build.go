@@ -179,6 +179,7 @@ func FromClaims(c *attest.Claims, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("ear: claims of the unknown evidence type %q", c.Type)
 	}
 	platform.Evidence["report-data"] = hex.EncodeToString(c.ReportData[:])
+	platform.Evidence["root-ca"] = rootCA(c)
 	addNonce(platform, opts.Nonce)
 	id := PolicyID(opts.Policy)
 	for _, a := range []*Appraisal{platform, workload} {
@@ -204,6 +205,17 @@ func FromClaims(c *attest.Claims, opts Options) (*Result, error) {
 	r.Submods[SubmodPlatform] = platform
 	r.Submods[workloadName(c.Type)] = workload
 	return r, nil
+}
+
+// rootCA names the root CA the claims' evidence was verified against.
+func rootCA(c *attest.Claims) string {
+	switch {
+	case c.TestRoot:
+		return "TEST ROOT CA, not the vendor's (proves nothing about hardware)"
+	case c.Type == attest.TypeSNP:
+		return "AMD root key (pinned)"
+	}
+	return "Intel SGX Root CA (pinned)"
 }
 
 func addNonce(a *Appraisal, nonce []byte) {
@@ -301,7 +313,7 @@ func tdxAppraisals(res *tdx.Result) (platform, vm *Appraisal) {
 			"fmspc":       strings.ToUpper(res.FMSPC),
 			"tee-tcb-svn": hex.EncodeToString(res.TEETCBSVN[:]),
 			"mrseam":      hex.EncodeToString(res.MRSEAM[:]),
-			"pck-chain":   "verified to the root CA",
+			"pck-chain":   "verified to the root CA, with its CRLs",
 			"verified-at": rfc3339(res.VerifiedAt),
 		},
 	}
