@@ -510,6 +510,14 @@ func FromProof(pr *proof.Result, opts Options) (*Result, error) {
 		ev["model-hash"] = hex.EncodeToString(pr.ModelHash)
 	} else {
 		ev["input-hash"] = hex.EncodeToString(pr.InputHash)
+		if rp := pr.Payload.GetRunModelPayload(); rp != nil {
+			outs := []string{}
+			for _, o := range rp.GetOutputTensors() {
+				sum := sha256.Sum256(o.GetBytesData())
+				outs = append(outs, o.GetInfo().GetIndexName()+" sha256:"+hex.EncodeToString(sum[:]))
+			}
+			ev["output-tensors"] = outs
+		}
 	}
 	if !pr.IssuedAt.IsZero() {
 		ev["issued-at-host-clock"] = pr.IssuedAt.UTC().Format(time.RFC3339Nano)
@@ -519,8 +527,9 @@ func FromProof(pr *proof.Result, opts Options) (*Result, error) {
 	} else if !pr.Simulation {
 		ev["collateral"] = "the proof's own"
 	}
-	// Bindings that proofs gain (model hash of a run, output hashes,
-	// nonce) go here, from the fields proof.Result carries for them.
+	// RECEIPT BINDINGS: the bindings that signed replies gain (the model
+	// hash of a run, output hashes, the client's nonce) go in ev here,
+	// from the proof.Result fields that carry them, once they exist.
 	model := &Appraisal{Status: status, Evidence: ev}
 	if status == StatusNone {
 		model.Warnings = []string{"the reply was signed by a key that no verified TEE holds; it proves nothing"}

@@ -1,6 +1,7 @@
 package ear_test
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -316,7 +317,18 @@ func TestFromProof(t *testing.T) {
 		t.Error("raw evidence is not the quote")
 	}
 
-	sim := proof.NewSimulation(id.DER, payload, id.Sign(payload))
+	out := []byte{0, 0, 0x80, 0x3f}
+	run, err := proto.Marshal(&securedexchange.Payload{
+		Header: &securedexchange.PayloadHeader{},
+		Payload: &securedexchange.Payload_RunModelPayload{RunModelPayload: &securedexchange.RunModelPayload{
+			ModelId: "m1", InputHash: proof.ModelHash([]byte("in")),
+			OutputTensors: []*securedexchange.TensorData{{Info: &securedexchange.TensorInfo{Dims: []int32{1}, IndexName: "y"}, BytesData: out}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := proof.NewSimulation(id.DER, run, id.Sign(run))
 	pr, err = proof.Verify(sim, proof.VerifyOptions{AllowSimulation: true})
 	if err != nil {
 		t.Fatal(err)
@@ -327,6 +339,13 @@ func TestFromProof(t *testing.T) {
 	}
 	if r.Status() != ear.StatusNone || r.Submods[ear.SubmodModel].Status != ear.StatusNone || len(r.Submods) != 2 {
 		t.Fatalf("simulation proof: %+v", r.Submods)
+	}
+	sum := sha256.Sum256(out)
+	if got, _ := r.Submods[ear.SubmodModel].Evidence["output-tensors"].([]string); len(got) != 1 || got[0] != "y sha256:"+hexs(sum[:]) {
+		t.Fatalf("output tensors %v", r.Submods[ear.SubmodModel].Evidence)
+	}
+	if r.Submods[ear.SubmodModel].Evidence["input-hash"] != hexs(proof.ModelHash([]byte("in"))) {
+		t.Fatalf("input hash %v", r.Submods[ear.SubmodModel].Evidence)
 	}
 
 	// A refused proof: every appraisal contraindicated.
