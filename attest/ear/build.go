@@ -77,7 +77,7 @@ func newResult(opts *Options) *Result {
 const (
 	warnSimulation = "SIMULATION: no TEE; the evidence proves nothing and protects nothing"
 	warnTestRoot   = "TEST ROOT: the evidence was verified against a test root CA, not the vendor's; it proves nothing about hardware"
-	warnNoCRL      = "revocation not checked: the collateral came without CRLs"
+	warnNoCRL      = "revocation not checked: the evidence was verified without its CRLs"
 )
 
 // FromVerified returns the result of verified evidence, as a connected
@@ -344,8 +344,16 @@ func snpAppraisals(res *snp.Result) (platform, vm *Appraisal) {
 	tcb := func(t snp.TCB) string {
 		return fmt.Sprintf("bootloader %d, tee %d, snp %d, microcode %d", t.Bootloader, t.TEE, t.SNP, t.Microcode)
 	}
+	id, cfg := trustworthyInstance, approvedConfig
+	var warnings []string
+	if !res.CRLChecked {
+		// Revocation unknown: the ASK or ASVK may be revoked.
+		id, cfg = noClaim, unsafeConfig
+		warnings = []string{warnNoCRL}
+	}
 	platform = &Appraisal{
-		TrustVector: &TrustVector{InstanceIdentity: trustworthyInstance, Hardware: genuineHardware, Configuration: approvedConfig},
+		Warnings:    warnings,
+		TrustVector: &TrustVector{InstanceIdentity: id, Hardware: genuineHardware, Configuration: cfg},
 		Evidence: map[string]any{
 			"type":          attest.TypeSNP,
 			"product":       res.Product,
@@ -354,6 +362,7 @@ func snpAppraisals(res *snp.Result) (platform, vm *Appraisal) {
 			"current-tcb":   tcb(res.CurrentTCB),
 			"committed-tcb": tcb(res.CommittedTCB),
 			"firmware":      fmt.Sprintf("%d.%d.%d", res.FirmwareMajor, res.FirmwareMinor, res.FirmwareBuild),
+			"crls-checked":  res.CRLChecked,
 			"key-chain":     "verified to the root CA",
 			"verified-at":   rfc3339(res.VerifiedAt),
 		},

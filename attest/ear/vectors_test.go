@@ -16,11 +16,15 @@ import (
 	"testing"
 	"time"
 
+	sevabi "github.com/google/go-sev-guest/abi"
+	"github.com/google/uuid"
+
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/ear"
 	"github.com/blindfold-ai/blindfold/attest/internal/testvectors"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
+	"github.com/blindfold-ai/blindfold/attest/snp"
 	"github.com/blindfold-ai/blindfold/attest/tdx"
 	"github.com/blindfold-ai/blindfold/policy"
 )
@@ -151,7 +155,7 @@ func TestRealSGXVectors(t *testing.T) {
 			wantWarnings := []string(nil)
 			if v.noCRLs {
 				wantTV.InstanceIdentity, wantTV.Configuration = 0, 32
-				wantWarnings = []string{"revocation not checked: the collateral came without CRLs"}
+				wantWarnings = []string{"revocation not checked: the evidence was verified without its CRLs"}
 			}
 			if platform.Status != ear.StatusWarning || *platform.TrustVector != wantTV || !slices.Equal(platform.Warnings, wantWarnings) {
 				t.Errorf("platform: %s %+v %q, want warning %+v %q", platform.Status, *platform.TrustVector, platform.Warnings, wantTV, wantWarnings)
@@ -468,3 +472,70 @@ func (anyTD) Check(r *tdx.Result) error {
 	}
 	return nil
 }
+
+// TestRealSNPVector: the real Milan report verifies (without its ARK's
+// CRL, allowed for this vector only), but its guest policy allows
+// debugging, which every policy refuses: its EAR is contraindicated, the
+// guest's memory visible to the host, and revocation named as unchecked.
+func TestRealSNPVector(t *testing.T) {
+	tbl := &sevabi.CertTable{Entries: []sevabi.CertTableEntry{{GUID: uuid.MustParse(sevabi.VcekGUID), RawCert: testvectors.Read(t, "snp/go-sev-guest/vcek.testcer")}}}
+	ev := &attest.Evidence{Type: attest.TypeSNP, Raw: testvectors.Read(t, "snp/go-sev-guest/attestation.bin"), Collateral: tbl.Marshal()}
+	at := func() time.Time { return time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) }
+	probe, err := snp.NewVerifier(anyGuest{}, snp.Options{Now: at, AllowMissingCRL: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := probe.Verify(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := snp.ResultOf(claims)
+	if res == nil || res.CRLChecked || res.GuestPolicy&snp.PolicyDebug == 0 {
+		t.Fatalf("result %+v", res)
+	}
+	p, err := policy.Parse([]byte(fmt.Sprintf("[snp]\nmeasurement = [%q]\n", fmt.Sprintf("%x", res.Measurement))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Claims that a verifier accepted, written against the policy: refused.
+	r, err := ear.FromClaims(claims, opts(p, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ear.Validate(b); err != nil {
+		t.Fatal(err)
+	}
+	pl, vm := r.Submods[ear.SubmodPlatform], r.Submods[ear.SubmodVM]
+	if pl == nil || vm == nil || pl.Status != ear.StatusContraindicated || vm.Status != ear.StatusContraindicated {
+		t.Fatalf("%s", b)
+	}
+	if vm.TrustVector == nil || vm.TrustVector.RuntimeOpaque != 96 || vm.Evidence["debug"] != true || vm.Evidence["measurement"] != fmt.Sprintf("%x", res.Measurement) {
+		t.Fatalf("vm %s", b)
+	}
+	if pl.TrustVector == nil || pl.TrustVector.InstanceIdentity != 0 || pl.Evidence["crls-checked"] != false || pl.Evidence["product"] != "Milan" ||
+		!slices.Contains(pl.Warnings, "revocation not checked: the evidence was verified without its CRLs") {
+		t.Fatalf("platform %s", b)
+	}
+	// The same refusal from the verifier itself.
+	v, err := snp.NewVerifier(p.SNP, snp.Options{Now: at, AllowMissingCRL: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, verr := v.Verify(context.Background(), ev)
+	if !errors.Is(verr, attest.ErrPolicyMismatch) {
+		t.Fatalf("verifier: %v", verr)
+	}
+	r = ear.Refused(verr, opts(p, nil))
+	if vm := r.Submods[ear.SubmodVM]; vm == nil || vm.Status != ear.StatusContraindicated || vm.TrustVector == nil || vm.TrustVector.RuntimeOpaque != 96 {
+		t.Fatalf("refused: %+v", r.Submods)
+	}
+}
+
+// anyGuest accepts any SEV-SNP guest.
+type anyGuest struct{}
+
+func (anyGuest) Check(*snp.Result) error { return nil }
