@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	sevabi "github.com/google/go-sev-guest/abi"
 	"github.com/google/uuid"
 
@@ -206,6 +207,14 @@ func TestRealSGXVectors(t *testing.T) {
 				t.Fatal("claims of the verified JWT differ")
 			}
 			checkES256(t, tok, &key.PublicKey)
+			// A general JWT parser reads it too.
+			parsed, err := jwt.Parse(tok, func(*jwt.Token) (any, error) { return &key.PublicKey, nil }, jwt.WithValidMethods([]string{"ES256"}))
+			if err != nil {
+				t.Fatalf("JWT parser: %v", err)
+			}
+			if mc := parsed.Claims.(jwt.MapClaims); mc["eat_profile"] != ear.Profile || mc["submods"].(map[string]any)["platform"].(map[string]any)["ear.status"] != "warning" {
+				t.Fatalf("JWT parser claims %v", mc)
+			}
 			for name, bad := range tampered(t, tok) {
 				if _, err := ear.VerifyJWT(bad, &key.PublicKey); err == nil {
 					t.Errorf("%s: verified", name)
