@@ -52,6 +52,9 @@ type Result struct {
 	FirmwareMajor, FirmwareMinor, FirmwareBuild uint8
 	// ChipID identifies the chip (zero when masked).
 	ChipID [64]byte
+	// CRLChecked is false when Options.AllowMissingCRL let the ARK's CRL
+	// be absent: the ASK or ASVK may be revoked.
+	CRLChecked bool
 	// VerifiedAt is the verification time.
 	VerifiedAt time.Time
 }

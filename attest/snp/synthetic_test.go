@@ -63,8 +63,8 @@ func (f *fixture) verify(t *testing.T, ev *attest.Evidence, pol snp.Policy, o sn
 		t.Fatal(err)
 	}
 	c, err := v.Verify(context.Background(), ev)
-	if err == nil && (!c.TestRoot || snp.ResultOf(c) == nil) {
-		t.Fatalf("claims %+v: want TestRoot and a result", c)
+	if err == nil && (!c.TestRoot || snp.ResultOf(c) == nil || !snp.ResultOf(c).CRLChecked) {
+		t.Fatalf("claims %+v: want TestRoot and a result whose CRL was checked", c)
 	}
 	return err
 }

@@ -241,7 +241,8 @@ func (v *Verifier) verify(ctx context.Context, raw, certTable []byte, now time.T
 	if err != nil {
 		return nil, err
 	}
-	if err := v.crl(ctx, roots, signer, now); err != nil {
+	crlChecked, err := v.crl(ctx, roots, signer, now)
+	if err != nil {
 		return nil, err
 	}
 	ext, err := kds.CertificateExtensions(cert, info.SigningKey)
@@ -261,7 +262,9 @@ func (v *Verifier) verify(ctx context.Context, raw, certTable []byte, now time.T
 	if err := cert.CheckSignature(x509.ECDSAWithSHA384, sevabi.SignedComponent(raw), der); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
 	}
-	return resultOf(rep, roots.Product, signer, now), nil
+	res := resultOf(rep, roots.Product, signer, now)
+	res.CRLChecked = crlChecked
+	return res, nil
 }
 
 // signerCert returns the VCEK or VLEK: from the certificate table, else
@@ -335,8 +338,9 @@ func (v *Verifier) chain(cert *x509.Certificate, signer string, now time.Time) (
 	return nil, fmt.Errorf("%w: the %s (issuer %q) is not signed by the ASK or ASVK of any pinned product", ErrCertificate, signer, cert.Issuer.CommonName)
 }
 
-// crl checks the ARK's CRL and that the intermediate is not revoked.
-func (v *Verifier) crl(ctx context.Context, r *Roots, signer string, now time.Time) error {
+// crl checks the ARK's CRL and that the intermediate is not revoked. It
+// returns false when Options.AllowMissingCRL let the CRL be absent.
+func (v *Verifier) crl(ctx context.Context, r *Roots, signer string, now time.Time) (bool, error) {
 	der := v.opts.CRL
 	if len(der) == 0 && v.opts.Getter != nil {
 		key := sevabi.VcekReportSigner
@@ -345,28 +349,28 @@ func (v *Verifier) crl(ctx context.Context, r *Roots, signer string, now time.Ti
 		}
 		b, err := v.opts.Getter.Get(ctx, kds.CrlLinkByKey(r.Product, key))
 		if err != nil {
-			return fmt.Errorf("%w: fetching the %s ARK's CRL: %v", ErrCRL, r.Product, err)
+			return false, fmt.Errorf("%w: fetching the %s ARK's CRL: %v", ErrCRL, r.Product, err)
 		}
 		der = b
 	}
 	if len(der) == 0 {
 		if v.opts.AllowMissingCRL {
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("%w: no CRL of the %s ARK was given or fetched", ErrCRL, r.Product)
+		return false, fmt.Errorf("%w: no CRL of the %s ARK was given or fetched", ErrCRL, r.Product)
 	}
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrCRL, err)
+		return false, fmt.Errorf("%w: %v", ErrCRL, err)
 	}
 	if err := crl.CheckSignatureFrom(r.ARK); err != nil {
-		return fmt.Errorf("%w: not signed by the %s ARK: %v", ErrCRL, r.Product, err)
+		return false, fmt.Errorf("%w: not signed by the %s ARK: %v", ErrCRL, r.Product, err)
 	}
 	if now.Before(crl.ThisUpdate) {
-		return &staleError{fmt.Sprintf("the ARK CRL is not valid before %s", crl.ThisUpdate.UTC().Format(time.RFC3339))}
+		return false, &staleError{fmt.Sprintf("the ARK CRL is not valid before %s", crl.ThisUpdate.UTC().Format(time.RFC3339))}
 	}
 	if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
-		return &staleError{fmt.Sprintf("the ARK CRL expired at its next update, %s", crl.NextUpdate.UTC().Format(time.RFC3339))}
+		return false, &staleError{fmt.Sprintf("the ARK CRL expired at its next update, %s", crl.NextUpdate.UTC().Format(time.RFC3339))}
 	}
 	for _, inter := range []*x509.Certificate{r.ASK, r.ASVK} {
 		if inter == nil {
@@ -374,11 +378,11 @@ func (v *Verifier) crl(ctx context.Context, r *Roots, signer string, now time.Ti
 		}
 		for _, e := range crl.RevokedCertificateEntries {
 			if e.SerialNumber.Cmp(inter.SerialNumber) == 0 {
-				return fmt.Errorf("%w: the %s %s was revoked at %s", ErrCertificate, r.Product, inter.Subject.CommonName, e.RevocationTime.UTC().Format(time.RFC3339))
+				return false, fmt.Errorf("%w: the %s %s was revoked at %s", ErrCertificate, r.Product, inter.Subject.CommonName, e.RevocationTime.UTC().Format(time.RFC3339))
 			}
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // TCBOf returns the security patch levels of a TCB version of product.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/ear"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/client"
 	"github.com/blindfold-ai/blindfold/identity"
@@ -53,7 +54,7 @@ func loadTestRoot(path string) (*x509.Certificate, error) {
 func attestCommand() *command {
 	return &command{
 		name: "attest", addr: true,
-		synopsis: "blindfold attest [ADDR] --policy policy.toml [--fresh] [--collateral-bundle FILE] [connection flags]",
+		synopsis: "blindfold attest [ADDR] --policy policy.toml [--fresh] [--collateral-bundle FILE] [--format text|ear|ear-jwt [--ear-key FILE]] [connection flags]",
 		summary:  "verify the server's hardware evidence against a policy and print it",
 		help: `Fetches the server's SGX DCAP evidence, verifies it (quote, collateral,
 PCK chain to the pinned Intel SGX Root CA, revocation, TCB status), checks
@@ -69,13 +70,19 @@ replayed quote is refused.
 bundle ("collateral fetch --out") holds for its platform instead of the
 collateral the server sends, so that the server's word on the freshness
 of its collateral is not taken. The bundle is verified whole first: one
-past its next update, or without the quote's platform, is refused.`,
+past its next update, or without the quote's platform, is refused.
+
+` + earFlagsHelp,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			cf := addConnFlags(fs)
 			fresh := fs.Bool("fresh", false, "bind the evidence to a random nonce (blindfold.v1.Evidence/GetEvidence)")
 			bundleFile := fs.String("collateral-bundle", "", "verify the quote with the collateral in this offline bundle `FILE` (collateral fetch --out) instead of the server's")
+			ef := addEARFlags(fs)
 			return func(e *env, args []string) error {
+				if err := ef.check(); err != nil {
+					return err
+				}
 				addr, err := cf.resolve(args[0])
 				if err != nil {
 					return err
@@ -101,9 +108,12 @@ past its next update, or without the quote's platform, is refused.`,
 				}
 				c, _, done, err := cf.connect(e, addr)
 				if err != nil {
-					return err
+					return ef.writeRefusal(e.stdout, err, ear.Options{Policy: cf.loaded, Nonce: cf.nonce})
 				}
 				defer done()
+				if ef.enabled() {
+					return writeAttestationEAR(e.stdout, ef, c.Attestation(), cf.loaded, cf.nonce)
+				}
 				printAttestation(e.stdout, c.Attestation(), cf.loaded, cf.nonce, cf.TestRootCA != "")
 				return nil
 			}

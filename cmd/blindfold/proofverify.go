@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/ear"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/policy"
@@ -21,7 +22,7 @@ import (
 func proofVerifyCommand() *command {
 	return &command{
 		name:     "verify",
-		synopsis: "blindfold proof verify FILE [--policy policy.toml [--at RFC3339] [--collateral FILE | --collateral-bundle FILE | --pccs-url URL]] [--allow-simulation [--certificate FILE]] [--model-id ID] [--model-hash HEX] [--input-hash HEX | --input FILE.npy ...]",
+		synopsis: "blindfold proof verify FILE [--policy policy.toml [--at RFC3339] [--collateral FILE | --collateral-bundle FILE | --pccs-url URL]] [--allow-simulation [--certificate FILE]] [--model-id ID] [--model-hash HEX] [--input-hash HEX | --input FILE.npy ...] [--format text|ear|ear-jwt [--ear-key FILE]]",
 		summary:  "verify a proof file offline",
 		help: `Verifies a proof file (a signed reply saved by "upload --sign --proof" or
 "run --sign --proof", or by a BlindAI 0.5 client) and prints what it
@@ -54,7 +55,10 @@ Simulation-mode proofs protect nothing and are refused unless
 --allow-simulation is given.
 
 The issued_at time comes from the server host's clock: it is a claim of
-the untrusted host, not evidence of when the result was produced.`,
+the untrusted host, not evidence of when the result was produced.
+
+` + earFlagsHelp + ` The EAR of a proof has a "model" appraisal too,
+with what the signed reply binds.`,
 		minArgs: 1, maxArgs: 1,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			allowSim := fs.Bool("allow-simulation", false, "UNSAFE: accept a simulation-mode proof (it proves nothing about a TEE)")
@@ -71,7 +75,11 @@ the untrusted host, not evidence of when the result was produced.`,
 			timeout := fs.Duration("timeout", 2*time.Minute, "time limit for fetching collateral with --pccs-url")
 			var inputs inputFlag
 			fs.Var(&inputs, "input", "an input `FILE.npy` as sent (repeat, in order); its hash must match")
+			ef := addEARFlags(fs)
 			return func(e *env, args []string) error {
+				if err := ef.check(); err != nil {
+					return err
+				}
 				opts := proof.VerifyOptions{AllowSimulation: *allowSim, ModelID: *modelID}
 				var err error
 				if *policyFile != "" {
@@ -174,6 +182,11 @@ the untrusted host, not evidence of when the result was produced.`,
 					source = fmt.Sprintf("fetched from %s at %s", *pccsURL, time.Now().UTC().Format(time.RFC3339))
 				}
 				res, err := proof.Verify(p, opts)
+				if err != nil && ef.enabled() {
+					if werr := ef.write(e.stdout, ear.RefusedProof(err, ef.options(ear.Options{Policy: opts.Policy, Nonce: opts.Nonce}))); werr != nil {
+						return werr
+					}
+				}
 				if err != nil {
 					if errors.Is(err, proof.ErrNoCertificate) {
 						err = fmt.Errorf("%w; pass the attested certificate the client saw with --certificate FILE", err)
@@ -182,6 +195,13 @@ the untrusted host, not evidence of when the result was produced.`,
 						err = fmt.Errorf("%w (collateral: %s)", err, source)
 					}
 					return withCode(exitProof, fmt.Errorf("proof %s does not verify: %w", args[0], err))
+				}
+				if ef.enabled() {
+					r, err := ear.FromProof(res, ef.options(ear.Options{Policy: opts.Policy, Nonce: opts.Nonce}))
+					if err != nil {
+						return withCode(exitProof, err)
+					}
+					return ef.write(e.stdout, r)
 				}
 				printProofResult(e.stdout, res, opts.Policy, source)
 				return nil
