@@ -3,8 +3,8 @@ package sgx_test
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"math/big"
 	"slices"
