@@ -3,6 +3,7 @@ package attest
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/subtle"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -201,4 +202,37 @@ func (r *Registry) Verify(ctx context.Context, ev *Evidence, certDER []byte, che
 		SigningKey:     key,
 		Evidence:       ev,
 	}, nil
+}
+
+// VerifyReportData verifies ev with the verifier of its type and checks
+// that its report data is exactly reportData: for evidence that binds
+// something other than an attested certificate, such as the connection
+// of a cluster join. It fails closed: every error is an *Error.
+func (r *Registry) VerifyReportData(ctx context.Context, ev *Evidence, reportData [64]byte) (*Claims, error) {
+	if ev == nil {
+		return nil, BadEvidence("", "no evidence", nil)
+	}
+	v, ok := r.m[ev.Type]
+	if !ok {
+		return nil, &Error{Type: ev.Type, Kind: ErrNotAccepted, Also: ErrPolicyMismatch,
+			Msg: fmt.Sprintf("the policy accepts %v", r.Types())}
+	}
+	if len(ev.Raw) == 0 {
+		return nil, BadEvidence(ev.Type, "the evidence is empty", nil)
+	}
+	claims, err := v.Verify(ctx, ev)
+	if err != nil {
+		var ae *Error
+		if errors.As(err, &ae) {
+			return nil, err
+		}
+		return nil, BadEvidence(ev.Type, "", err)
+	}
+	if claims == nil || claims.Type != ev.Type {
+		return nil, BadEvidence(ev.Type, "the verifier returned no claims for this evidence", nil)
+	}
+	if subtle.ConstantTimeCompare(claims.ReportData[:], reportData[:]) != 1 {
+		return nil, BadEvidence(ev.Type, "the report data is not the expected value", nil)
+	}
+	return claims, nil
 }

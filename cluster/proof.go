@@ -33,14 +33,14 @@ var ErrRefused = errors.New("cluster: the other replica does not satisfy the clu
 // Proof is what one side of a join presents: evidence over report data
 // that binds the connection (see reportData).
 type Proof struct {
-	// Type is ProofSimulation or ProofSGX.
+	// Type is ProofSimulation, ProofSGX or ProofCVM.
 	Type string `json:"type"`
 	// MAC is the simulation proof.
 	MAC []byte `json:"mac,omitempty"`
 	// Evidence is the TEE evidence (SGX: the quote and its collateral).
 	Evidence *attest.Evidence `json:"evidence,omitempty"`
 	// PolicyHash is SHA-256 of the cluster policy file the replica holds
-	// others to (SGX; the policies must be the same file).
+	// others to (hardware proofs; the policies must be the same file).
 	PolicyHash []byte `json:"policy_hash,omitempty"`
 }
 

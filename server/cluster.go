@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/verifier"
 	"github.com/blindfold-ai/blindfold/cluster"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/store"
@@ -57,21 +58,24 @@ func (s *Server) clusterAttestor(ctx context.Context, opts Options) (cluster.Att
 		s.log.Warn("SIMULATION CLUSTER: replicas trust each other by a shared join secret, not by a TEE; whoever can read the secret file can join and take every key", "cluster_secret_file", s.cfg.ClusterSecretFile)
 		return cluster.NewSimulation(secret)
 	}
-	if s.att == nil || s.att.Type() != attest.TypeSGXDCAP {
-		kind := "no evidence provider"
-		if s.att != nil {
-			kind = s.att.Type()
-		}
-		return nil, fmt.Errorf("server: a hardware cluster needs SGX replicas; this one has %s (clusters of other platforms are not supported yet)", kind)
+	if s.att == nil {
+		return nil, errors.New("server: a hardware cluster needs an evidence provider (tee)")
 	}
 	pol, err := os.ReadFile(s.cfg.ClusterPolicy)
 	if err != nil {
 		return nil, fmt.Errorf("server: cluster_policy: %w", err)
 	}
-	if opts.ClusterTestRoot != nil {
-		s.log.Warn("cluster: peers' evidence is verified against a TEST root CA, not Intel's: this proves nothing about hardware")
+	if opts.ClusterTestRoot != nil || len(opts.ClusterSNP.TestRoots) > 0 {
+		s.log.Warn("cluster: peers' evidence is verified against a TEST root CA, not the vendor's: this proves nothing about hardware")
 	}
-	return cluster.NewSGX(ctx, cluster.SGXOptions{Attester: s.att, PolicyFile: pol, TestRoot: opts.ClusterTestRoot, Now: opts.ClusterNow})
+	switch s.att.Type() {
+	case attest.TypeSGXDCAP:
+		return cluster.NewSGX(ctx, cluster.SGXOptions{Attester: s.att, PolicyFile: pol, TestRoot: opts.ClusterTestRoot, Now: opts.ClusterNow})
+	case attest.TypeTDX, attest.TypeSNP:
+		return cluster.NewCVM(ctx, cluster.CVMOptions{Issuer: s.att, PolicyFile: pol,
+			Verify: verifier.Options{Now: opts.ClusterNow, TDXTestRoot: opts.ClusterTestRoot, SNP: opts.ClusterSNP}})
+	}
+	return nil, fmt.Errorf("server: a hardware cluster needs SGX, TDX or SEV-SNP replicas; this one has %s evidence", s.att.Type())
 }
 
 func readSecretFile(path string) ([]byte, error) {

@@ -29,6 +29,7 @@ import (
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/snp"
 	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/internal/wire"
@@ -73,6 +74,10 @@ type Options struct {
 	// ClusterNow is the time replicas verify each other's evidence at
 	// (nil: time.Now). For tests with fixed-date test collateral.
 	ClusterNow func() time.Time
+	// ClusterSNP adjusts how replicas of an SEV-SNP cluster verify each
+	// other's reports. FOR TESTS ONLY (test roots, a CRL); the zero value
+	// asks AMD's KDS, as clients do. There is no setting for it.
+	ClusterSNP snp.Options
 	// IdentityPending keeps the server not ready until SetIdentityReady
 	// (true) says its identity was joined from or bootstrapped for a
 	// cluster. False: the identity New makes is the one it serves with.
