@@ -100,6 +100,10 @@ func checkStoredModelID(id string) error {
 
 func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelServer) error {
 	s := e.s
+	nonce, err := requestNonce(stream.Context())
+	if err != nil {
+		return err
+	}
 	in := newProgressReader(stream.Context(), stream.Recv, time.Duration(s.cfg.StreamProgressTimeout), "upload")
 	defer in.stop()
 	first, err := in.next()
@@ -154,14 +158,20 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 	if err != nil {
 		return err
 	}
+	sp := &securedexchange.SendModelPayload{
+		ModelHash:     res.Hash[:],
+		TensorInputs:  specInfos(res.Inputs),
+		TensorOutputs: specInfos(res.Outputs),
+		ModelId:       res.ID,
+	}
+	if first.GetSign() {
+		if sp.Receipt, err = s.receipt(stream.Context(), nonce, nil, nil); err != nil {
+			return err
+		}
+	}
 	payload := &securedexchange.Payload{
-		Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
-		Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: &securedexchange.SendModelPayload{
-			ModelHash:     res.Hash[:],
-			TensorInputs:  specInfos(res.Inputs),
-			TensorOutputs: specInfos(res.Outputs),
-			ModelId:       res.ID,
-		}},
+		Header:  &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
+		Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: sp},
 	}
 	reply, err := s.signedReply(payload, first.GetSign())
 	if err != nil {
@@ -274,6 +284,10 @@ func (s *Server) signedReply(p *securedexchange.Payload, sign bool) (reply, erro
 
 func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServer) error {
 	s := e.s
+	nonce, err := requestNonce(stream.Context())
+	if err != nil {
+		return err
+	}
 	subject, done, err := s.authorize(stream.Context(), "")
 	if err != nil {
 		return err
@@ -351,6 +365,9 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	var signer func([]byte) []byte
 	if sign {
 		signer = s.id.Sign
+		if f.Receipt, err = s.receipt(ctx, nonce, r.ModelHash[:], out); err != nil {
+			return err
+		}
 	}
 	// The reply references the outputs' buffers; gRPC zeroes them once it
 	// has written them.
