@@ -198,7 +198,7 @@ func (r *Result) checkBindings(opts VerifyOptions) error {
 		when = "issued_at " + r.IssuedAt.UTC().Format(time.RFC3339Nano) + " is the server host's clock, which the host controls; the TEE has no trusted time"
 	}
 	if len(opts.RequestNonce) > 0 {
-		when += "; the request was served after its nonce was made, if that nonce was fresh and secret"
+		when += "; the request was served after its nonce was made, if the nonce could not be predicted"
 	} else {
 		when += "; nothing in the proof bounds when the request was served"
 	}

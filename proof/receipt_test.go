@@ -138,9 +138,15 @@ func TestReceiptBindingsSimulation(t *testing.T) {
 		{BindOutputHash, func(o *VerifyOptions) {
 			o.OutputHash = OutputHash([]*securedexchange.TensorData{reshaped, r.outputs[1]})
 		}},
-		{BindOutputHash, func(o *VerifyOptions) { o.OutputHash = OutputHash([]*securedexchange.TensorData{renamed, r.outputs[1]}) }},
-		{BindOutputHash, func(o *VerifyOptions) { o.OutputHash = OutputHash([]*securedexchange.TensorData{retyped, r.outputs[1]}) }},
-		{BindOutputHash, func(o *VerifyOptions) { o.OutputHash = OutputHash([]*securedexchange.TensorData{r.outputs[1], r.outputs[0]}) }},
+		{BindOutputHash, func(o *VerifyOptions) {
+			o.OutputHash = OutputHash([]*securedexchange.TensorData{renamed, r.outputs[1]})
+		}},
+		{BindOutputHash, func(o *VerifyOptions) {
+			o.OutputHash = OutputHash([]*securedexchange.TensorData{retyped, r.outputs[1]})
+		}},
+		{BindOutputHash, func(o *VerifyOptions) {
+			o.OutputHash = OutputHash([]*securedexchange.TensorData{r.outputs[1], r.outputs[0]})
+		}},
 		{BindOutputHash, func(o *VerifyOptions) { o.OutputHash = OutputHash(r.outputs[:1]) }},
 		{BindNonce, func(o *VerifyOptions) { o.RequestNonce = flip(o.RequestNonce) }},
 		{BindNonce, func(o *VerifyOptions) { o.RequestNonce = o.RequestNonce[:5] }},
