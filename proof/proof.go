@@ -12,13 +12,38 @@
 // carries InputHash (SHA-256 over the concatenated bytes_data of every input
 // TensorData, in the order sent), the model id and the outputs.
 //
+// # Receipts
+//
+// Blindfold servers add a Receipt to every signed payload (a field that
+// BlindAI 0.5 clients skip). A run's receipt binds the model's SHA-256 (of
+// the model bytes as uploaded), the output hash (OutputHash: SHA-256 over
+// each output's name, element type, shape and bytes, in order; see its
+// documentation for the exact bytes), the nonce the client sent with the
+// request (gRPC metadata blindfold-nonce, hex), and the replica that
+// served it; an upload's binds the nonce and the replica. Verify checks a
+// receipt against the rest of its payload (the output hash must be that
+// of the payload's outputs), compares the values VerifyOptions names
+// (ModelHash, InputHash, OutputHash, RequestNonce, ModelID), and, for a
+// hardware proof, always compares the receipt's replica id with the one
+// derived from the proof's own evidence (attest/verifier.ReplicaID: SHA-256
+// of the SGX or TDX PCK leaf certificate, or the SEV-SNP CHIP_ID), so that
+// the receipt of one replica does not pass with the evidence of another.
+// Replicas on one machine share that id; a simulation server's is random
+// and proves nothing. Result.Bindings says what was checked. A proof
+// without a receipt still verifies, but asking to check a value only a
+// receipt carries fails with a *MismatchError naming it.
+//
 // # What issued_at proves
 //
 // The payload header's issued_at is read from the server machine's clock,
-// which the host operator controls. A verified signature proves that the
-// TEE produced the payload, but not when: treat issued_at as a claim of the
-// untrusted host, useful for ordering one's own records, never as evidence
-// of time.
+// which the host operator controls; the TEE has no trusted time. A
+// verified signature proves that the TEE produced the payload, but not
+// when: treat issued_at as a claim of the untrusted host, useful for
+// ordering one's own records, never as evidence of time. Only a request
+// nonce bounds it: a request whose receipt carries a nonce that the
+// verifier chose unpredictably was served after the nonce was made. The
+// collateral's dates bound nothing about the request: the evidence and its
+// collateral are attached by the client, outside the signature.
 //
 // # Proof files
 //
