@@ -91,6 +91,18 @@ func (r *Result) checkReceipt() error {
 	if n := len(rc.GetReplicaId()); n > verifier.MaxReplicaIDBytes {
 		return fmt.Errorf("%w: replica_id is %d bytes, at most %d are allowed", ErrBadReceipt, n, verifier.MaxReplicaIDBytes)
 	}
+	switch src := rc.GetReplicaSource(); src {
+	case verifier.ReplicaSGXPCK, verifier.ReplicaTDXPCK, verifier.ReplicaSNPChipID, verifier.ReplicaSimulation:
+		if len(rc.GetReplicaId()) == 0 {
+			return fmt.Errorf("%w: replica_source %q with no replica_id", ErrBadReceipt, src)
+		}
+	case "":
+		if len(rc.GetReplicaId()) != 0 {
+			return fmt.Errorf("%w: a replica_id with no replica_source", ErrBadReceipt)
+		}
+	default:
+		return fmt.Errorf("%w: unknown replica_source %q", ErrBadReceipt, src)
+	}
 	if r.Kind == KindSendModel {
 		if len(rc.GetModelHash()) != 0 || len(rc.GetOutputHash()) != 0 {
 			return fmt.Errorf("%w: an upload's receipt carries a model_hash or output_hash (the upload's model hash is the payload's model_hash)", ErrBadReceipt)

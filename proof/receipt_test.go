@@ -173,6 +173,9 @@ func TestReceiptInconsistent(t *testing.T) {
 		{"model hash short", func(rc *securedexchange.Receipt) { rc.ModelHash = rc.ModelHash[:31] }, ""},
 		{"nonce too long", func(rc *securedexchange.Receipt) { rc.Nonce = make([]byte, attest.MaxNonceBytes+1) }, ""},
 		{"replica id too long", func(rc *securedexchange.Receipt) { rc.ReplicaId = make([]byte, 65) }, ""},
+		{"unknown replica source", func(rc *securedexchange.Receipt) { rc.ReplicaSource = "\x1b[2Jsgx" }, ""},
+		{"replica source without id", func(rc *securedexchange.Receipt) { rc.ReplicaId = nil }, ""},
+		{"replica id without source", func(rc *securedexchange.Receipt) { rc.ReplicaSource = "" }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

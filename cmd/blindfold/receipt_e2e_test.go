@@ -47,7 +47,8 @@ func TestE2EReceiptFlags(t *testing.T) {
 	}
 	f.Close()
 	with := func(args ...string) []string { return append(args, conn...) }
-	if code, _, stderr := runCLI(t, with("upload", srv.UntrustedAddr, model, "--id", "mlp")...); code != exitOK {
+	sendProof := filepath.Join(dir, "send.proof")
+	if code, _, stderr := runCLI(t, with("upload", srv.UntrustedAddr, model, "--id", "mlp", "--sign", "--proof", sendProof, "--nonce", "aa")...); code != exitOK || !strings.Contains(stderr, "request nonce aa recorded") {
 		t.Fatalf("upload: %d %s", code, stderr)
 	}
 
@@ -108,6 +109,9 @@ func TestE2EReceiptFlags(t *testing.T) {
 		{"other input", verify("--input", xPath), exitProof, nil, "input_hash mismatch"},
 		{"model and model hash", verify("--model", model, "--model-hash", strings.Repeat("ab", 32)), exitUsage, nil, "not both"},
 		{"bad nonce", verify("--nonce", "xyz"), exitUsage, nil, "--nonce must be"},
+		{"upload proof", []string{"proof", "verify", sendProof, "--allow-simulation", "--model", model, "--nonce", "aa"}, exitOK, []string{"model_hash   checked", "nonce        checked", "request nonce:        aa"}, ""},
+		{"upload proof, other nonce", []string{"proof", "verify", sendProof, "--allow-simulation", "--nonce", "ab"}, exitProof, nil, "nonce mismatch"},
+		{"upload proof has no outputs", []string{"proof", "verify", sendProof, "--allow-simulation", "--output-hash", outHash}, exitProof, nil, "output_hash mismatch"},
 		{"run nonce without sign", with("run", srv.UntrustedAddr, "mlp", "--input", xPath, "--nonce", nonce), exitUsage, nil, "--nonce needs --sign"},
 	}
 	for _, s := range steps {
