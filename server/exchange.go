@@ -19,6 +19,7 @@ import (
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/internal/wire"
+	"github.com/blindfold-ai/blindfold/proof"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 
@@ -118,6 +119,12 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 		return err
 	}
 	defer done()
+	var rc *securedexchange.Receipt
+	if first.GetSign() { // before the upload, so that a failure keeps nothing
+		if rc, err = s.receipt(stream.Context(), nonce); err != nil {
+			return err
+		}
+	}
 	id, err := modelID(first)
 	if err != nil {
 		return err
@@ -164,11 +171,7 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 		TensorOutputs: specInfos(res.Outputs),
 		ModelId:       res.ID,
 	}
-	if first.GetSign() {
-		if sp.Receipt, err = s.receipt(stream.Context(), nonce, nil, nil); err != nil {
-			return err
-		}
-	}
+	sp.Receipt = rc
 	payload := &securedexchange.Payload{
 		Header:  &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
 		Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: sp},
@@ -311,6 +314,12 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	if !sign {
 		h = nil
 	}
+	var rc *securedexchange.Receipt
+	if sign { // before the run, so that a failure wastes none
+		if rc, err = s.receipt(stream.Context(), nonce); err != nil {
+			return err
+		}
+	}
 	ctx := stream.Context()
 	r, err := s.run(ctx, subject, ModelRef{ID: id}, h, func(inputs *Inputs) error {
 		asm := inputs.a
@@ -365,9 +374,9 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	var signer func([]byte) []byte
 	if sign {
 		signer = s.id.Sign
-		if f.Receipt, err = s.receipt(ctx, nonce, r.ModelHash[:], out); err != nil {
-			return err
-		}
+		rc.ModelHash = r.ModelHash[:]
+		rc.OutputHash = proof.OutputHash(out)
+		f.Receipt = rc
 	}
 	// The reply references the outputs' buffers; gRPC zeroes them once it
 	// has written them.

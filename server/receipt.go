@@ -15,7 +15,6 @@ import (
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/verifier"
 	"github.com/blindfold-ai/blindfold/internal/wire"
-	"github.com/blindfold-ai/blindfold/proof"
 )
 
 // replicaState is the identifier of this replica that receipts carry:
@@ -103,17 +102,12 @@ func requestNonce(ctx context.Context) ([]byte, error) {
 	return n, nil
 }
 
-// receipt returns the receipt of a signed reply: for a run, modelHash and
-// the outputs' hash; for an upload (outputs nil, modelHash nil), only the
-// nonce and the replica.
-func (s *Server) receipt(ctx context.Context, nonce, modelHash []byte, outputs []*securedexchange.TensorData) (*securedexchange.Receipt, error) {
+// receipt returns the receipt of a signed reply with the request's nonce
+// and this replica's id; a run adds the model's hash and the outputs'.
+func (s *Server) receipt(ctx context.Context, nonce []byte) (*securedexchange.Receipt, error) {
 	id, source, err := s.replicaID(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rc := &securedexchange.Receipt{Nonce: nonce, ReplicaId: id, ReplicaSource: source, ModelHash: modelHash}
-	if modelHash != nil {
-		rc.OutputHash = proof.OutputHash(outputs)
-	}
-	return rc, nil
+	return &securedexchange.Receipt{Nonce: nonce, ReplicaId: id, ReplicaSource: source}, nil
 }

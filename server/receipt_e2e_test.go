@@ -4,17 +4,26 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/attest/attesttest"
+	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
 	"github.com/blindfold-ai/blindfold/attest/verifier"
 	"github.com/blindfold-ai/blindfold/internal/testserver"
 	"github.com/blindfold-ai/blindfold/proof"
@@ -153,4 +162,91 @@ func TestReceiptNonceRefused(t *testing.T) {
 	if run, _, _, err := b.run(c, "mlp", inputs, true); err != nil || !bytes.Equal(run.GetReceipt().GetNonce(), bytes.Repeat([]byte{0xab}, 64)) {
 		t.Fatalf("64-byte nonce: %v, receipt %v", err, run.GetReceipt())
 	}
+}
+
+// A hardware replica's receipts name the platform of the evidence it
+// serves (SHA-256 of the PCK certificate of its latest quote); a signed
+// request that finds no evidence to learn it from fails with UNAVAILABLE
+// before anything is stored or run.
+func TestReceiptReplicaHardware(t *testing.T) {
+	now := time.Now()
+	pki, err := sgxtest.NewPKI(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := attesttest.NewAttester(pki, now)
+	att.Err = errors.New("quoting enclave busy")
+	ts := testserver.StartHardware(t, att)
+	b := connectLikeBlindAI(t, ts)
+	if len(b.info.ReplicaId) != 0 {
+		t.Fatalf("replica %x reported before any evidence", b.info.ReplicaId)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	model := testserver.Model(t, "mlp.onnx")
+	if _, _, _, err := b.upload(ctx, model, "mlp", true); status.Code(err) != codes.Unavailable {
+		t.Fatalf("signed upload without evidence: %v, want Unavailable", err)
+	}
+	inputs := randomInputs(t, rand.New(rand.NewPCG(7, 8)), modelSpecs(t, ts.Runtime, model), 1)
+	if _, _, _, err := b.run(ctx, "mlp", inputs, false); status.Code(err) != codes.NotFound {
+		t.Fatalf("the failed signed upload kept the model: run gave %v, want NotFound", err)
+	}
+	if _, _, _, err := b.upload(ctx, model, "mlp", false); err != nil {
+		t.Fatalf("unsigned upload: %v", err)
+	}
+	if _, _, _, err := b.run(ctx, "mlp", inputs, true); status.Code(err) != codes.Unavailable {
+		t.Fatalf("signed run without evidence: %v, want Unavailable", err)
+	}
+
+	att.Err = nil
+	quote := quoteOf(ctx, t, ts)
+	pck := sha256.Sum256(firstCertificate(t, quote))
+	run, _, _, err := b.run(ctx, "mlp", inputs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := run.GetReceipt(); rc.GetReplicaSource() != verifier.ReplicaSGXPCK || !bytes.Equal(rc.GetReplicaId(), pck[:]) {
+		t.Fatalf("receipt replica %s:%x, want %s:%x (the PCK certificate of the quote served)", rc.GetReplicaSource(), rc.GetReplicaId(), verifier.ReplicaSGXPCK, pck)
+	}
+	if info := connectLikeBlindAI(t, ts).info; !bytes.Equal(info.ReplicaId, pck[:]) || info.ReplicaSource != verifier.ReplicaSGXPCK {
+		t.Fatalf("server info replica %s:%x, want %x", info.ReplicaSource, info.ReplicaId, pck)
+	}
+}
+
+// quoteOf asks the untrusted port (its certificate pinned) for a quote.
+func quoteOf(ctx context.Context, t *testing.T, ts *testserver.Server) []byte {
+	t.Helper()
+	pemBytes, err := os.ReadFile(ts.HostCertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("no certificate in the host certificate file")
+	}
+	conn, err := grpc.NewClient(ts.UntrustedAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "blindai-srv"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	reply, err := untrusted.NewAttestationClient(conn).GetSgxQuoteWithCollateral(ctx, &untrusted.GetSgxQuoteWithCollateralRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply.GetQuote()
+}
+
+// firstCertificate returns the DER of the first PEM certificate in a
+// quote's bytes (the PCK leaf of its certification data).
+func firstCertificate(t *testing.T, quote []byte) []byte {
+	t.Helper()
+	i := bytes.Index(quote, []byte("-----BEGIN CERTIFICATE-----"))
+	if i < 0 {
+		t.Fatal("no PEM certificate in the quote")
+	}
+	block, _ := pem.Decode(quote[i:])
+	if block == nil {
+		t.Fatal("the quote's PEM certificate does not decode")
+	}
+	return block.Bytes
 }
