@@ -320,6 +320,14 @@ type ServerInfo struct {
 	// only make the connection fail, since the attested port must present
 	// the attested certificate.
 	AttestedPort, UntrustedPort int
+	// ReplicaID and ReplicaSource are the id of the replica that answered
+	// and how it was derived, as its signed receipts carry them (Blindfold
+	// servers only; empty until the replica has issued evidence). A claim
+	// of the untrusted port: a proof's verifier derives the id from the
+	// evidence itself. In simulation it is a random value and proves
+	// nothing.
+	ReplicaID     []byte
+	ReplicaSource string
 }
 
 // Client is a connection to a Blindfold server. It is safe for concurrent
@@ -456,6 +464,8 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 		EvidenceType:    reply.GetEvidenceType(),
 		AttestedPort:    int(reply.GetAttestedPort()),
 		UntrustedPort:   int(reply.GetUntrustedPort()),
+		ReplicaID:       reply.GetReplicaId(),
+		ReplicaSource:   reply.GetReplicaSource(),
 	}
 	if !cfg.portGiven && info.AttestedPort > 0 && info.AttestedPort <= 65535 {
 		attestedAddr = net.JoinHostPort(host, strconv.Itoa(info.AttestedPort))

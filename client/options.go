@@ -29,12 +29,14 @@ type uploadConfig struct {
 	inputs   []TensorSpec
 	outputs  []TensorSpec
 	progress func(sent, total int64)
+	nonce    []byte
 }
 
 type runConfig struct {
 	sign   bool
 	chunk  int
 	byName bool
+	nonce  []byte
 }
 
 type callOption struct {
@@ -62,6 +64,19 @@ func Sign() CallOption {
 	return callOption{
 		upload: func(c *uploadConfig) { c.sign = true },
 		run:    func(c *runConfig) { c.sign = true },
+	}
+}
+
+// WithRequestNonce sends nonce (1 to 64 bytes, e.g. random bytes a
+// verifier chose) with the request. The server records it in the receipt
+// of a signed reply, and with Sign the client checks that it did: a proof
+// of the reply then shows that the request was served after the nonce
+// was made. It is not the nonce of the evidence (WithNonce).
+func WithRequestNonce(nonce []byte) CallOption {
+	n := append([]byte(nil), nonce...)
+	return callOption{
+		upload: func(c *uploadConfig) { c.nonce = n },
+		run:    func(c *runConfig) { c.nonce = n },
 	}
 }
 

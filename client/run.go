@@ -2,10 +2,13 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"time"
+
+	"google.golang.org/grpc/metadata"
 
 	"github.com/blindfold-ai/blindfold/api/prooffiles"
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
@@ -110,6 +113,10 @@ func (c *Client) Run(ctx context.Context, modelID string, inputs []tensor.Tensor
 		}
 	}
 
+	ctx, err := withRequestNonce(ctx, cfg.nonce)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.exchange.RunModel(ctx)
@@ -166,8 +173,9 @@ func (c *Client) Run(ctx context.Context, modelID string, inputs []tensor.Tensor
 	}
 	if cfg.sign {
 		v, err := proof.VerifySigned(c.signingKey, reply.GetPayload(), reply.GetSignature(), proof.VerifyOptions{
-			InputHash: res.InputHash,
-			ModelID:   modelID,
+			InputHash:    res.InputHash,
+			ModelID:      modelID,
+			RequestNonce: cfg.nonce,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: run of model %q: %w", ErrVerification, modelID, err)
@@ -200,6 +208,17 @@ func (c *Client) Run(ctx context.Context, modelID string, inputs []tensor.Tensor
 		return nil, fmt.Errorf("client: run of model %q: %w", modelID, err)
 	}
 	return res, nil
+}
+
+// withRequestNonce adds a request nonce to ctx's outgoing metadata.
+func withRequestNonce(ctx context.Context, nonce []byte) (context.Context, error) {
+	if nonce == nil {
+		return ctx, nil
+	}
+	if err := attest.CheckNonce(nonce); err != nil {
+		return nil, fmt.Errorf("client: request nonce: %w", err)
+	}
+	return metadata.AppendToOutgoingContext(ctx, wire.NonceMetadata, hex.EncodeToString(nonce)), nil
 }
 
 // DecodeTensors converts wire tensors to tensors, checking their element

@@ -91,6 +91,10 @@ func (c *Client) UploadModel(ctx context.Context, model []byte, opts ...UploadOp
 	}
 	localHash := proof.ModelHash(model)
 
+	ctx, err = withRequestNonce(ctx, cfg.nonce)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.exchange.SendModel(ctx)
@@ -130,8 +134,9 @@ func (c *Client) UploadModel(ctx context.Context, model []byte, opts ...UploadOp
 	res := &UploadResult{ModelID: want, ModelHash: localHash, Reply: reply, certDER: c.certDER, evidence: c.evidence()}
 	if cfg.sign {
 		v, err := proof.VerifySigned(c.signingKey, reply.GetPayload(), reply.GetSignature(), proof.VerifyOptions{
-			ModelHash: localHash,
-			ModelID:   want,
+			ModelHash:    localHash,
+			ModelID:      want,
+			RequestNonce: cfg.nonce,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: upload of model %q: %w", ErrVerification, want, err)

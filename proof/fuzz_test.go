@@ -22,6 +22,7 @@ func seedProofs(tb testing.TB) [][]byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	outs := []*securedexchange.TensorData{{Info: &securedexchange.TensorInfo{Dims: []int32{2}, IndexName: "y"}, BytesData: make([]byte, 8)}}
 	payloads := []*securedexchange.Payload{
 		{Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()}, Payload: &securedexchange.Payload_RunModelPayload{RunModelPayload: &securedexchange.RunModelPayload{
 			InputHash: make([]byte, 32), ModelId: "m", InferenceTime: 1,
@@ -29,6 +30,14 @@ func seedProofs(tb testing.TB) [][]byte {
 		}}},
 		{Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()}, Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: &securedexchange.SendModelPayload{
 			ModelHash: make([]byte, 32), ModelId: "m", TensorInputs: []*securedexchange.TensorInfo{{Dims: []int32{-1, 4}, IndexName: "x"}},
+		}}},
+		// With receipts.
+		{Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()}, Payload: &securedexchange.Payload_RunModelPayload{RunModelPayload: &securedexchange.RunModelPayload{
+			InputHash: make([]byte, 32), ModelId: "m", OutputTensors: outs,
+			Receipt: &securedexchange.Receipt{ModelHash: make([]byte, 32), OutputHash: OutputHash(outs), Nonce: []byte("n"), ReplicaId: make([]byte, 16), ReplicaSource: "simulation"},
+		}}},
+		{Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()}, Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: &securedexchange.SendModelPayload{
+			ModelHash: make([]byte, 32), ModelId: "m", Receipt: &securedexchange.Receipt{Nonce: []byte("n"), ReplicaId: make([]byte, 16), ReplicaSource: "simulation"},
 		}}},
 	}
 	var out [][]byte

@@ -12,13 +12,38 @@
 // carries InputHash (SHA-256 over the concatenated bytes_data of every input
 // TensorData, in the order sent), the model id and the outputs.
 //
+// # Receipts
+//
+// Blindfold servers add a Receipt to every signed payload (a field that
+// BlindAI 0.5 clients skip). A run's receipt binds the model's SHA-256 (of
+// the model bytes as uploaded), the output hash (OutputHash: SHA-256 over
+// each output's name, element type, shape and bytes, in order; see its
+// documentation for the exact bytes), the nonce the client sent with the
+// request (gRPC metadata blindfold-nonce, hex), and the replica that
+// served it; an upload's binds the nonce and the replica. Verify checks a
+// receipt against the rest of its payload (the output hash must be that
+// of the payload's outputs), compares the values VerifyOptions names
+// (ModelHash, InputHash, OutputHash, RequestNonce, ModelID), and, for a
+// hardware proof, always compares the receipt's replica id with the one
+// derived from the proof's own evidence (attest/verifier.ReplicaID: SHA-256
+// of the SGX or TDX PCK leaf certificate, or the SEV-SNP CHIP_ID), so that
+// the receipt of one replica does not pass with the evidence of another.
+// Replicas on one machine share that id; a simulation server's is random
+// and proves nothing. Result.Bindings says what was checked. A proof
+// without a receipt still verifies, but asking to check a value only a
+// receipt carries fails with a *MismatchError naming it.
+//
 // # What issued_at proves
 //
 // The payload header's issued_at is read from the server machine's clock,
-// which the host operator controls. A verified signature proves that the
-// TEE produced the payload, but not when: treat issued_at as a claim of the
-// untrusted host, useful for ordering one's own records, never as evidence
-// of time.
+// which the host operator controls; the TEE has no trusted time. A
+// verified signature proves that the TEE produced the payload, but not
+// when: treat issued_at as a claim of the untrusted host, useful for
+// ordering one's own records, never as evidence of time. Only a request
+// nonce bounds it: a request whose receipt carries a nonce that the
+// verifier chose unpredictably was served after the nonce was made. The
+// collateral's dates bound nothing about the request: the evidence and its
+// collateral are attached by the client, outside the signature.
 //
 // # Proof files
 //
@@ -69,7 +94,6 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -335,20 +359,33 @@ var (
 	ErrCertificateMismatch = errors.New("proof: the proof's attested certificate differs from the expected one")
 )
 
-// MismatchError reports a payload field that differs from what the caller
-// expected.
+// MismatchError reports a bound value that differs from what the caller
+// expected, or that the proof does not carry.
 type MismatchError struct {
-	// Field is the payload field: "model_id", "model_hash" or "input_hash".
+	// Field names the binding: one of the Bind constants ("model_id",
+	// "model_hash", "input_hash", "output_hash", "nonce", "replica_id").
 	Field string
 	// Want is the expected value, Got the proof's (hex for hashes).
 	Want, Got string
+	// Detail, when set, says more: why the proof carries no value, or
+	// where the expected one comes from.
+	Detail string
 }
 
 func (e *MismatchError) Error() string {
-	if e.Got == "" {
-		return fmt.Sprintf("proof: %s mismatch: expected %q, the proof carries none", e.Field, e.Want)
+	var s string
+	switch {
+	case e.Got == "":
+		s = fmt.Sprintf("proof: %s mismatch: expected %q, the proof carries none", e.Field, e.Want)
+	case e.Want == "":
+		s = fmt.Sprintf("proof: %s mismatch: the proof has %q", e.Field, e.Got)
+	default:
+		s = fmt.Sprintf("proof: %s mismatch: expected %q, the proof has %q", e.Field, e.Want, e.Got)
 	}
-	return fmt.Sprintf("proof: %s mismatch: expected %q, the proof has %q", e.Field, e.Want, e.Got)
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	return s
 }
 
 // VerifyOptions say what Verify accepts and what it compares.
@@ -360,14 +397,22 @@ type VerifyOptions struct {
 	// client saw, for a simulation proof. When the proof embeds one too,
 	// both must be equal. Unused for hardware proofs.
 	SimulationCertificate []byte
-	// ModelHash, when set, must equal a send payload's model_hash (a run
-	// payload carries none, so setting it for a run proof fails).
+	// ModelHash, when set, must equal a send payload's model_hash, or a
+	// run payload receipt's model_hash (a run proof without a receipt
+	// fails).
 	ModelHash []byte
 	// InputHash, when set, must equal a run payload's input_hash (a send
 	// payload carries none, so setting it for a send proof fails).
 	InputHash []byte
 	// ModelID, when set, must equal the payload's model_id.
 	ModelID string
+	// OutputHash, when set, must equal OutputHash of a run payload's
+	// outputs (an upload proof fails).
+	OutputHash []byte
+	// RequestNonce, when set, must equal the nonce the client sent with
+	// the request, as the payload's receipt records it (a proof without a
+	// receipt fails). It is not Nonce, the nonce of the evidence.
+	RequestNonce []byte
 
 	// Policy is what the TEE of a hardware proof must satisfy; required
 	// for hardware proofs unless Verifiers is given. Its sections say which
@@ -396,6 +441,8 @@ type VerifyOptions struct {
 	// of a hardware proof's report data; when nil those bytes are not
 	// checked.
 	Nonce []byte
+
+	simulation bool // set by Verify for a simulation proof
 }
 
 // Result is what a verified proof says.
@@ -425,6 +472,12 @@ type Result struct {
 	// SuppliedCollateral is true when the evidence was verified with
 	// VerifyOptions.Collateral rather than the proof's own collateral.
 	SuppliedCollateral bool
+	// Receipt is the payload's receipt; nil when it has none (a BlindAI
+	// 0.5 or older Blindfold reply).
+	Receipt *securedexchange.Receipt
+	// Bindings lists, in a fixed order, each value a proof can bind and
+	// whether it was checked (see Binding).
+	Bindings []Binding
 }
 
 // IsSimulation reports whether p is a simulation-mode proof: it has no
@@ -504,6 +557,9 @@ func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := res.checkReplica(ev); err != nil {
+			return nil, err
+		}
 		res.Certificate = v.CertificateDER
 		res.Evidence = v
 		res.SuppliedCollateral = opts.Collateral != nil
@@ -530,11 +586,11 @@ func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proof: %w", err)
 	}
+	opts.simulation = true
 	res, err := VerifySigned(pub, p.GetPayload(), p.GetSignature(), opts)
 	if err != nil {
 		return nil, err
 	}
-	res.Simulation = true
 	res.Certificate = append([]byte(nil), certDER...)
 	return res, nil
 }
@@ -555,27 +611,17 @@ func VerifySigned(pub ed25519.PublicKey, payloadBytes, signature []byte, opts Ve
 		res.IssuedAt = ts.AsTime()
 	}
 	if s := payload.GetSendModelPayload(); s != nil {
-		res.Kind, res.ModelID, res.ModelHash = KindSendModel, s.GetModelId(), s.GetModelHash()
+		res.Kind, res.ModelID, res.ModelHash, res.Receipt = KindSendModel, s.GetModelId(), s.GetModelHash(), s.GetReceipt()
 	} else {
 		r := payload.GetRunModelPayload()
-		res.Kind, res.ModelID, res.InputHash = KindRunModel, r.GetModelId(), r.GetInputHash()
+		res.Kind, res.ModelID, res.InputHash, res.Receipt = KindRunModel, r.GetModelId(), r.GetInputHash(), r.GetReceipt()
 	}
-	if err := res.check(opts); err != nil {
+	res.Simulation = opts.simulation
+	if err := res.checkReceipt(); err != nil {
+		return nil, err
+	}
+	if err := res.checkBindings(opts); err != nil {
 		return nil, err
 	}
 	return res, nil
-}
-
-// check compares the fields the options name.
-func (r *Result) check(opts VerifyOptions) error {
-	if opts.ModelID != "" && opts.ModelID != r.ModelID {
-		return &MismatchError{Field: "model_id", Want: opts.ModelID, Got: r.ModelID}
-	}
-	if len(opts.ModelHash) != 0 && !bytes.Equal(opts.ModelHash, r.ModelHash) {
-		return &MismatchError{Field: "model_hash", Want: hex.EncodeToString(opts.ModelHash), Got: hex.EncodeToString(r.ModelHash)}
-	}
-	if len(opts.InputHash) != 0 && !bytes.Equal(opts.InputHash, r.InputHash) {
-		return &MismatchError{Field: "input_hash", Want: hex.EncodeToString(opts.InputHash), Got: hex.EncodeToString(r.InputHash)}
-	}
-	return nil
 }

@@ -123,6 +123,7 @@ func (s *Server) issue(ctx context.Context, nonce []byte) (*attest.Evidence, err
 		s.log.Error("the evidence provider returned incomplete evidence", "type", s.att.Type())
 		return nil, status.Error(codes.Internal, "the evidence provider returned incomplete evidence")
 	}
+	s.replica.learn(ev, s.log)
 	return ev, nil
 }
 
@@ -135,7 +136,10 @@ func (a *attestationService) GetServerInfo(context.Context, *untrusted.GetServer
 		kind = "none"
 	}
 	untrustedPort, attestedPort := a.s.servedPorts()
+	replicaID, replicaSource, _ := a.s.replica.get()
 	return &untrusted.GetServerInfoReply{
+		ReplicaId:     replicaID,
+		ReplicaSource: replicaSource,
 		UntrustedPort: untrustedPort,
 		AttestedPort:  attestedPort,
 		Version:       ProtocolVersion,

@@ -305,6 +305,8 @@ func (in *Inputs) Add(pos int, name string, dtype tensor.DType, shape []int64, d
 type RunResult struct {
 	// ModelID is the id of the model that ran.
 	ModelID string
+	// ModelHash is the SHA-256 of the model's bytes as uploaded.
+	ModelHash [32]byte
 	// Outputs are the model's outputs, in order.
 	Outputs []tensor.Tensor
 	// Elapsed is the inference's time inside the engine.
@@ -403,7 +405,7 @@ func (s *Server) run(ctx context.Context, subject string, ref ModelRef, h hash.H
 		}
 		return nil, s.runStatus(ctx, m.ID, err)
 	}
-	r := &RunResult{ModelID: m.ID, Outputs: outputs, Elapsed: elapsed}
+	r := &RunResult{ModelID: m.ID, ModelHash: m.Hash, Outputs: outputs, Elapsed: elapsed}
 	var total int64
 	for _, t := range outputs {
 		total += int64(len(t.Data))

@@ -19,6 +19,7 @@ import (
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/engine"
 	"github.com/blindfold-ai/blindfold/internal/wire"
+	"github.com/blindfold-ai/blindfold/proof"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 
@@ -100,6 +101,10 @@ func checkStoredModelID(id string) error {
 
 func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelServer) error {
 	s := e.s
+	nonce, err := requestNonce(stream.Context())
+	if err != nil {
+		return err
+	}
 	in := newProgressReader(stream.Context(), stream.Recv, time.Duration(s.cfg.StreamProgressTimeout), "upload")
 	defer in.stop()
 	first, err := in.next()
@@ -114,6 +119,12 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 		return err
 	}
 	defer done()
+	var rc *securedexchange.Receipt
+	if first.GetSign() { // before the upload, so that a failure keeps nothing
+		if rc, err = s.receipt(stream.Context(), nonce); err != nil {
+			return err
+		}
+	}
 	id, err := modelID(first)
 	if err != nil {
 		return err
@@ -154,14 +165,16 @@ func (e *exchangeService) SendModel(stream securedexchange.Exchange_SendModelSer
 	if err != nil {
 		return err
 	}
+	sp := &securedexchange.SendModelPayload{
+		ModelHash:     res.Hash[:],
+		TensorInputs:  specInfos(res.Inputs),
+		TensorOutputs: specInfos(res.Outputs),
+		ModelId:       res.ID,
+	}
+	sp.Receipt = rc
 	payload := &securedexchange.Payload{
-		Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
-		Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: &securedexchange.SendModelPayload{
-			ModelHash:     res.Hash[:],
-			TensorInputs:  specInfos(res.Inputs),
-			TensorOutputs: specInfos(res.Outputs),
-			ModelId:       res.ID,
-		}},
+		Header:  &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()},
+		Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: sp},
 	}
 	reply, err := s.signedReply(payload, first.GetSign())
 	if err != nil {
@@ -274,6 +287,10 @@ func (s *Server) signedReply(p *securedexchange.Payload, sign bool) (reply, erro
 
 func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServer) error {
 	s := e.s
+	nonce, err := requestNonce(stream.Context())
+	if err != nil {
+		return err
+	}
 	subject, done, err := s.authorize(stream.Context(), "")
 	if err != nil {
 		return err
@@ -296,6 +313,12 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	var h = sha256.New()
 	if !sign {
 		h = nil
+	}
+	var rc *securedexchange.Receipt
+	if sign { // before the run, so that a failure wastes none
+		if rc, err = s.receipt(stream.Context(), nonce); err != nil {
+			return err
+		}
 	}
 	ctx := stream.Context()
 	r, err := s.run(ctx, subject, ModelRef{ID: id}, h, func(inputs *Inputs) error {
@@ -351,6 +374,9 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	var signer func([]byte) []byte
 	if sign {
 		signer = s.id.Sign
+		rc.ModelHash = r.ModelHash[:]
+		rc.OutputHash = proof.OutputHash(out)
+		f.Receipt = rc
 	}
 	// The reply references the outputs' buffers; gRPC zeroes them once it
 	// has written them.

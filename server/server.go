@@ -123,6 +123,8 @@ type Server struct {
 	// metrics.go, health.go).
 	metrics *metrics
 	ops     ops
+	// replica is the id of this replica that signed receipts carry.
+	replica replicaState
 }
 
 // New prepares a server: it makes the attested identity and loads (or
@@ -156,6 +158,9 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, rt: rt, att: att, frontends: opts.Frontends}
 	s.core = &Core{s: s}
+	if cfg.Simulation {
+		s.replica.initSimulation()
+	}
 	s.initMetrics()
 	s.models = store.NewWithOptions(store.Options{
 		Limits: store.Limits{

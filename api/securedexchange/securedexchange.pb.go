@@ -843,6 +843,9 @@ type SendModelPayload struct {
 	TensorInputs  []*TensorInfo          `protobuf:"bytes,2,rep,name=tensor_inputs,json=tensorInputs,proto3" json:"tensor_inputs,omitempty"`
 	TensorOutputs []*TensorInfo          `protobuf:"bytes,3,rep,name=tensor_outputs,json=tensorOutputs,proto3" json:"tensor_outputs,omitempty"`
 	ModelId       string                 `protobuf:"bytes,4,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	// Blindfold extension: what this upload is bound to beyond the model
+	// hash (see Receipt). BlindAI 0.5 clients ignore it.
+	Receipt       *Receipt `protobuf:"bytes,100,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -905,6 +908,13 @@ func (x *SendModelPayload) GetModelId() string {
 	return ""
 }
 
+func (x *SendModelPayload) GetReceipt() *Receipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
 type RunModelPayload struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	InputHash     []byte                 `protobuf:"bytes,1,opt,name=input_hash,json=inputHash,proto3" json:"input_hash,omitempty"`
@@ -914,8 +924,11 @@ type RunModelPayload struct {
 	InferenceTime uint64 `protobuf:"varint,4,opt,name=inference_time,json=inferenceTime,proto3" json:"inference_time,omitempty"`
 	// Blindfold extension: the same time in nanoseconds.
 	InferenceTimeNs uint64 `protobuf:"varint,100,opt,name=inference_time_ns,json=inferenceTimeNs,proto3" json:"inference_time_ns,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Blindfold extension: what this run is bound to beyond the input hash
+	// (see Receipt). BlindAI 0.5 clients ignore it.
+	Receipt       *Receipt `protobuf:"bytes,101,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunModelPayload) Reset() {
@@ -983,6 +996,101 @@ func (x *RunModelPayload) GetInferenceTimeNs() uint64 {
 	return 0
 }
 
+func (x *RunModelPayload) GetReceipt() *Receipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+// Receipt is Blindfold's extension of a signed payload: the values a
+// reply binds besides the fields BlindAI 0.5 defines. Package proof
+// documents how each is computed and what it proves.
+type Receipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SHA-256 of the model bytes as uploaded (run payloads only; a send
+	// payload carries it in model_hash).
+	ModelHash []byte `protobuf:"bytes,1,opt,name=model_hash,json=modelHash,proto3" json:"model_hash,omitempty"`
+	// SHA-256 over the outputs' names, types, shapes and bytes, in order
+	// (run payloads only; see proof.OutputHash).
+	OutputHash []byte `protobuf:"bytes,2,opt,name=output_hash,json=outputHash,proto3" json:"output_hash,omitempty"`
+	// The nonce the client sent with the request (metadata blindfold-nonce),
+	// empty when it sent none.
+	Nonce []byte `protobuf:"bytes,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// The identifier of the replica that served the request, derived from
+	// its platform's evidence (see attest/verifier.ReplicaID).
+	ReplicaId []byte `protobuf:"bytes,4,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// How replica_id was derived, e.g. "sgx-pck-sha256" or "simulation".
+	ReplicaSource string `protobuf:"bytes,5,opt,name=replica_source,json=replicaSource,proto3" json:"replica_source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_securedexchange_securedexchange_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_securedexchange_securedexchange_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_securedexchange_securedexchange_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Receipt) GetModelHash() []byte {
+	if x != nil {
+		return x.ModelHash
+	}
+	return nil
+}
+
+func (x *Receipt) GetOutputHash() []byte {
+	if x != nil {
+		return x.OutputHash
+	}
+	return nil
+}
+
+func (x *Receipt) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *Receipt) GetReplicaId() []byte {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return nil
+}
+
+func (x *Receipt) GetReplicaSource() string {
+	if x != nil {
+		return x.ReplicaSource
+	}
+	return ""
+}
+
 var File_securedexchange_securedexchange_proto protoreflect.FileDescriptor
 
 const file_securedexchange_securedexchange_proto_rawDesc = "" +
@@ -1048,20 +1156,31 @@ const file_securedexchange_securedexchange_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x1e.securedexchange.PayloadHeaderR\x06header\x12Q\n" +
 	"\x12send_model_payload\x18\x02 \x01(\v2!.securedexchange.SendModelPayloadH\x00R\x10sendModelPayload\x12N\n" +
 	"\x11run_model_payload\x18\x03 \x01(\v2 .securedexchange.RunModelPayloadH\x00R\x0frunModelPayloadB\t\n" +
-	"\apayload\"\xd2\x01\n" +
+	"\apayload\"\x86\x02\n" +
 	"\x10SendModelPayload\x12\x1d\n" +
 	"\n" +
 	"model_hash\x18\x01 \x01(\fR\tmodelHash\x12@\n" +
 	"\rtensor_inputs\x18\x02 \x03(\v2\x1b.securedexchange.TensorInfoR\ftensorInputs\x12B\n" +
 	"\x0etensor_outputs\x18\x03 \x03(\v2\x1b.securedexchange.TensorInfoR\rtensorOutputs\x12\x19\n" +
-	"\bmodel_id\x18\x04 \x01(\tR\amodelId\"\xe2\x01\n" +
+	"\bmodel_id\x18\x04 \x01(\tR\amodelId\x122\n" +
+	"\areceipt\x18d \x01(\v2\x18.securedexchange.ReceiptR\areceipt\"\x96\x02\n" +
 	"\x0fRunModelPayload\x12\x1d\n" +
 	"\n" +
 	"input_hash\x18\x01 \x01(\fR\tinputHash\x12\x19\n" +
 	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12B\n" +
 	"\x0eoutput_tensors\x18\x03 \x03(\v2\x1b.securedexchange.TensorDataR\routputTensors\x12%\n" +
 	"\x0einference_time\x18\x04 \x01(\x04R\rinferenceTime\x12*\n" +
-	"\x11inference_time_ns\x18d \x01(\x04R\x0finferenceTimeNs*\x9a\x01\n" +
+	"\x11inference_time_ns\x18d \x01(\x04R\x0finferenceTimeNs\x122\n" +
+	"\areceipt\x18e \x01(\v2\x18.securedexchange.ReceiptR\areceipt\"\xa5\x01\n" +
+	"\aReceipt\x12\x1d\n" +
+	"\n" +
+	"model_hash\x18\x01 \x01(\fR\tmodelHash\x12\x1f\n" +
+	"\voutput_hash\x18\x02 \x01(\fR\n" +
+	"outputHash\x12\x14\n" +
+	"\x05nonce\x18\x03 \x01(\fR\x05nonce\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x04 \x01(\fR\treplicaId\x12%\n" +
+	"\x0ereplica_source\x18\x05 \x01(\tR\rreplicaSource*\x9a\x01\n" +
 	"\rDatumTypeEnum\x12\a\n" +
 	"\x03F32\x10\x00\x12\a\n" +
 	"\x03F64\x10\x01\x12\a\n" +
@@ -1096,7 +1215,7 @@ func file_securedexchange_securedexchange_proto_rawDescGZIP() []byte {
 }
 
 var file_securedexchange_securedexchange_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_securedexchange_securedexchange_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_securedexchange_securedexchange_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_securedexchange_securedexchange_proto_goTypes = []any{
 	(DatumTypeEnum)(0),            // 0: securedexchange.DatumTypeEnum
 	(*ClientInfo)(nil),            // 1: securedexchange.ClientInfo
@@ -1112,7 +1231,8 @@ var file_securedexchange_securedexchange_proto_goTypes = []any{
 	(*Payload)(nil),               // 11: securedexchange.Payload
 	(*SendModelPayload)(nil),      // 12: securedexchange.SendModelPayload
 	(*RunModelPayload)(nil),       // 13: securedexchange.RunModelPayload
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*Receipt)(nil),               // 14: securedexchange.Receipt
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_securedexchange_securedexchange_proto_depIdxs = []int32{
 	0,  // 0: securedexchange.TensorInfo.datum_type:type_name -> securedexchange.DatumTypeEnum
@@ -1122,24 +1242,26 @@ var file_securedexchange_securedexchange_proto_depIdxs = []int32{
 	1,  // 4: securedexchange.SendModelRequest.client_info:type_name -> securedexchange.ClientInfo
 	3,  // 5: securedexchange.RunModelRequest.input_tensors:type_name -> securedexchange.TensorData
 	1,  // 6: securedexchange.RunModelRequest.client_info:type_name -> securedexchange.ClientInfo
-	14, // 7: securedexchange.PayloadHeader.issued_at:type_name -> google.protobuf.Timestamp
+	15, // 7: securedexchange.PayloadHeader.issued_at:type_name -> google.protobuf.Timestamp
 	10, // 8: securedexchange.Payload.header:type_name -> securedexchange.PayloadHeader
 	12, // 9: securedexchange.Payload.send_model_payload:type_name -> securedexchange.SendModelPayload
 	13, // 10: securedexchange.Payload.run_model_payload:type_name -> securedexchange.RunModelPayload
 	2,  // 11: securedexchange.SendModelPayload.tensor_inputs:type_name -> securedexchange.TensorInfo
 	2,  // 12: securedexchange.SendModelPayload.tensor_outputs:type_name -> securedexchange.TensorInfo
-	3,  // 13: securedexchange.RunModelPayload.output_tensors:type_name -> securedexchange.TensorData
-	4,  // 14: securedexchange.Exchange.SendModel:input_type -> securedexchange.SendModelRequest
-	6,  // 15: securedexchange.Exchange.RunModel:input_type -> securedexchange.RunModelRequest
-	8,  // 16: securedexchange.Exchange.DeleteModel:input_type -> securedexchange.DeleteModelRequest
-	5,  // 17: securedexchange.Exchange.SendModel:output_type -> securedexchange.SendModelReply
-	7,  // 18: securedexchange.Exchange.RunModel:output_type -> securedexchange.RunModelReply
-	9,  // 19: securedexchange.Exchange.DeleteModel:output_type -> securedexchange.DeleteModelReply
-	17, // [17:20] is the sub-list for method output_type
-	14, // [14:17] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	14, // 13: securedexchange.SendModelPayload.receipt:type_name -> securedexchange.Receipt
+	3,  // 14: securedexchange.RunModelPayload.output_tensors:type_name -> securedexchange.TensorData
+	14, // 15: securedexchange.RunModelPayload.receipt:type_name -> securedexchange.Receipt
+	4,  // 16: securedexchange.Exchange.SendModel:input_type -> securedexchange.SendModelRequest
+	6,  // 17: securedexchange.Exchange.RunModel:input_type -> securedexchange.RunModelRequest
+	8,  // 18: securedexchange.Exchange.DeleteModel:input_type -> securedexchange.DeleteModelRequest
+	5,  // 19: securedexchange.Exchange.SendModel:output_type -> securedexchange.SendModelReply
+	7,  // 20: securedexchange.Exchange.RunModel:output_type -> securedexchange.RunModelReply
+	9,  // 21: securedexchange.Exchange.DeleteModel:output_type -> securedexchange.DeleteModelReply
+	19, // [19:22] is the sub-list for method output_type
+	16, // [16:19] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_securedexchange_securedexchange_proto_init() }
@@ -1157,7 +1279,7 @@ func file_securedexchange_securedexchange_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_securedexchange_securedexchange_proto_rawDesc), len(file_securedexchange_securedexchange_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -452,6 +452,12 @@ type GetServerInfoReply struct {
 	// Blindfold extension: the TCP port the untrusted port listens on (0: not
 	// reported).
 	UntrustedPort uint32 `protobuf:"varint,104,opt,name=untrusted_port,json=untrustedPort,proto3" json:"untrusted_port,omitempty"`
+	// Blindfold extension: the identifier of this replica that its signed
+	// receipts carry (see securedexchange.Receipt); empty until known.
+	ReplicaId []byte `protobuf:"bytes,105,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// Blindfold extension: how replica_id was derived ("simulation": a
+	// random value made at start, which proves nothing).
+	ReplicaSource string `protobuf:"bytes,106,opt,name=replica_source,json=replicaSource,proto3" json:"replica_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -528,6 +534,20 @@ func (x *GetServerInfoReply) GetUntrustedPort() uint32 {
 	return 0
 }
 
+func (x *GetServerInfoReply) GetReplicaId() []byte {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return nil
+}
+
+func (x *GetServerInfoReply) GetReplicaSource() string {
+	if x != nil {
+		return x.ReplicaSource
+	}
+	return ""
+}
+
 var File_untrusted_untrusted_proto protoreflect.FileDescriptor
 
 const file_untrusted_untrusted_proto_rawDesc = "" +
@@ -559,7 +579,7 @@ const file_untrusted_untrusted_proto_rawDesc = "" +
 	"collateral\x18\x02 \x01(\v2\x18.untrusted.SgxCollateralR\n" +
 	"collateral\x12*\n" +
 	"\x11enclave_held_data\x18\x03 \x01(\fR\x0fenclaveHeldData\"\x16\n" +
-	"\x14GetServerInfoRequest\"\xe6\x01\n" +
+	"\x14GetServerInfoRequest\"\xac\x02\n" +
 	"\x12GetServerInfoReply\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12%\n" +
 	"\x0eserver_version\x18d \x01(\tR\rserverVersion\x12\x1e\n" +
@@ -568,7 +588,10 @@ const file_untrusted_untrusted_proto_rawDesc = "" +
 	"simulation\x12#\n" +
 	"\revidence_type\x18f \x01(\tR\fevidenceType\x12#\n" +
 	"\rattested_port\x18g \x01(\rR\fattestedPort\x12%\n" +
-	"\x0euntrusted_port\x18h \x01(\rR\runtrustedPort2\xf1\x02\n" +
+	"\x0euntrusted_port\x18h \x01(\rR\runtrustedPort\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18i \x01(\fR\treplicaId\x12%\n" +
+	"\x0ereplica_source\x18j \x01(\tR\rreplicaSource2\xf1\x02\n" +
 	"\vAttestation\x12T\n" +
 	"\x0eGetCertificate\x12 .untrusted.GetCertificateRequest\x1a\x1e.untrusted.GetCertificateReply\"\x00\x12B\n" +
 	"\bGetToken\x12\x1a.untrusted.GetTokenRequest\x1a\x18.untrusted.GetTokenReply\"\x00\x12u\n" +

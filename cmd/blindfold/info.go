@@ -48,6 +48,13 @@ func runInfo(e *env, f *infoFlags, addr string) error {
 	fmt.Fprintf(w, "server version:        %s\n", orUnknown(info.ServerVersion))
 	fmt.Fprintf(w, "evidence type:         %s\n", orUnknown(info.EvidenceType))
 	fmt.Fprintf(w, "simulation:            %t\n", c.Simulation())
+	if len(info.ReplicaID) > 0 {
+		note := ""
+		if info.ReplicaSource == "simulation" {
+			note = " (random, made at start: proves nothing)"
+		}
+		fmt.Fprintf(w, "replica:               %s:%s%s\n", info.ReplicaSource, hex.EncodeToString(info.ReplicaID), note)
+	}
 	fmt.Fprintf(w, "host certificate:      %s\n", c.HostCertificateFingerprint())
 	fmt.Fprintf(w, "attested certificate:  %s\n", c.AttestedCertificateFingerprint())
 	fmt.Fprintf(w, "signing key (ed25519): %s\n", hex.EncodeToString(c.SigningKey()))

@@ -22,7 +22,7 @@ import (
 func proofVerifyCommand() *command {
 	return &command{
 		name:     "verify",
-		synopsis: "blindfold proof verify FILE [--policy policy.toml [--at RFC3339] [--collateral FILE | --collateral-bundle FILE | --pccs-url URL]] [--allow-simulation [--certificate FILE]] [--model-id ID] [--model-hash HEX] [--input-hash HEX | --input FILE.npy ...] [--format text|ear|ear-jwt [--ear-key FILE]]",
+		synopsis: "blindfold proof verify FILE [--policy policy.toml [--at RFC3339] [--collateral FILE | --collateral-bundle FILE | --pccs-url URL]] [--allow-simulation [--certificate FILE]] [--model-id ID] [--model-hash HEX | --model FILE.onnx] [--input-hash HEX | --input FILE.npy ...] [--output-hash HEX | --output FILE.npy ...] [--nonce HEX] [--format text|ear|ear-jwt [--ear-key FILE]]",
 		summary:  "verify a proof file offline",
 		help: `Verifies a proof file (a signed reply saved by "upload --sign --proof" or
 "run --sign --proof", or by a BlindAI 0.5 client) and prints what it
@@ -30,6 +30,17 @@ proves. The signature must verify with the key of the attested
 certificate; --model-id, --model-hash and --input-hash (or --input, the
 .npy files of the inputs, in the order they were sent) must match the
 signed payload when given.
+
+Blindfold servers add a receipt to signed replies, which also binds the
+model's SHA-256 for runs (--model-hash, or --model FILE.onnx to hash the
+file), the outputs (--output-hash, or --output FILE.npy for each output
+in order; a .npy file holds no name, so output i takes the name the proof
+gives it), the nonce the client sent with the request (--nonce HEX, as
+"run --nonce" printed it), and the replica that served it, which is
+always checked against the proof's own hardware evidence. Asking to check
+a value that the proof does not bind (a BlindAI 0.5 proof has no receipt)
+fails, naming it. The output lists each binding and whether it was
+checked.
 
 Proofs with hardware evidence (an SGX quote, as Blindfold and BlindAI 0.5
 clients write them) need --policy policy.toml: the quote and its
@@ -55,7 +66,9 @@ Simulation-mode proofs protect nothing and are refused unless
 --allow-simulation is given.
 
 The issued_at time comes from the server host's clock: it is a claim of
-the untrusted host, not evidence of when the result was produced.
+the untrusted host, not evidence of when the result was produced. Only a
+nonce bounds it: a request that carries a nonce was served after the
+nonce was made.
 
 ` + earFlagsHelp + ` The EAR of a proof has a "model" appraisal too,
 with what the signed reply binds.`,
@@ -76,6 +89,11 @@ with what the signed reply binds.`,
 			var inputs inputFlag
 			fs.Var(&inputs, "input", "an input `FILE.npy` as sent (repeat, in order); its hash must match")
 			ef := addEARFlags(fs)
+			modelFile := fs.String("model", "", "the model `FILE.onnx` whose SHA-256 must match")
+			var outputs stringsFlag
+			fs.Var(&outputs, "output", "an output `FILE.npy` as received (repeat, in order); with the names the proof gives, their hash must match")
+			outputHash := fs.String("output-hash", "", "expected output hash (`HEX`; for run proofs)")
+			nonceFlag := fs.String("nonce", "", "the request nonce (`HEX`) the receipt must carry")
 			return func(e *env, args []string) error {
 				if err := ef.check(); err != nil {
 					return err
@@ -105,6 +123,20 @@ with what the signed reply binds.`,
 				}
 				if opts.InputHash, err = parseHash("--input-hash", *inputHash); err != nil {
 					return err
+				}
+				if opts.OutputHash, err = parseHash("--output-hash", *outputHash); err != nil {
+					return err
+				}
+				if opts.RequestNonce, err = parseNonce(*nonceFlag); err != nil {
+					return err
+				}
+				if *modelFile != "" {
+					if opts.ModelHash != nil {
+						return usageErrorf("pass --model-hash or --model, not both")
+					}
+					if opts.ModelHash, err = hashFile(*modelFile); err != nil {
+						return err
+					}
 				}
 				if len(inputs.files) > 0 {
 					if opts.InputHash != nil {
@@ -141,6 +173,14 @@ with what the signed reply binds.`,
 						return withCode(exitIO, err)
 					}
 					return withCode(exitProof, err)
+				}
+				if len(outputs) > 0 {
+					if opts.OutputHash != nil {
+						return usageErrorf("pass --output-hash or --output, not both")
+					}
+					if opts.OutputHash, err = outputsHash(outputs, p); err != nil {
+						return err
+					}
 				}
 				if proof.IsSimulation(p) && *allowSim {
 					fmt.Fprint(e.stderr, simulationProofBanner)
@@ -268,4 +308,5 @@ func printProofResult(w interface{ Write([]byte) (int, error) }, r *proof.Result
 	}
 	fmt.Fprintf(w, "attested certificate: %s\n", identity.Fingerprint(r.Certificate))
 	fmt.Fprintf(w, "signing key:          %s\n", hex.EncodeToString(r.SigningKey))
+	printReceipt(w, r)
 }

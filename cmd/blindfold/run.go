@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"strings"
@@ -18,12 +19,13 @@ type runFlags struct {
 	maxJSON   int
 	sign      bool
 	proofPath string
+	nonce     string
 }
 
 func runCommand() *command {
 	return &command{
 		name: "run", addr: true,
-		synopsis: "blindfold run [ADDR] MODEL_ID --input NAME=FILE.npy ... [--output-dir DIR] [--json] [--sign [--proof FILE]] [connection flags]",
+		synopsis: "blindfold run [ADDR] MODEL_ID --input NAME=FILE.npy ... [--output-dir DIR] [--json] [--sign [--proof FILE] [--nonce HEX]] [connection flags]",
 		summary:  "run a model on .npy inputs",
 		help: `Runs a model on inputs read from NumPy .npy files (C order,
 little-endian). Name every input (--input NAME=FILE.npy, matched by name)
@@ -36,7 +38,11 @@ with the values of outputs of at most --json-max-elements elements.
 
 With --sign the server signs the result; the signature, the input hash
 and the model id are verified before the command succeeds, and --proof
-FILE saves it as a proof file.`,
+FILE saves it as a proof file. --nonce HEX sends a nonce (1 to 64 bytes)
+that the server records in the signed reply's receipt, and the command
+checks it did; with --proof and no --nonce, a random nonce is made. The
+nonce is printed: "proof verify --nonce" checks it, and shows the
+request was served after it was made.`,
 		minArgs: 2, maxArgs: 2,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			f := &runFlags{conn: addConnFlags(fs)}
@@ -46,6 +52,7 @@ FILE saves it as a proof file.`,
 			fs.IntVar(&f.maxJSON, "json-max-elements", 10000, "with --json, include values of outputs with at most `N` elements")
 			fs.BoolVar(&f.sign, "sign", false, "ask for a signed reply and verify it")
 			fs.StringVar(&f.proofPath, "proof", "", "write the signed reply as a proof `FILE` (needs --sign)")
+			fs.StringVar(&f.nonce, "nonce", "", "send this request nonce (`HEX`) to be recorded in the signed receipt (needs --sign)")
 			return func(e *env, args []string) error { return runRun(e, f, args[0], args[1]) }
 		},
 	}
@@ -54,6 +61,13 @@ FILE saves it as a proof file.`,
 func runRun(e *env, f *runFlags, addr, modelID string) error {
 	if f.proofPath != "" && !f.sign {
 		return usageErrorf("--proof needs --sign")
+	}
+	if f.nonce != "" && !f.sign {
+		return usageErrorf("--nonce needs --sign")
+	}
+	nonce, err := requestNonce(f.nonce, f.proofPath != "")
+	if err != nil {
+		return err
 	}
 	if len(f.inputs.files) == 0 {
 		return usageErrorf("no inputs: pass --input NAME=FILE.npy for each model input")
@@ -74,12 +88,18 @@ func runRun(e *env, f *runFlags, addr, modelID string) error {
 	if f.sign {
 		opts = append(opts, client.Sign())
 	}
+	if nonce != nil {
+		opts = append(opts, client.WithRequestNonce(nonce))
+	}
 	res, err := c.Run(ctx, modelID, tensors, opts...)
 	if err != nil {
 		return err
 	}
 	if res.Signed {
 		fmt.Fprintln(e.stderr, "signed reply verified (input hash and model id)")
+	}
+	if nonce != nil {
+		fmt.Fprintf(e.stderr, "request nonce %s recorded in the signed receipt\n", hex.EncodeToString(nonce))
 	}
 	if f.proofPath != "" {
 		if err := res.SaveProof(f.proofPath); err != nil {

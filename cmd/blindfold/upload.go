@@ -24,12 +24,13 @@ type uploadFlags struct {
 	public     bool
 	proofPath  string
 	noProgress bool
+	nonce      string
 }
 
 func uploadCommand() *command {
 	return &command{
 		name: "upload", addr: true,
-		synopsis: "blindfold upload [ADDR] MODEL.onnx [--id ID] [--name NAME] [--sign [--proof FILE]] [--save] [--public] [connection flags]",
+		synopsis: "blindfold upload [ADDR] MODEL.onnx [--id ID] [--name NAME] [--sign [--proof FILE] [--nonce HEX]] [--save] [--public] [connection flags]",
 		summary:  "upload an ONNX model",
 		help: `Uploads an ONNX model over the attested channel and prints its id,
 SHA-256, inputs and outputs on stdout:
@@ -43,7 +44,9 @@ SHA-256, inputs and outputs on stdout:
 
 Without --id or --name the client picks a fresh UUID. With --sign the
 server signs the result (model hash and id), which is verified before
-the command succeeds; --proof FILE saves it as a proof file.`,
+the command succeeds; --proof FILE saves it as a proof file. --nonce HEX
+sends a request nonce to be recorded in the signed receipt, as for "run";
+with --proof and no --nonce, a random one is made and printed.`,
 		minArgs: 2, maxArgs: 2,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			f := &uploadFlags{conn: addConnFlags(fs)}
@@ -54,6 +57,7 @@ the command succeeds; --proof FILE saves it as a proof file.`,
 			fs.BoolVar(&f.public, "public", false, "let every subject the server authenticates run the model (only you may delete it)")
 			fs.StringVar(&f.proofPath, "proof", "", "write the signed reply as a proof `FILE` (needs --sign)")
 			fs.BoolVar(&f.noProgress, "no-progress", false, "never show a progress bar")
+			fs.StringVar(&f.nonce, "nonce", "", "send this request nonce (`HEX`) to be recorded in the signed receipt (needs --sign)")
 			return func(e *env, args []string) error { return runUpload(e, f, args[0], args[1]) }
 		},
 	}
@@ -62,6 +66,13 @@ the command succeeds; --proof FILE saves it as a proof file.`,
 func runUpload(e *env, f *uploadFlags, addr, modelPath string) error {
 	if f.proofPath != "" && !f.sign {
 		return usageErrorf("--proof needs --sign")
+	}
+	if f.nonce != "" && !f.sign {
+		return usageErrorf("--nonce needs --sign")
+	}
+	nonce, err := requestNonce(f.nonce, f.proofPath != "")
+	if err != nil {
+		return err
 	}
 	model, err := os.ReadFile(modelPath)
 	if err != nil {
@@ -85,6 +96,9 @@ func runUpload(e *env, f *uploadFlags, addr, modelPath string) error {
 	if f.public {
 		opts = append(opts, client.Public())
 	}
+	if nonce != nil {
+		opts = append(opts, client.WithRequestNonce(nonce))
+	}
 	var bar *progressbar.ProgressBar
 	if len(model) > progressThreshold && !f.noProgress {
 		bar = progressbar.NewOptions64(int64(len(model)),
@@ -106,6 +120,9 @@ func runUpload(e *env, f *uploadFlags, addr, modelPath string) error {
 	printSpecs(e.stdout, res.Inputs, res.Outputs)
 	if res.Signed {
 		fmt.Fprintln(e.stderr, "signed reply verified (model hash and id)")
+	}
+	if nonce != nil {
+		fmt.Fprintf(e.stderr, "request nonce %s recorded in the signed receipt\n", hex.EncodeToString(nonce))
 	}
 	if f.proofPath != "" {
 		if err := res.SaveProof(f.proofPath); err != nil {

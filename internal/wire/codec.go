@@ -36,3 +36,7 @@ func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	return c.CodecV2.Unmarshal(data, v)
 }
+
+// NonceMetadata is the gRPC metadata key of a request's nonce (hex), which
+// the server puts in a signed reply's receipt.
+const NonceMetadata = "blindfold-nonce"

@@ -229,6 +229,8 @@ func decodeRunPayload(b []byte, rp *securedexchange.RunModelPayload) error {
 		case num == 100 && typ == protowire.VarintType:
 			rp.InferenceTimeNs = x
 			return true, nil
+		case num == 101 && typ == protowire.BytesType:
+			return true, merge(v, &rp.Receipt)
 		}
 		return false, nil
 	})

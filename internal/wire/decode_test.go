@@ -61,12 +61,17 @@ func FuzzDecodeRunReply(f *testing.F) {
 func FuzzDecodePayload(f *testing.F) {
 	seeds(f,
 		&securedexchange.Payload{Header: &securedexchange.PayloadHeader{IssuedAt: timestamppb.Now()}, Payload: &securedexchange.Payload_RunModelPayload{RunModelPayload: &securedexchange.RunModelPayload{
-			InputHash: make([]byte, 32), ModelId: "m", OutputTensors: []*securedexchange.TensorData{tensor1, {}}, InferenceTime: 3, InferenceTimeNs: 3000000}}},
+			InputHash: make([]byte, 32), ModelId: "m", OutputTensors: []*securedexchange.TensorData{tensor1, {}}, InferenceTime: 3, InferenceTimeNs: 3000000,
+			Receipt: &securedexchange.Receipt{ModelHash: make([]byte, 32), OutputHash: make([]byte, 32), Nonce: []byte("n"), ReplicaId: make([]byte, 32), ReplicaSource: "sgx-pck-sha256"}}}},
+		&securedexchange.Payload{Payload: &securedexchange.Payload_RunModelPayload{RunModelPayload: &securedexchange.RunModelPayload{Receipt: &securedexchange.Receipt{}}}},
 		&securedexchange.Payload{Payload: &securedexchange.Payload_SendModelPayload{SendModelPayload: &securedexchange.SendModelPayload{ModelHash: make([]byte, 32), ModelId: "m",
 			TensorInputs: []*securedexchange.TensorInfo{tensor1.Info}}}})
 	// Both members of the oneof, in both orders, and a member twice.
 	f.Add([]byte{0x1a, 0x02, 0x20, 0x01, 0x12, 0x02, 0x22, 0x00, 0x1a, 0x03, 0x12, 0x01, 0x6d})
 	f.Add([]byte{0x1a, 0x02, 0x20, 0x01, 0x1a, 0x04, 0x12, 0x01, 0x6d, 0x38, 0x1a, 0x02, 0x28, 0x07})
+	// A receipt twice (the second merges into the first), and field 101
+	// with the wrong wire type (kept as an unknown field).
+	f.Add([]byte{0x1a, 0x0f, 0xaa, 0x06, 0x03, 0x1a, 0x01, 0x6e, 0xaa, 0x06, 0x03, 0x2a, 0x01, 0x73, 0xa8, 0x06, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		same(t, b, func() *securedexchange.Payload { return &securedexchange.Payload{} }, DecodePayload)
 	})

@@ -107,6 +107,16 @@ type RunPayload struct {
 	ModelID         string
 	InferenceTime   uint64
 	InferenceTimeNs uint64
+	// Receipt is Blindfold's receipt (field 101), or nil.
+	Receipt *securedexchange.Receipt
+}
+
+// parts holds the pieces of a run payload encoded ahead: the header, the
+// outputs' infos and the receipt.
+type parts struct {
+	header  []byte
+	outs    []output
+	receipt []byte
 }
 
 type output struct {
@@ -126,7 +136,8 @@ func tensorDataSize(o output) int {
 	return n
 }
 
-func (f *RunPayload) runSize(outs []output) int {
+func (f *RunPayload) runSize(pt *parts) int {
+	outs := pt.outs
 	n := 0
 	if len(f.InputHash) > 0 {
 		n += protowire.SizeTag(1) + protowire.SizeBytes(len(f.InputHash))
@@ -143,30 +154,33 @@ func (f *RunPayload) runSize(outs []output) int {
 	if f.InferenceTimeNs != 0 {
 		n += protowire.SizeTag(100) + protowire.SizeVarint(f.InferenceTimeNs)
 	}
+	if f.Receipt != nil {
+		n += protowire.SizeTag(101) + protowire.SizeBytes(len(pt.receipt))
+	}
 	return n
 }
 
-func (f *RunPayload) size(header []byte, outs []output) int {
+func (f *RunPayload) size(pt *parts) int {
 	n := 0
 	if f.Header != nil {
-		n += protowire.SizeTag(1) + protowire.SizeBytes(len(header))
+		n += protowire.SizeTag(1) + protowire.SizeBytes(len(pt.header))
 	}
-	return n + protowire.SizeTag(3) + protowire.SizeBytes(f.runSize(outs))
+	return n + protowire.SizeTag(3) + protowire.SizeBytes(f.runSize(pt))
 }
 
-func (f *RunPayload) encode(e *Encoded, header []byte, outs []output, ref bool) {
+func (f *RunPayload) encode(e *Encoded, pt *parts, ref bool) {
 	if f.Header != nil {
-		e.bytesField(1, header, false)
+		e.bytesField(1, pt.header, false)
 	}
 	e.tag(3, protowire.BytesType)
-	e.varint(uint64(f.runSize(outs)))
+	e.varint(uint64(f.runSize(pt)))
 	if len(f.InputHash) > 0 {
 		e.bytesField(1, f.InputHash, false)
 	}
 	if f.ModelID != "" {
 		e.bytesField(2, []byte(f.ModelID), false)
 	}
-	for _, o := range outs {
+	for _, o := range pt.outs {
 		e.tag(3, protowire.BytesType)
 		e.varint(uint64(tensorDataSize(o)))
 		if o.hasInfo {
@@ -182,6 +196,9 @@ func (f *RunPayload) encode(e *Encoded, header []byte, outs []output, ref bool) 
 	if f.InferenceTimeNs != 0 {
 		e.varintField(100, f.InferenceTimeNs)
 	}
+	if f.Receipt != nil {
+		e.bytesField(101, pt.receipt, false)
+	}
 }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
@@ -194,9 +211,14 @@ var deterministic = proto.MarshalOptions{Deterministic: true}
 // reply. Every buffer is zeroed once gRPC has written it. PayloadSize is
 // the size of the payload.
 func RunReply(f RunPayload, outputs []*securedexchange.TensorData, sign func([]byte) []byte) (e *Encoded, payloadSize int, err error) {
-	var header []byte
+	pt := &parts{}
 	if f.Header != nil {
-		if header, err = deterministic.Marshal(f.Header); err != nil {
+		if pt.header, err = deterministic.Marshal(f.Header); err != nil {
+			return nil, 0, err
+		}
+	}
+	if f.Receipt != nil {
+		if pt.receipt, err = deterministic.Marshal(f.Receipt); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -208,18 +230,19 @@ func RunReply(f RunPayload, outputs []*securedexchange.TensorData, sign func([]b
 		}
 		outs[i] = output{info: info, hasInfo: td.GetInfo() != nil, data: td.GetBytesData()}
 	}
+	pt.outs = outs
 	e = &Encoded{zero: true}
-	payloadSize = f.size(header, outs)
+	payloadSize = f.size(pt)
 	if sign != nil {
 		p := &Encoded{}
-		f.encode(p, header, outs, true)
+		f.encode(p, pt, true)
 		payload := p.Bytes() // the one copy of the outputs
 		e.bytesField(1, payload, true)
 		e.bytesField(2, sign(payload), false)
 	} else {
 		e.tag(1, protowire.BytesType)
 		e.varint(uint64(payloadSize))
-		f.encode(e, header, outs, true)
+		f.encode(e, pt, true)
 	}
 	e.flush()
 	return e, payloadSize, nil

@@ -34,7 +34,7 @@ func generatedReply(t testing.TB, header *securedexchange.PayloadHeader, rp *sec
 
 func handReply(t testing.TB, header *securedexchange.PayloadHeader, rp *securedexchange.RunModelPayload, key ed25519.PrivateKey) []byte {
 	t.Helper()
-	f := RunPayload{Header: header, InputHash: rp.InputHash, ModelID: rp.ModelId, InferenceTime: rp.InferenceTime, InferenceTimeNs: rp.InferenceTimeNs}
+	f := RunPayload{Header: header, InputHash: rp.InputHash, ModelID: rp.ModelId, InferenceTime: rp.InferenceTime, InferenceTimeNs: rp.InferenceTimeNs, Receipt: rp.Receipt}
 	var sign func([]byte) []byte
 	if key != nil {
 		sign = func(b []byte) []byte { return ed25519.Sign(key, b) }
@@ -77,6 +77,17 @@ func randomTensors(r *rand.Rand, sizes []int) []*securedexchange.TensorData {
 	return out
 }
 
+func randomBytes(r *rand.Rand, n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
 var sizes = []int{0, 1, 100, InlineBelow - 1, InlineBelow, 70000, 1 << 20}
 
 func randomRun(r *rand.Rand) (*securedexchange.PayloadHeader, *securedexchange.RunModelPayload) {
@@ -95,6 +106,15 @@ func randomRun(r *rand.Rand) (*securedexchange.PayloadHeader, *securedexchange.R
 	}
 	if r.IntN(4) != 0 {
 		rp.InferenceTimeNs = r.Uint64() >> r.IntN(64)
+	}
+	switch r.IntN(4) {
+	case 1:
+		rp.Receipt = &securedexchange.Receipt{} // present, empty
+	case 2, 3:
+		rp.Receipt = &securedexchange.Receipt{
+			ModelHash: randomBytes(r, 32), OutputHash: randomBytes(r, 32), Nonce: randomBytes(r, r.IntN(65)),
+			ReplicaId: randomBytes(r, []int{0, 16, 32, 64}[r.IntN(4)]), ReplicaSource: []string{"", "sgx-pck-sha256", "simulation"}[r.IntN(3)],
+		}
 	}
 	var h *securedexchange.PayloadHeader
 	switch r.IntN(3) {
