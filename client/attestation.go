@@ -71,21 +71,31 @@ func attestServer(ctx context.Context, cfg *config, conn *grpc.ClientConn, att u
 			return nil, err
 		}
 	}
-	reg := cfg.verifiers
-	if reg == nil {
-		if cfg.policy == nil {
-			return nil, ErrNoPolicy
-		}
-		reg, err = verifier.ForPolicy(cfg.policy, verifier.Options{Now: cfg.now, SGXTestRoot: cfg.testRoot, TDXTestRoot: cfg.testRoot})
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrPolicyMismatch, err)
-		}
+	reg, err := registryFor(cfg)
+	if err != nil {
+		return nil, err
 	}
 	check := attest.NonceZero
 	if len(nonce) > 0 {
 		check = attest.NonceEqual
 	}
 	return reg.Verify(ctx, ev, certDER, check, nonce)
+}
+
+// registryFor returns the verifiers of cfg: the ones given
+// (WithVerifiers) or the ones its policy selects.
+func registryFor(cfg *config) (*attest.Registry, error) {
+	if cfg.verifiers != nil {
+		return cfg.verifiers, nil
+	}
+	if cfg.policy == nil {
+		return nil, ErrNoPolicy
+	}
+	reg, err := verifier.ForPolicy(cfg.policy, verifier.Options{Now: cfg.now, SGXTestRoot: cfg.testRoot, TDXTestRoot: cfg.testRoot})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPolicyMismatch, err)
+	}
+	return reg, nil
 }
 
 // fetchEvidence asks the untrusted port for evidence: bound to nonce

@@ -58,6 +58,7 @@ import (
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/collateral"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/internal/wire"
 	"github.com/blindfold-ai/blindfold/policy"
@@ -344,6 +345,7 @@ type Client struct {
 	untrusted  string
 	attested   string
 	log        *slog.Logger
+	replicas   *replicaEvidence // nil in simulation
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -536,7 +538,25 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 	}
 	log.Debug("connected", "untrusted", untrustedAddr, "attested", attestedAddr,
 		"attested_certificate", identity.Fingerprint(certDER), "protocol", info.ProtocolVersion)
+	var replicas *replicaEvidence
+	if verified != nil {
+		reg, err := registryFor(&cfg)
+		if err != nil {
+			conn.Close()
+			return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: err}
+		}
+		bundle, opts := cfg.bundle, sgx.Options{Now: cfg.now, TestRoot: cfg.testRoot}
+		replicas = &replicaEvidence{m: map[string]*attest.Evidence{}, verify: func(ctx context.Context, ev *attest.Evidence, certDER, nonce []byte) (*attest.Verified, error) {
+			if bundle != nil {
+				if ev, err = bundle.Evidence(ev, opts); err != nil {
+					return nil, err
+				}
+			}
+			return reg.Verify(ctx, ev, certDER, attest.NonceEqual, nonce)
+		}}
+	}
 	return &Client{
+		replicas:   replicas,
 		conn:       conn,
 		exchange:   securedexchange.NewExchangeClient(conn),
 		info:       info,

@@ -38,6 +38,7 @@ import (
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/internal/onnxgen"
 	"github.com/blindfold-ai/blindfold/internal/testserver"
+	"github.com/blindfold-ai/blindfold/proof"
 	"github.com/blindfold-ai/blindfold/server"
 	"github.com/blindfold-ai/blindfold/server/blindai06"
 	"github.com/blindfold-ai/blindfold/tensor"
@@ -95,6 +96,7 @@ func runReplica(specJSON string) int {
 	}
 	att := attesttest.NewAttester(pki, hwNow)
 	att.Configure = func(b *sgxtest.Builder) { copy(b.ReportBody.MRENCLAVE[:], mr) }
+	att.Machine = &sgxtest.Machine{} // one platform per replica, as on hardware
 	cfg := server.DefaultConfig()
 	cfg.UntrustedAddr, cfg.AttestedAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.StateDir = spec.StateDir
@@ -336,11 +338,23 @@ func TestClusterHardwareBehindLoadBalancer(t *testing.T) {
 		x, _ := tensor.New("x", []int64{1, 4}, v)
 		return x, onnxgen.MLPWeights().Forward(v, 1)
 	}
+	var otherReplica atomic.Int64
 	check := func(c *client.Client, id string, i int) error {
 		x, want := input(i)
 		out, err := c.Run(ctx, id, []tensor.Tensor{x}, client.Sign())
 		if err != nil {
 			return err
+		}
+		// The proof carries the evidence of the replica that ran the
+		// request, whichever replica the untrusted port's evidence came
+		// from: its receipt's replica is checked.
+		p := out.Proof()
+		if _, err := proof.Verify(p, proof.VerifyOptions{Policy: attesttest.Policy(attesttest.MREnclave()), TestRoot: pki.Root,
+			Now: func() time.Time { return hwNow }, RequireReplica: true, ModelID: id}); err != nil {
+			return fmt.Errorf("the run's proof: %w", err)
+		}
+		if !bytes.Equal(p.GetAttestation().GetQuote(), c.Attestation().Evidence.Raw) {
+			otherReplica.Add(1)
 		}
 		got, err := tensor.Values[float32](out.Outputs[0])
 		if err != nil {
@@ -420,6 +434,10 @@ func TestClusterHardwareBehindLoadBalancer(t *testing.T) {
 	if picked < 2 {
 		t.Fatalf("only %d replicas ran a model uploaded through another", picked)
 	}
+	if otherReplica.Load() == 0 {
+		t.Fatal("no signed run was served by another replica than the one whose evidence its client verified at connect: the balancer did not spread the two ports")
+	}
+	t.Logf("phase 1: %d signed runs served by another replica than the connect-time evidence's; their proofs carry the serving replica's evidence", otherReplica.Load())
 
 	// Phase 2: load through the balancer; r1 is killed with SIGKILL in
 	// the middle. Clients reconnect; no acknowledged model is lost.

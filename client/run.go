@@ -113,6 +113,7 @@ func (c *Client) Run(ctx context.Context, modelID string, inputs []tensor.Tensor
 		}
 	}
 
+	callCtx := ctx
 	ctx, err := withRequestNonce(ctx, cfg.nonce)
 	if err != nil {
 		return nil, err
@@ -206,6 +207,9 @@ func (c *Client) Run(ctx context.Context, modelID string, inputs []tensor.Tensor
 	res.Outputs, err = DecodeTensors(rp.GetOutputTensors())
 	if err != nil {
 		return nil, fmt.Errorf("client: run of model %q: %w", modelID, err)
+	}
+	if res.Signed {
+		res.evidence = c.servingEvidence(callCtx, rp.GetReceipt())
 	}
 	return res, nil
 }

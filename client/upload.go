@@ -91,6 +91,7 @@ func (c *Client) UploadModel(ctx context.Context, model []byte, opts ...UploadOp
 	}
 	localHash := proof.ModelHash(model)
 
+	callCtx := ctx
 	ctx, err = withRequestNonce(ctx, cfg.nonce)
 	if err != nil {
 		return nil, err
@@ -146,6 +147,7 @@ func (c *Client) UploadModel(ctx context.Context, model []byte, opts ...UploadOp
 		}
 		res.Signed = true
 		res.Payload = v.Payload
+		res.evidence = c.servingEvidence(callCtx, v.Payload.GetSendModelPayload().GetReceipt())
 	} else if len(reply.GetPayload()) > 0 {
 		p, err := proof.DecodePayload(reply.GetPayload())
 		if err != nil {

@@ -413,6 +413,12 @@ type VerifyOptions struct {
 	// the request, as the payload's receipt records it (a proof without a
 	// receipt fails). It is not Nonce, the nonce of the evidence.
 	RequestNonce []byte
+	// RequireReplica refuses a hardware proof whose receipt names another
+	// replica than the one whose evidence it carries. Without it such a
+	// proof (a cluster's: evidence from one replica, the request served by
+	// another holding the same key) verifies, and Result.Bindings says the
+	// replica was not checked.
+	RequireReplica bool
 
 	// Policy is what the TEE of a hardware proof must satisfy; required
 	// for hardware proofs unless Verifiers is given. Its sections say which
@@ -557,7 +563,7 @@ func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := res.checkReplica(ev); err != nil {
+		if err := res.checkReplica(ev, opts.RequireReplica); err != nil {
 			return nil, err
 		}
 		res.Certificate = v.CertificateDER

@@ -219,9 +219,15 @@ func (r *Result) checkBindings(opts VerifyOptions) error {
 }
 
 // checkReplica compares the receipt's replica id with the one of the
-// verified evidence ev, which it must equal: a receipt of one replica does
-// not pass with the evidence of another.
-func (r *Result) checkReplica(ev *attest.Evidence) error {
+// verified evidence ev. A receipt of another platform, or without a
+// replica, fails: a hardware server always names its own, of its own
+// platform. A receipt naming another replica of the same platform is
+// what a cluster gives when the proof's evidence came from one replica
+// and the request ran on another: both hold the attested certificate's
+// key, which replicas hand only to TEEs that satisfy the cluster policy,
+// so the signature still proves that a replica of that identity served
+// it; which one is then not checked, unless require is set, when it fails.
+func (r *Result) checkReplica(ev *attest.Evidence, require bool) error {
 	rc := r.Receipt
 	if rc == nil {
 		return nil
@@ -237,9 +243,17 @@ func (r *Result) checkReplica(ev *attest.Evidence) error {
 	if err != nil {
 		return fmt.Errorf("proof: %w", err)
 	}
-	if rc.GetReplicaSource() != source || !bytes.Equal(rc.GetReplicaId(), id) {
-		return &MismatchError{Field: BindReplica, Want: source + ":" + hex.EncodeToString(id), Got: rc.GetReplicaSource() + ":" + hex.EncodeToString(rc.GetReplicaId()),
+	want, got := source+":"+hex.EncodeToString(id), rc.GetReplicaSource()+":"+hex.EncodeToString(rc.GetReplicaId())
+	switch {
+	case rc.GetReplicaSource() != source || len(rc.GetReplicaId()) == 0:
+		return &MismatchError{Field: BindReplica, Want: want, Got: got,
+			Detail: "the receipt names no replica of the proof's platform"}
+	case !bytes.Equal(rc.GetReplicaId(), id) && require:
+		return &MismatchError{Field: BindReplica, Want: want, Got: got,
 			Detail: "the receipt names another replica than the one whose evidence the proof carries"}
+	case !bytes.Equal(rc.GetReplicaId(), id):
+		r.setBinding(BindReplica, false, fmt.Sprintf("the receipt names replica %s, the proof's evidence is of replica %s: a replica holding the same attested key served it (a cluster), but which one is not checked without that replica's evidence", got, want))
+		return nil
 	}
 	r.setBinding(BindReplica, true, fmt.Sprintf("the receipt's replica %s:%x is the platform of the proof's evidence", source, id))
 	return nil

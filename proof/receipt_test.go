@@ -242,9 +242,10 @@ func TestNoReceipt(t *testing.T) {
 	}
 }
 
-// The receipt's replica id is always checked against the proof's own
-// hardware evidence: a receipt of replica B with the evidence of replica A
-// fails, naming the binding.
+// The receipt's replica id is checked against the proof's own hardware
+// evidence: a receipt of another platform or without a replica fails; one
+// of replica B with the evidence of replica A (a cluster) verifies with
+// the replica not checked, or fails when the replica is required.
 func TestReceiptReplicaHardware(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	pki, err := sgxtest.NewPKI(now)
@@ -294,8 +295,15 @@ func TestReceiptReplicaHardware(t *testing.T) {
 	}
 
 	other := sha256.Sum256([]byte("the PCK certificate of another machine"))
+	// Another replica of the same platform (a cluster): verifies, with the
+	// replica reported as not checked, unless the replica is required.
+	res, err = Verify(sign(r.receipt(other[:], source)), VerifyOptions{Policy: opts.Policy, Now: opts.Now, TestRoot: opts.TestRoot})
+	if err != nil || checked(res)[BindReplica] {
+		t.Fatalf("another replica of the same platform: %v, bindings %+v; want verified with the replica not checked", err, res)
+	}
+	_, err = Verify(sign(r.receipt(other[:], source)), VerifyOptions{Policy: opts.Policy, Now: opts.Now, TestRoot: opts.TestRoot, RequireReplica: true})
+	wantMismatch(t, err, BindReplica)
 	for name, rc := range map[string]*securedexchange.Receipt{
-		"another replica":       r.receipt(other[:], source),
 		"no replica":            r.receipt(nil, ""),
 		"same id, other source": r.receipt(id, verifier.ReplicaTDXPCK),
 		"simulation replica":    r.receipt([]byte("random"), verifier.ReplicaSimulation),

@@ -218,6 +218,11 @@ func New(opts Options) (*Server, error) {
 	}, "attested")
 	securedexchange.RegisterExchangeServer(s.attested, &exchangeService{s: s})
 	models.RegisterModelsServer(s.attested, &catalogueService{s: s})
+	// Evidence on the attested port too: a client whose attested
+	// connection reached another replica of a cluster than its untrusted
+	// one asks that replica, over that connection, for the evidence to
+	// put in its proofs (client.servingEvidence).
+	evidence.RegisterEvidenceServer(s.attested, &evidenceService{s: s})
 	s.initHealth(opts.IdentityPending)
 	return s, nil
 }

@@ -32,6 +32,10 @@ type Attester struct {
 	Configure func(b *sgxtest.Builder)
 	// Err, when set, is returned instead of evidence.
 	Err error
+	// Machine, when set, makes every evidence name one platform (the same
+	// PCK certificate), as a real machine's does; nil: each evidence has a
+	// PCK certificate of its own.
+	Machine *sgxtest.Machine
 
 	mu    sync.Mutex
 	calls int
@@ -64,6 +68,7 @@ func (a *Attester) Evidence(ctx context.Context, reportData [64]byte) (*attest.E
 	}
 	b := sgxtest.NewBuilder(a.PKI, now)
 	b.ReportBody.ReportData = reportData
+	b.Machine = a.Machine
 	if a.Configure != nil {
 		a.Configure(b)
 	}

@@ -22,7 +22,7 @@ import (
 func proofVerifyCommand() *command {
 	return &command{
 		name:     "verify",
-		synopsis: "blindfold proof verify FILE [--policy policy.toml [--at RFC3339] [--collateral FILE | --collateral-bundle FILE | --pccs-url URL]] [--allow-simulation [--certificate FILE]] [--model-id ID] [--model-hash HEX | --model FILE.onnx] [--input-hash HEX | --input FILE.npy ...] [--output-hash HEX | --output FILE.npy ...] [--nonce HEX] [--format text|ear|ear-jwt [--ear-key FILE]]",
+		synopsis: "blindfold proof verify FILE [--policy policy.toml [--at RFC3339] [--collateral FILE | --collateral-bundle FILE | --pccs-url URL]] [--allow-simulation [--certificate FILE]] [--model-id ID] [--model-hash HEX | --model FILE.onnx] [--input-hash HEX | --input FILE.npy ...] [--output-hash HEX | --output FILE.npy ...] [--nonce HEX] [--require-replica] [--format text|ear|ear-jwt [--ear-key FILE]]",
 		summary:  "verify a proof file offline",
 		help: `Verifies a proof file (a signed reply saved by "upload --sign --proof" or
 "run --sign --proof", or by a BlindAI 0.5 client) and prints what it
@@ -37,7 +37,11 @@ file), the outputs (--output-hash, or --output FILE.npy for each output
 in order; a .npy file holds no name, so output i takes the name the proof
 gives it), the nonce the client sent with the request (--nonce HEX, as
 "run --nonce" printed it), and the replica that served it, which is
-always checked against the proof's own hardware evidence. Asking to check
+checked against the proof's own hardware evidence: a receipt of another
+platform, or without a replica, fails; one of another replica of the same
+platform (a cluster's proof carrying the evidence of another replica than
+the one that ran) verifies with the replica reported as not checked, or
+fails with --require-replica. Asking to check
 a value that the proof does not bind (a BlindAI 0.5 proof has no receipt)
 fails, naming it. The output lists each binding and whether it was
 checked.
@@ -94,6 +98,7 @@ with what the signed reply binds.`,
 			fs.Var(&outputs, "output", "an output `FILE.npy` as received (repeat, in order); with the names the proof gives, their hash must match")
 			outputHash := fs.String("output-hash", "", "expected output hash (`HEX`; for run proofs)")
 			nonceFlag := fs.String("nonce", "", "the request nonce (`HEX`) the receipt must carry")
+			requireReplica := fs.Bool("require-replica", false, "refuse a hardware proof whose receipt names another replica than the one whose evidence it carries")
 			return func(e *env, args []string) error {
 				if err := ef.check(); err != nil {
 					return err
@@ -127,6 +132,7 @@ with what the signed reply binds.`,
 				if opts.OutputHash, err = parseHash("--output-hash", *outputHash); err != nil {
 					return err
 				}
+				opts.RequireReplica = *requireReplica
 				if opts.RequestNonce, err = parseNonce(*nonceFlag); err != nil {
 					return err
 				}

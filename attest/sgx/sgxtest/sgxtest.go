@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest/sgx"
@@ -182,6 +183,22 @@ type Builder struct {
 	TCBInfo TCBInfo
 	// QEIdentity is the QE identity body Build signs.
 	QEIdentity QEIdentity
+
+	// Machine, when set, keeps the PCK CA and PCK certificates (and their
+	// keys) that the first Build with it issued, and later Builds reuse
+	// them: evidence built with one Machine names one platform, as a real
+	// machine's PCK certificate does. The PCK settings of the first Build
+	// (FMSPC, components, validity...) are the ones kept.
+	Machine *Machine
+}
+
+// Machine is the PCK certificates of one synthetic platform (see
+// Builder.Machine). Its zero value is ready to use; it is safe for
+// concurrent Builds.
+type Machine struct {
+	mu          sync.Mutex
+	ca, pck     *x509.Certificate
+	caKey, pkey *ecdsa.PrivateKey
 }
 
 // NewBuilder returns a Builder whose evidence verifies as UpToDate at now.
@@ -444,25 +461,42 @@ func makeCRL(c CRL, issuer *x509.Certificate, key *ecdsa.PrivateKey) ([]byte, er
 // Build issues the certificates and CRLs, signs the collateral and the
 // quote, and returns them.
 func (b *Builder) Build() (*Evidence, error) {
-	root, rootKey := b.PKI.Root, b.PKI.RootKey
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if m := b.Machine; m != nil {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+	}
+	ca, caKey, pck, pckKey, err := b.pckChain()
 	if err != nil {
 		return nil, err
 	}
-	ca, err := issue(&x509.Certificate{
+	return b.build(ca, caKey, pck, pckKey)
+}
+
+// pckChain returns the PCK CA and PCK certificates and keys: the
+// Machine's, or new ones (kept in the Machine when there is one).
+func (b *Builder) pckChain() (ca *x509.Certificate, caKey *ecdsa.PrivateKey, pck *x509.Certificate, pckKey *ecdsa.PrivateKey, err error) {
+	if m := b.Machine; m != nil && m.pck != nil {
+		return m.ca, m.caKey, m.pck, m.pkey, nil
+	}
+	root, rootKey := b.PKI.Root, b.PKI.RootKey
+	caKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ca, err = issue(&x509.Certificate{
 		SerialNumber: PCKCASerial, Subject: name("Intel SGX PCK Processor CA"),
 		NotBefore: b.PCKCAValidity.NotBefore, NotAfter: b.PCKCAValidity.NotAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true, IsCA: true, MaxPathLenZero: true,
 	}, root, &caKey.PublicKey, rootKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, nil, err
 	}
-	pckKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pckKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, nil, err
 	}
-	pck, err := issue(&x509.Certificate{
+	pck, err = issue(&x509.Certificate{
 		SerialNumber: PCKSerial, Subject: name("Intel SGX PCK Certificate"),
 		NotBefore: b.PCKValidity.NotBefore, NotAfter: b.PCKValidity.NotAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
@@ -470,8 +504,16 @@ func (b *Builder) Build() (*Evidence, error) {
 		ExtraExtensions:       []pkix.Extension{{Id: sgx.OIDSGXExtensions, Value: SGXExtension(b.FMSPC, b.PCEID, b.Components, b.PCESVN, b.CPUSVN)}},
 	}, ca, &pckKey.PublicKey, caKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, nil, err
 	}
+	if m := b.Machine; m != nil {
+		m.ca, m.caKey, m.pck, m.pkey = ca, caKey, pck, pckKey
+	}
+	return ca, caKey, pck, pckKey, nil
+}
+
+func (b *Builder) build(ca *x509.Certificate, caKey *ecdsa.PrivateKey, pck *x509.Certificate, pckKey *ecdsa.PrivateKey) (*Evidence, error) {
+	root, rootKey := b.PKI.Root, b.PKI.RootKey
 	tcbKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
