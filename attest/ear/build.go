@@ -536,9 +536,35 @@ func FromProof(pr *proof.Result, opts Options) (*Result, error) {
 	} else if !pr.Simulation {
 		ev["collateral"] = "the proof's own"
 	}
-	// RECEIPT BINDINGS: the bindings that signed replies gain (the model
-	// hash of a run, output hashes, the client's nonce) go in ev here,
-	// from the proof.Result fields that carry them, once they exist.
+	// The receipt Blindfold servers sign into replies, and which of its
+	// bindings the verification checked (against the verifier's expected
+	// values or the proof's own evidence) and which it could not.
+	if rc := pr.Receipt; rc != nil {
+		if h := rc.GetModelHash(); len(h) > 0 {
+			ev["receipt-model-hash"] = hex.EncodeToString(h)
+		}
+		if h := rc.GetOutputHash(); len(h) > 0 {
+			ev["receipt-output-hash"] = hex.EncodeToString(h)
+		}
+		if n := rc.GetNonce(); len(n) > 0 {
+			ev["receipt-nonce"] = hex.EncodeToString(n)
+		}
+		if id := rc.GetReplicaId(); len(id) > 0 {
+			ev["receipt-replica"] = rc.GetReplicaSource() + ":" + hex.EncodeToString(id)
+		}
+	}
+	if len(pr.Bindings) > 0 {
+		checked, unchecked := []string{}, []string{}
+		for _, b := range pr.Bindings {
+			if b.Checked {
+				checked = append(checked, b.Name)
+			} else {
+				unchecked = append(unchecked, b.Name)
+			}
+		}
+		ev["bindings-checked"] = checked
+		ev["bindings-not-checked"] = unchecked
+	}
 	model := &Appraisal{Status: status, Evidence: ev}
 	if status == StatusNone {
 		model.Warnings = []string{"the reply was signed by a key that no verified TEE holds; it proves nothing"}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -346,6 +347,40 @@ func TestFromProof(t *testing.T) {
 	}
 	if r.Submods[ear.SubmodModel].Evidence["input-hash"] != hexs(proof.ModelHash([]byte("in"))) {
 		t.Fatalf("input hash %v", r.Submods[ear.SubmodModel].Evidence)
+	}
+
+	// A run with a receipt: the receipt's values, and which bindings were
+	// checked, appear in the model appraisal, and the EAR still validates.
+	outs := []*securedexchange.TensorData{{Info: &securedexchange.TensorInfo{Dims: []int32{1}, IndexName: "y"}, BytesData: out}}
+	rc := &securedexchange.Receipt{ModelHash: modelHash, OutputHash: proof.OutputHash(outs), Nonce: []byte("request nonce"), ReplicaId: []byte("0123456789abcdef"), ReplicaSource: "simulation"}
+	withReceipt, err := proto.Marshal(&securedexchange.Payload{
+		Header: &securedexchange.PayloadHeader{},
+		Payload: &securedexchange.Payload_RunModelPayload{RunModelPayload: &securedexchange.RunModelPayload{
+			ModelId: "m1", InputHash: proof.ModelHash([]byte("in")), OutputTensors: outs, Receipt: rc,
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err = proof.Verify(proof.NewSimulation(id.DER, withReceipt, id.Sign(withReceipt)), proof.VerifyOptions{AllowSimulation: true, ModelHash: modelHash, RequestNonce: []byte("request nonce")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err = ear.FromProof(pr, opts(nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	js, err = json.Marshal(r)
+	if err != nil || ear.Validate(js) != nil {
+		t.Fatalf("EAR with a receipt: %v, %v", err, ear.Validate(js))
+	}
+	me := r.Submods[ear.SubmodModel].Evidence
+	checked, _ := me["bindings-checked"].([]string)
+	if me["receipt-model-hash"] != hexs(modelHash) || me["receipt-nonce"] != hexs([]byte("request nonce")) || me["receipt-replica"] != "simulation:"+hexs([]byte("0123456789abcdef")) ||
+		!slices.Contains(checked, proof.BindModelHash) || !slices.Contains(checked, proof.BindNonce) {
+		t.Fatalf("model appraisal of a run with a receipt: %+v", me)
+	}
+	if back, err := ear.Parse(js); err != nil || !back.Equal(r) {
+		t.Fatalf("round trip with a receipt: %v", err)
 	}
 
 	// A refused proof: every appraisal contraindicated.
