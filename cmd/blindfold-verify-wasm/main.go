@@ -62,7 +62,13 @@ func refused(err error) any {
 	return string(b)
 }
 
-func verify(_ js.Value, args []js.Value) any {
+func verify(_ js.Value, args []js.Value) (out any) {
+	defer func() {
+		// A bug must not take the verifier down with the page: refuse.
+		if r := recover(); r != nil {
+			out = refused(fmt.Errorf("internal error of the verifier: %v", r))
+		}
+	}()
 	if len(args) < 2 {
 		return refused(fmt.Errorf("blindfoldVerify takes (proof, policy, options)"))
 	}

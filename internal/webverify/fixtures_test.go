@@ -1,6 +1,8 @@
 package webverify_test
 
 import (
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -18,6 +20,8 @@ import (
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
 	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
+	"github.com/blindfold-ai/blindfold/attest/tdx"
+	"github.com/blindfold-ai/blindfold/attest/tdx/tdxtest"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/proof"
 )
@@ -48,6 +52,11 @@ type fixtures struct {
 	testRoot                              []byte // PEM
 	// Simulation: a proof without hardware evidence.
 	simProof []byte
+	// TDX: a proof with synthetic TDX evidence (in the proof's evidence
+	// field), one whose report data binds another certificate, the
+	// policy, and the test root.
+	tdxProof, tdxUnbound, tdxPolicy []byte
+	tdxRoot                         *x509.Certificate
 }
 
 func projectRoot(t testing.TB) string {
@@ -179,5 +188,30 @@ accepted_advisory_ids = ["INTEL-SA-00289", "INTEL-SA-00615"]
 	// Simulation.
 	payload = runPayload(t, "simulated-model", synthAt)
 	f.simProof = marshal(t, proof.NewSimulation(id.DER, payload, id.Sign(payload)))
+
+	// TDX.
+	tpki, err := tdxtest.NewPKI(synthIssued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tdxRoot = tpki.Root
+	payload = runPayload(t, "tdx-model", synthAt)
+	tdxProof := func(certDER []byte) []byte {
+		tb := tdxtest.NewBuilder(tpki, synthIssued)
+		tb.Body.ReportData = attest.ReportData(certDER, nil)
+		q, c, err := tb.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := tdx.EncodeCollateral(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return marshal(t, proof.FromEvidence(&attest.Evidence{Type: attest.TypeTDX, Raw: q, Collateral: enc}, id.DER, payload, id.Sign(payload)))
+	}
+	f.tdxProof = tdxProof(id.DER)
+	f.tdxUnbound = tdxProof([]byte("another certificate"))
+	m := tdxtest.MRTD()
+	f.tdxPolicy = fmt.Appendf(nil, "[tdx]\nmrtd = [%q]\n", hex.EncodeToString(m[:]))
 	return f
 }

@@ -187,6 +187,13 @@ func (u *run) add(id string, st Status, format string, args ...any) {
 	u.r.Checks = append(u.r.Checks, Check{ID: id, Title: titles[id], Status: st, Detail: fmt.Sprintf(format, args...)})
 }
 
+// alsoFail records a second failed step with the same cause as the one
+// just recorded (a date failure fails its item and the dates step).
+func (u *run) alsoFail(id string, format string, args ...any) {
+	u.failed = false
+	u.add(id, Fail, format, args...)
+}
+
 // skip lists steps that an earlier failure kept from running.
 func (u *run) skip(ids ...string) {
 	for _, id := range ids {
@@ -522,8 +529,8 @@ func (u *run) sgx(ev *attest.Evidence, certDER []byte, pol *policy.Policy, now t
 				if isDateError(se) {
 					// The item failed on its dates: say so in the dates
 					// step too, which the failure would otherwise skip.
-					u.failed, datesShown = false, true
-					u.add(StepCollateralDates, Fail, "the collateral is not valid at the verification time %s: verify at a time inside its validity (such as when the proof was made) to see whether it was good then", rfc(now))
+					datesShown = true
+					u.alsoFail(StepCollateralDates, "the collateral is not valid at the verification time %s: verify at a time inside its validity (such as when the proof was made) to see whether it was good then", rfc(now))
 				}
 			default:
 				u.add(id, Pass, "%s", passDetail(id, &sgx.Result{Quote: q}, opts))
@@ -674,7 +681,7 @@ func (u *run) otherPlatform(reg *attest.Registry, ev *attest.Evidence, certDER [
 			u.add(StepBinding, Fail, "%v", err)
 		case errors.Is(err, attest.ErrStaleCollateral):
 			u.add(StepEvidence, Fail, "%v", err)
-			u.add(StepCollateralDates, Fail, "the collateral is not valid at the verification time: verify at a time inside its validity")
+			u.alsoFail(StepCollateralDates, "the collateral is not valid at the verification time: verify at a time inside its validity")
 			u.skip(StepBinding)
 		default:
 			u.add(StepEvidence, Fail, "%v", err)

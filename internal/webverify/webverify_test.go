@@ -142,6 +142,33 @@ func TestVerify(t *testing.T) {
 			detail: "simulated-model",
 		},
 		{
+			name: "TDX proof under its test root", proof: f.tdxProof, policy: f.tdxPolicy,
+			opts: webverify.Options{Now: synthAt, TestRoot: f.tdxRoot}, verdict: webverify.Verified,
+			passed: []string{"proof-file", "policy-file", "platform", "evidence", "binding", "signing-key", "signature", "payload"},
+			detail: "tdx-model",
+		},
+		{
+			name: "TDX proof whose report data binds another certificate", proof: f.tdxUnbound, policy: f.tdxPolicy,
+			opts: webverify.Options{Now: synthAt, TestRoot: f.tdxRoot}, verdict: webverify.Refused,
+			failed: []string{"binding"}, passed: []string{"evidence"}, skipped: []string{"signing-key", "signature", "payload"},
+			detail: "SHA-256 of the certificate",
+		},
+		{
+			name: "TDX proof, another MRTD pinned", proof: f.tdxProof, policy: []byte("[tdx]\nmrtd = [\"" + strings.Repeat("ab", 48) + "\"]\n"),
+			opts: webverify.Options{Now: synthAt, TestRoot: f.tdxRoot}, verdict: webverify.Refused,
+			failed: []string{"evidence"}, skipped: []string{"binding", "signature"}, detail: "mrtd",
+		},
+		{
+			name: "TDX proof after its collateral expired", proof: f.tdxProof, policy: f.tdxPolicy,
+			opts: webverify.Options{Now: synthIssued.AddDate(0, 2, 0), TestRoot: f.tdxRoot}, verdict: webverify.Refused,
+			failed: []string{"evidence", "collateral-dates"}, skipped: []string{"binding"},
+		},
+		{
+			name: "TDX proof, SGX-only policy", proof: f.tdxProof, policy: f.synthPolicy,
+			opts: webverify.Options{Now: synthAt, TestRoot: f.tdxRoot}, verdict: webverify.Refused,
+			failed: []string{"platform"}, detail: "accepts only",
+		},
+		{
 			name: "not a proof file", proof: []byte("this is not a proof"), policy: f.realPolicy,
 			verdict: webverify.Refused, failed: []string{"proof-file"}, detail: "not a proof file",
 		},
