@@ -218,9 +218,11 @@ func TestBrowserPage(t *testing.T) {
 		t.Helper()
 		lctx, cancel := context.WithTimeout(bctx, time.Minute)
 		defer cancel()
+		start := time.Now()
 		if err := chromedp.Do(lctx, chromedp.Navigate(base+"/index.html"), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`))); err != nil {
 			t.Fatalf("loading the page: %v", err)
 		}
+		t.Logf("page and verifier loaded and started in %v", time.Since(start).Round(time.Millisecond))
 		if testRootPEM != nil {
 			if _, err := chromedp.Run(lctx, chromedp.Evaluate[bool]("window.blindfoldTestRootPEM = "+jsString(string(testRootPEM))+"; true")); err != nil {
 				t.Fatal(err)
@@ -317,6 +319,20 @@ func TestBrowserPage(t *testing.T) {
 			screenshot: "simulation.png",
 		},
 	}
+	// Opened from disk, the page cannot load the verifier, and says so.
+	t.Run("opened from file://", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(bctx, time.Minute)
+		defer cancel()
+		if err := chromedp.Do(ctx, chromedp.Navigate("file://"+filepath.ToSlash(filepath.Join(prodDir, "index.html")))); err != nil {
+			t.Fatal(err)
+		}
+		msg, err := chromedp.Run(ctx, chromedp.Poll[string](`(t => t.includes("could not be loaded") && t)(document.getElementById("loading").textContent)`, chromedp.WithPollingTimeout(20*time.Second)))
+		if err != nil {
+			t.Fatalf("the page opened from file:// did not say that the verifier could not be loaded: %v", err)
+		}
+		t.Logf("from file://: %s", msg)
+	})
+
 	shots := os.Getenv("BLINDFOLD_SCREENSHOT_DIR")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -401,7 +417,7 @@ func TestBrowserPage(t *testing.T) {
 		t.Fatal("no network request was seen: the network check proves nothing")
 	}
 	for _, u := range requests {
-		if !strings.HasPrefix(u, prod.URL+"/") && !strings.HasPrefix(u, test.URL+"/") {
+		if !strings.HasPrefix(u, prod.URL+"/") && !strings.HasPrefix(u, test.URL+"/") && !strings.HasPrefix(u, "file://"+filepath.ToSlash(prodDir)+"/") {
 			t.Errorf("the page requested %s, outside its own server", u)
 		}
 	}
