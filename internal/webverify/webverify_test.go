@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -305,6 +307,36 @@ func TestCollateralWindow(t *testing.T) {
 	for name, b := range map[string][]byte{"simulation": f.simProof, "garbage": []byte("garbage"), "too large": make([]byte, webverify.MaxProofBytes+1)} {
 		if _, _, err := webverify.CollateralWindow(b); err == nil {
 			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestVerifierLinksNoTestCode: neither build of the browser verifier
+// links a test package (the synthetic PKIs, the testing package).
+func TestVerifierLinksNoTestCode(t *testing.T) {
+	testOnly := []string{
+		"github.com/blindfold-ai/blindfold/attest/attesttest",
+		"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest",
+		"github.com/blindfold-ai/blindfold/attest/tdx/tdxtest",
+		"github.com/blindfold-ai/blindfold/attest/snp/snptest",
+		"testing",
+	}
+	for _, tags := range []string{"", "blindfold_testroot"} {
+		cmd := exec.Command("go", "list", "-deps", "-tags", tags, "./cmd/blindfold-verify-wasm")
+		cmd.Dir = projectRoot(t)
+		cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list (tags %q): %v", tags, err)
+		}
+		deps := strings.Fields(string(out))
+		if !slices.Contains(deps, "github.com/blindfold-ai/blindfold/internal/webverify") {
+			t.Fatalf("go list (tags %q) does not list internal/webverify: %v", tags, deps)
+		}
+		for _, bad := range testOnly {
+			if slices.Contains(deps, bad) {
+				t.Errorf("the verifier built with tags %q links %s", tags, bad)
+			}
 		}
 	}
 }
