@@ -9,8 +9,9 @@
 //
 // proof is a Uint8Array holding the proof file, policy a Uint8Array or a
 // string holding policy.toml (empty for a simulation proof), options an
-// object with at (RFC 3339 verification time; empty: now) and
-// allowSimulation (boolean). blindfoldVerify returns the JSON of a
+// object with at (RFC 3339 verification time; empty: now),
+// allowSimulation (boolean), and the payload fields expected, each
+// optional: modelId, modelHash and inputHash (64 hex digits). blindfoldVerify returns the JSON of a
 // webverify.Report; blindfoldCollateralWindow the JSON object {from,
 // until} of an SGX proof's collateral validity, or {error}. When both are
 // set, blindfoldReady is true. The page makes no network request and
@@ -18,8 +19,11 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"syscall/js"
 	"time"
 
@@ -91,6 +95,15 @@ func verify(_ js.Value, args []js.Value) (out any) {
 			opts.Now = t
 		}
 		opts.AllowSimulation = o.Get("allowSimulation").Truthy()
+		if v := o.Get("modelId"); v.Type() == js.TypeString {
+			opts.ModelID = v.String()
+		}
+		if opts.ModelHash, err = hashOption(o, "modelHash", "model hash"); err != nil {
+			return refused(err)
+		}
+		if opts.InputHash, err = hashOption(o, "inputHash", "input hash"); err != nil {
+			return refused(err)
+		}
 	}
 	if opts.TestRoot, err = testRoot(); err != nil {
 		return refused(err)
@@ -100,6 +113,20 @@ func verify(_ js.Value, args []js.Value) (out any) {
 		return refused(err)
 	}
 	return string(b)
+}
+
+// hashOption reads an optional SHA-256 given as 64 hex digits.
+func hashOption(o js.Value, key, what string) ([]byte, error) {
+	v := o.Get(key)
+	if v.Type() != js.TypeString || strings.TrimSpace(v.String()) == "" {
+		return nil, nil
+	}
+	s := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(v.String())), "0x")
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != sha256.Size {
+		return nil, fmt.Errorf("the expected %s must be a SHA-256: 64 hex digits", what)
+	}
+	return b, nil
 }
 
 func collateralWindow(_ js.Value, args []js.Value) any {

@@ -126,7 +126,10 @@
     if (!state.proof) return;
     const opts = {
       at: $("verify-at").value.trim(),
-      allowSimulation: $("allow-simulation").checked
+      allowSimulation: $("allow-simulation").checked,
+      modelId: $("expect-model-id").value,
+      modelHash: $("expect-model-hash").value.trim(),
+      inputHash: $("expect-input-hash").value.trim()
     };
     const t0 = performance.now();
     const out = window.blindfoldVerify(state.proof, state.policy || "", opts);

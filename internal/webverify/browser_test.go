@@ -5,6 +5,7 @@ package webverify_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"image"
@@ -25,6 +26,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/proof"
 )
 
 // testRootMarker is a string of cmd/blindfold-verify-wasm/testroot.go,
@@ -83,7 +87,7 @@ func buildPage(t *testing.T, root string, testRoot bool) string {
 	if err := os.WriteFile(filepath.Join(dir, "wasm_exec.js"), wasmExec, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"build", "-trimpath", "-ldflags", "-s -w -buildid=", "-o", filepath.Join(dir, "blindfold-verify.wasm")}
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o", filepath.Join(dir, "blindfold-verify.wasm")}
 	if testRoot {
 		args = append(args, "-tags", "blindfold_testroot")
 	}
@@ -254,6 +258,14 @@ func TestBrowserPage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	expect := func(id, value string) step {
+		return func(t *testing.T, ctx context.Context) {
+			if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID(id), value)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	inputHash := hex.EncodeToString(proof.InputHash([]*securedexchange.TensorData{{BytesData: []byte("input bytes")}}))
 	allowSimulation := func(t *testing.T, ctx context.Context) {
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("allow-simulation"))); err != nil {
 			t.Fatal(err)
@@ -291,14 +303,20 @@ func TestBrowserPage(t *testing.T) {
 		},
 		{
 			name: "synthetic proof, test build", server: test.URL, rootPEM: f.testRoot, proof: synthProof, policy: synthPolicy,
-			steps: []step{at(synthAt.Format(time.RFC3339))}, verdict: "VERIFIED",
-			passed:  []string{"quote", "pck-chain", "quote-signature", "qe-identity", "tcb-info", "crls", "collateral-dates", "enclave", "tcb-status", "binding", "signing-key", "signature", "payload"},
+			steps:   []step{at(synthAt.Format(time.RFC3339)), expect("expect-model-id", "synthetic-model"), expect("expect-input-hash", inputHash)},
+			verdict: "VERIFIED",
+			passed:  []string{"quote", "pck-chain", "quote-signature", "qe-identity", "tcb-info", "crls", "collateral-dates", "enclave", "tcb-status", "binding", "signing-key", "signature", "payload", "expected"},
 			warning: "TEST root", screenshot: "synthetic-verified.png",
 		},
 		{
 			name: "synthetic proof, one payload byte flipped, test build", server: test.URL, rootPEM: f.testRoot, proof: synthFlipped, policy: synthPolicy,
 			steps: []step{at(synthAt.Format(time.RFC3339))}, verdict: "REFUSED", failed: []string{"signature"},
 			passed: []string{"binding", "signing-key"}, notChecked: []string{"payload"},
+		},
+		{
+			name: "synthetic proof, another model expected, test build", server: test.URL, rootPEM: f.testRoot, proof: synthProof, policy: synthPolicy,
+			steps:   []step{at(synthAt.Format(time.RFC3339)), expect("expect-model-id", "another-model")},
+			verdict: "REFUSED", failed: []string{"expected"}, passed: []string{"signature", "payload"},
 		},
 		{
 			name: "TDX proof, test build", server: test.URL, rootPEM: tdxRoot, proof: tdxProof, policy: tdxPolicy,

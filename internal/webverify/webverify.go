@@ -121,6 +121,16 @@ type Options struct {
 	// TestRoot replaces the pinned Intel SGX Root CA for SGX and TDX
 	// evidence. FOR TESTS ONLY: evidence that chains to it proves nothing.
 	TestRoot *x509.Certificate
+	// ModelID, ModelHash and InputHash, when set, must equal the signed
+	// payload's (as proof.VerifyOptions's fields of the same names).
+	ModelID              string
+	ModelHash, InputHash []byte
+}
+
+// expectations returns the payload fields opts expects, as proof's
+// options.
+func (o Options) expectations() proof.VerifyOptions {
+	return proof.VerifyOptions{ModelID: o.ModelID, ModelHash: o.ModelHash, InputHash: o.InputHash}
 }
 
 // Step identifiers, in the order the steps run.
@@ -143,6 +153,7 @@ const (
 	StepSigningKey       = "signing-key"
 	StepSignature        = "signature"
 	StepPayload          = "payload"
+	StepExpected         = "expected"
 	StepIssuedAt         = "issued-at"
 )
 
@@ -165,6 +176,7 @@ var titles = map[string]string{
 	StepSigningKey:       "Attested certificate holds the reply-signing key",
 	StepSignature:        "Payload signature",
 	StepPayload:          "Signed payload",
+	StepExpected:         "Payload matches what was expected (model id, model hash, input hash)",
 	StepIssuedAt:         "issued_at (server host clock)",
 }
 
@@ -221,7 +233,7 @@ func Verify(proofFile, policyFile []byte, opts Options) *Report {
 		r.Summary = "The signature verifies, but this is a SIMULATION-MODE proof: no TEE vouches for it, and anyone holding the certificate's key could have made it. It protects nothing."
 	case err == nil && !u.failed:
 		r.Verdict = Verified
-		r.Summary = fmt.Sprintf("The proof verifies: a %s TEE that satisfies the policy signed this payload (evidence checked at %s).", r.Platform, r.VerifiedAt)
+		r.Summary = fmt.Sprintf("The proof verifies: a TEE (%s evidence) that satisfies the policy signed this payload (evidence checked at %s).", r.Platform, r.VerifiedAt)
 	default:
 		r.Verdict = Refused
 		if err == nil {
@@ -339,8 +351,10 @@ func (u *run) simulation(p *prooffiles.ResponseProof, pol *policy.Policy, opts O
 		u.skip(StepSignature, StepPayload)
 		return errors.New("the simulation proof's certificate holds no signing key")
 	}
-	u.signed(key, p)
-	_, err := proof.Verify(p, proof.VerifyOptions{AllowSimulation: true, Policy: pol})
+	u.signed(key, p, opts)
+	vo := opts.expectations()
+	vo.AllowSimulation, vo.Policy = true, pol
+	_, err := proof.Verify(p, vo)
 	return err
 }
 
@@ -364,8 +378,9 @@ func (u *run) signingKey(certDER []byte, what string) ([]byte, bool) {
 	return key, true
 }
 
-// signed checks the signature and shows the payload.
-func (u *run) signed(key []byte, p *prooffiles.ResponseProof) {
+// signed checks the signature, shows the payload and compares it with
+// what opts expects.
+func (u *run) signed(key []byte, p *prooffiles.ResponseProof, opts Options) {
 	res, err := proof.VerifySigned(key, p.GetPayload(), p.GetSignature(), proof.VerifyOptions{})
 	switch {
 	case err != nil && errors.Is(err, proof.ErrMalformedPayload):
@@ -379,11 +394,32 @@ func (u *run) signed(key []byte, p *prooffiles.ResponseProof) {
 	}
 	u.add(StepSignature, Pass, "Ed25519 signature over the %d payload bytes verifies", len(p.GetPayload()))
 	u.add(StepPayload, Pass, "%s", describePayload(res))
+	if want := opts.expectations(); want.ModelID != "" || len(want.ModelHash) > 0 || len(want.InputHash) > 0 {
+		if _, err := proof.VerifySigned(key, p.GetPayload(), p.GetSignature(), want); err != nil {
+			u.add(StepExpected, Fail, "%v", err)
+			return
+		}
+		u.add(StepExpected, Pass, "%s", describeExpected(want))
+	}
 	if res.IssuedAt.IsZero() {
 		u.add(StepIssuedAt, Info, "absent")
 	} else {
 		u.add(StepIssuedAt, Info, "%s, read from the server machine's clock, which the host operator controls: a claim, not evidence of when the result was produced", res.IssuedAt.UTC().Format(time.RFC3339Nano))
 	}
+}
+
+func describeExpected(o proof.VerifyOptions) string {
+	var parts []string
+	if o.ModelID != "" {
+		parts = append(parts, fmt.Sprintf("model_id %q", o.ModelID))
+	}
+	if len(o.ModelHash) > 0 {
+		parts = append(parts, fmt.Sprintf("model_hash %x", o.ModelHash))
+	}
+	if len(o.InputHash) > 0 {
+		parts = append(parts, fmt.Sprintf("input_hash %x", o.InputHash))
+	}
+	return "the payload carries the expected " + strings.Join(parts, ", ")
 }
 
 func describePayload(res *proof.Result) string {
@@ -437,9 +473,11 @@ func (u *run) hardware(p *prooffiles.ResponseProof, pol *policy.Policy, now time
 	if key == nil {
 		u.skip(StepSigningKey, StepSignature, StepPayload)
 	} else {
-		u.signed(key, p)
+		u.signed(key, p, opts)
 	}
-	_, err = proof.Verify(p, proof.VerifyOptions{Policy: pol, Verifiers: reg, Now: at})
+	vo := opts.expectations()
+	vo.Policy, vo.Verifiers, vo.Now = pol, reg, at
+	_, err = proof.Verify(p, vo)
 	return err
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/internal/webverify"
 	"github.com/blindfold-ai/blindfold/policy"
 	"github.com/blindfold-ai/blindfold/proof"
@@ -61,6 +62,7 @@ func TestVerify(t *testing.T) {
 	otherEnclave = strings.Replace(otherEnclave, "\"\nmr_signer", "\"\nmr_signer", 1)
 	otherEnclave = otherEnclave[:len("mr_enclave = \"")+64] + otherEnclave[len("mr_enclave = \"")+66:]
 	blindAI := strings.Split(string(f.synthPolicy), "accepted_tcb_statuses")[0]
+	inputHash := proof.InputHash([]*securedexchange.TensorData{{BytesData: []byte("input bytes")}})
 	sgxPassed := []string{"proof-file", "policy-file", "platform", "quote", "pck-chain", "quote-signature", "qe-identity", "tcb-info", "crls", "collateral-dates", "enclave", "tcb-status", "collateral-policy"}
 	allPassed := append(slices.Clone(sgxPassed), "binding", "signing-key", "signature", "payload")
 	tests := []struct {
@@ -114,6 +116,26 @@ func TestVerify(t *testing.T) {
 			name: "synthetic proof under its test root", proof: f.synthProof, policy: f.synthPolicy,
 			opts: webverify.Options{Now: synthAt, TestRoot: root}, verdict: webverify.Verified,
 			passed: allPassed, detail: "input_hash",
+		},
+		{
+			name: "synthetic proof, the expected model and input", proof: f.synthProof, policy: f.synthPolicy,
+			opts:    webverify.Options{Now: synthAt, TestRoot: root, ModelID: "synthetic-model", InputHash: inputHash},
+			verdict: webverify.Verified, passed: append(slices.Clone(allPassed), "expected"), detail: "input_hash",
+		},
+		{
+			name: "synthetic proof, another model expected", proof: f.synthProof, policy: f.synthPolicy,
+			opts:    webverify.Options{Now: synthAt, TestRoot: root, ModelID: "another-model"},
+			verdict: webverify.Refused, failed: []string{"expected"}, passed: allPassed, detail: "model_id mismatch",
+		},
+		{
+			name: "synthetic run proof, a model hash expected", proof: f.synthProof, policy: f.synthPolicy,
+			opts:    webverify.Options{Now: synthAt, TestRoot: root, ModelHash: make([]byte, 32)},
+			verdict: webverify.Refused, failed: []string{"expected"}, passed: allPassed, detail: "model_hash",
+		},
+		{
+			name: "simulation proof allowed, another input expected", proof: f.simProof,
+			opts:    webverify.Options{AllowSimulation: true, InputHash: make([]byte, 32)},
+			verdict: webverify.Refused, failed: []string{"expected"}, passed: []string{"signature", "payload"}, detail: "input_hash mismatch",
 		},
 		{
 			name: "synthetic proof, BlindAI 0.5 policy", proof: f.synthProof, policy: []byte(blindAI),
@@ -261,7 +283,7 @@ func agrees(t *testing.T, proofFile, policyFile []byte, o webverify.Options) boo
 	if err != nil || len(proofFile) > webverify.MaxProofBytes {
 		return false
 	}
-	opts := proof.VerifyOptions{AllowSimulation: o.AllowSimulation, TestRoot: o.TestRoot}
+	opts := proof.VerifyOptions{AllowSimulation: o.AllowSimulation, TestRoot: o.TestRoot, ModelID: o.ModelID, ModelHash: o.ModelHash, InputHash: o.InputHash}
 	if !o.Now.IsZero() {
 		opts.Now = func() time.Time { return o.Now }
 	}
