@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -245,6 +246,32 @@ func TestBrowserPage(t *testing.T) {
 		}
 	}
 
+	// drop drops files on the page's drop zone, as a user dragging them
+	// from a file manager, and waits until the page has read them.
+	drop := func(t *testing.T, ctx context.Context, paths ...string) {
+		t.Helper()
+		type point struct{ X, Y float64 }
+		p, err := chromedp.Run(ctx, chromedp.Evaluate[point](`(r => ({X: r.x + r.width/2, Y: r.y + r.height/2}))(document.getElementById("drop").getBoundingClientRect())`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := &input.DragData{Items: []*input.DragDataItem{}, Files: paths, DragOperationsMask: 1}
+		for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+			if _, err := chromedp.Call(ctx, input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: p.X, Y: p.Y, Data: data}); err != nil {
+				t.Fatalf("dropping files (%s): %v", typ, err)
+			}
+		}
+		for _, path := range paths {
+			kind := "proof"
+			if strings.HasSuffix(path, ".toml") {
+				kind = "policy"
+			}
+			if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](`document.getElementById("`+kind+`-name").textContent.startsWith(`+jsString(filepath.Base(path))+`)`)); err != nil {
+				t.Fatalf("the page did not take the dropped %s: %v", path, err)
+			}
+		}
+	}
+
 	type step func(t *testing.T, ctx context.Context)
 	at := func(v string) step {
 		return func(t *testing.T, ctx context.Context) {
@@ -276,6 +303,7 @@ func TestBrowserPage(t *testing.T) {
 		server        string
 		rootPEM       []byte // blindfoldTestRootPEM
 		proof, policy string
+		drop          bool // drop the files rather than pick them
 		steps         []step
 		verdict       string
 		failed        []string
@@ -298,7 +326,7 @@ func TestBrowserPage(t *testing.T) {
 			passed: []string{"quote", "pck-chain"}, notChecked: []string{"qe-identity", "binding", "signature"},
 		},
 		{
-			name: "real SGX quote verified now, its collateral expired", server: prod.URL, proof: realProof, policy: realPolicy,
+			name: "real SGX quote verified now, its collateral expired, files dropped", server: prod.URL, proof: realProof, policy: realPolicy, drop: true,
 			verdict: "REFUSED", failed: []string{"qe-identity", "collateral-dates"}, passed: []string{"quote-signature"},
 		},
 		{
@@ -357,9 +385,14 @@ func TestBrowserPage(t *testing.T) {
 			load(t, tc.server, tc.rootPEM)
 			ctx, cancel := context.WithTimeout(bctx, time.Minute)
 			defer cancel()
-			pick(t, ctx, "proof-file", tc.proof)
-			if tc.policy != "" {
-				pick(t, ctx, "policy-file", tc.policy)
+			switch {
+			case tc.drop:
+				drop(t, ctx, tc.proof, tc.policy)
+			default:
+				pick(t, ctx, "proof-file", tc.proof)
+				if tc.policy != "" {
+					pick(t, ctx, "policy-file", tc.policy)
+				}
 			}
 			for _, s := range tc.steps {
 				s(t, ctx)
