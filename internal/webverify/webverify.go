@@ -155,6 +155,9 @@ const (
 	StepPayload          = "payload"
 	StepExpected         = "expected"
 	StepIssuedAt         = "issued-at"
+	// StepVerdict is listed only when proof.Verify refuses a proof whose
+	// steps all passed: it shows proof.Verify's reason.
+	StepVerdict = "verdict"
 )
 
 var titles = map[string]string{
@@ -178,6 +181,7 @@ var titles = map[string]string{
 	StepPayload:          "Signed payload",
 	StepExpected:         "Payload matches what was expected (model id, model hash, input hash)",
 	StepIssuedAt:         "issued_at (server host clock)",
+	StepVerdict:          "The verifier's verdict (proof.Verify)",
 }
 
 // sgxSteps are the steps of SGX evidence, in order.
@@ -238,6 +242,9 @@ func Verify(proofFile, policyFile []byte, opts Options) *Report {
 		r.Verdict = Refused
 		if err == nil {
 			err = errors.New("a check failed")
+		}
+		if !u.failed {
+			u.add(StepVerdict, Fail, "every step passed, but proof.Verify refuses the proof: %v", err)
 		}
 		r.Error = err.Error()
 		r.Summary = "The proof is refused: " + firstFailure(r.Checks) + "."
