@@ -7,15 +7,16 @@
 //	blindfoldVerify(proof, policy, options) string
 //	blindfoldCollateralWindow(proof) string
 //
-// proof is a Uint8Array holding the proof file, policy a Uint8Array or a
-// string holding policy.toml (empty for a simulation proof), options an
+// proof is a Uint8Array holding the proof file, policy a Uint8Array
+// holding policy.toml (or null: none, for a simulation proof), options an
 // object with at (RFC 3339 verification time; empty: now),
 // allowSimulation (boolean), and the payload fields expected, each
-// optional: modelId, modelHash and inputHash (64 hex digits). blindfoldVerify returns the JSON of a
-// webverify.Report; blindfoldCollateralWindow the JSON object {from,
-// until} of an SGX proof's collateral validity, or {error}. When both are
-// set, blindfoldReady is true. The page makes no network request and
-// neither does this program: everything is verified in the browser.
+// optional: modelId, modelHash and inputHash (64 hex digits).
+// blindfoldVerify returns the JSON of a webverify.Report;
+// blindfoldCollateralWindow the JSON object {from, until} of an SGX
+// proof's collateral validity, or {error}. When both are set,
+// blindfoldReady is true. The page makes no network request and neither
+// does this program: everything is verified in the browser.
 package main
 
 import (
@@ -38,27 +39,22 @@ func main() {
 	select {}
 }
 
-// bytesArg copies a Uint8Array (or a string) of at most max bytes.
-func bytesArg(v js.Value, what string, max int) ([]byte, error) {
+// bytesArg copies a Uint8Array of at most limit bytes, checking its
+// length before copying; undefined and null give none.
+func bytesArg(v js.Value, what string, limit int) ([]byte, error) {
 	switch {
 	case v.IsUndefined() || v.IsNull():
 		return nil, nil
-	case v.Type() == js.TypeString:
-		s := v.String()
-		if len(s) > max {
-			return nil, fmt.Errorf("the %s is %d bytes, more than %d", what, len(s), max)
-		}
-		return []byte(s), nil
 	case v.InstanceOf(js.Global().Get("Uint8Array")):
-		n := v.Get("length").Int()
-		if n > max {
-			return nil, fmt.Errorf("the %s is %d bytes, more than %d", what, n, max)
+		n := v.Length()
+		if n > limit {
+			return nil, fmt.Errorf("the %s is %d bytes, more than %d", what, n, limit)
 		}
 		b := make([]byte, n)
 		js.CopyBytesToGo(b, v)
 		return b, nil
 	}
-	return nil, fmt.Errorf("the %s must be a Uint8Array or a string", what)
+	return nil, fmt.Errorf("the %s must be a Uint8Array", what)
 }
 
 func refused(err error) any {

@@ -132,9 +132,17 @@
       inputHash: $("expect-input-hash").value.trim()
     };
     const t0 = performance.now();
-    const out = window.blindfoldVerify(state.proof, state.policy || "", opts);
-    const ms = performance.now() - t0;
-    show(JSON.parse(out), ms);
+    let report;
+    try {
+      report = JSON.parse(window.blindfoldVerify(state.proof, state.policy, opts));
+    } catch (e) {
+      // The verifier is gone (it should never be): refuse, and say why.
+      report = {
+        verdict: "REFUSED", summary: "The verifier failed: " + e + ". Reload the page.",
+        error: String(e), checks: [], verifiedAt: "not verified"
+      };
+    }
+    show(report, performance.now() - t0);
   }
 
   $("proof-file").addEventListener("change", (e) => { if (e.target.files[0]) take(e.target.files[0], "proof"); });
