@@ -311,6 +311,7 @@ func TestBrowserPage(t *testing.T) {
 		notChecked    []string
 		warning       string // in the page's warnings
 		wantAt        string // the verify-at field after the steps
+		summary       string // in the page's summary
 		screenshot    string
 	}{
 		{
@@ -354,6 +355,14 @@ func TestBrowserPage(t *testing.T) {
 		{
 			name: "synthetic proof, shipped build given the test root", server: prod.URL, rootPEM: f.testRoot, proof: synthProof, policy: synthPolicy,
 			steps: []step{at(synthAt.Format(time.RFC3339))}, verdict: "REFUSED", failed: []string{"pck-chain"},
+		},
+		{
+			name: "a verification time that is not RFC 3339", server: prod.URL, proof: realProof, policy: realPolicy,
+			steps: []step{at("1 July 2025")}, verdict: "REFUSED", summary: "not an RFC 3339 time",
+		},
+		{
+			name: "an expected input hash that is not a SHA-256", server: prod.URL, proof: realProof, policy: realPolicy,
+			steps: []step{expect("expect-input-hash", "abc")}, verdict: "REFUSED", summary: "64 hex digits",
 		},
 		{
 			name: "simulation proof", server: prod.URL, proof: simProof,
@@ -434,6 +443,9 @@ func TestBrowserPage(t *testing.T) {
 			}
 			if res.TestBuild != (tc.server == test.URL) {
 				t.Errorf("test build banner shown: %t", res.TestBuild)
+			}
+			if !strings.Contains(res.Summary, tc.summary) {
+				t.Errorf("summary %q lacks %q", res.Summary, tc.summary)
 			}
 			if tc.wantAt != "" && res.At != tc.wantAt {
 				t.Errorf("verify-at is %q, want %q", res.At, tc.wantAt)
