@@ -64,6 +64,7 @@ step "client packages build without cgo"
 CGO_ENABLED=0 go build ./client/... ./proof/... ./tensor/... ./identity/... ./api/... ./cmd/blindfold/... ./attest/... ./policy/...
 
 step "browser verifier builds for js/wasm (shipped and test builds)"
+GOOS=js GOARCH=wasm go build ./proof/... ./policy/... ./attest/...
 GOOS=js GOARCH=wasm go vet ./cmd/blindfold-verify-wasm/ ./internal/webverify/
 GOOS=js GOARCH=wasm go vet -tags blindfold_testroot ./cmd/blindfold-verify-wasm/
 
