@@ -575,7 +575,11 @@ func (u *run) sgx(ev *attest.Evidence, certDER []byte, pol *policy.Policy, now t
 					// The item failed on its dates: say so in the dates
 					// step too, which the failure would otherwise skip.
 					datesShown = true
-					u.alsoFail(StepCollateralDates, "the collateral is not valid at the verification time %s: verify at a time inside its validity (such as when the proof was made) to see whether it was good then", rfc(now))
+					if errors.Is(se.Err, sgx.ErrTooOld) {
+						u.alsoFail(StepCollateralDates, "the collateral is older than the policy allows (max_collateral_age, min_tcb_evaluation_data_number) at the verification time %s", rfc(now))
+					} else {
+						u.alsoFail(StepCollateralDates, "the collateral is not valid at the verification time %s: verify at a time inside its validity (such as when the proof was made) to see whether it was good then", rfc(now))
+					}
 				}
 			default:
 				u.add(id, Pass, "%s", passDetail(id, &sgx.Result{Quote: q}, opts))

@@ -101,6 +101,12 @@ func TestVerify(t *testing.T) {
 			detail: "not yet valid",
 		},
 		{
+			name: "real quote, newer collateral demanded by the policy", proof: f.realProof, policy: append(slices.Clone(f.realPolicy), "min_tcb_evaluation_data_number = 100\n"...),
+			opts: webverify.Options{Now: realAt}, verdict: webverify.Refused,
+			failed: []string{"qe-identity", "collateral-dates"}, passed: []string{"quote-signature"}, skipped: []string{"tcb-info", "enclave"},
+			detail: "tcbEvaluationDataNumber 17, want at least 100",
+		},
+		{
 			name: "real quote, another enclave pinned", proof: f.realProof, policy: []byte(otherEnclave),
 			opts: webverify.Options{Now: realAt}, verdict: webverify.Refused,
 			failed: []string{"enclave"}, passed: []string{"crls", "collateral-dates"}, skipped: []string{"tcb-status", "binding"},
