@@ -8,7 +8,7 @@ LDFLAGS := -buildid= -X github.com/blindfold-ai/blindfold/server.Version=$(VERSI
 # any GOPATH or build cache (internal/reprobuild tests it).
 BUILDFLAGS := -trimpath -buildvcs=false
 
-.PHONY: all build onnxruntime test cluster-test demo lint fmt generate clean soak bench sgx
+.PHONY: all build onnxruntime test cluster-test demo lint fmt generate clean soak bench sgx verify-page
 
 all: build
 
@@ -55,5 +55,11 @@ bench: onnxruntime
 sgx:
 	deploy/gramine/sgx.sh
 
+## verify-page: the browser verifier: docs/verify/blindfold-verify.wasm and Go's wasm_exec.js next to the page (serve docs/verify over HTTP; see docs/verify.md)
+WASM_EXEC := $(firstword $(wildcard $(shell $(GO) env GOROOT)/lib/wasm/wasm_exec.js $(shell $(GO) env GOROOT)/misc/wasm/wasm_exec.js))
+verify-page:
+	GOOS=js GOARCH=wasm $(GO) build $(BUILDFLAGS) -ldflags "-s -w -buildid=" -o docs/verify/blindfold-verify.wasm ./cmd/blindfold-verify-wasm
+	cp $(WASM_EXEC) docs/verify/wasm_exec.js
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) docs/verify/blindfold-verify.wasm docs/verify/wasm_exec.js

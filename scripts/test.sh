@@ -29,8 +29,9 @@ else
   echo "haproxy is not installed: the cluster tests behind a load balancer will be skipped (apt-get install haproxy)"
 fi
 # Debian packages the tests start: prometheus (the metrics test scrapes a
-# real server with it). Installed when missing and run as root; elsewhere
-# the tests that need it skip, except under CI, where they fail.
+# real server with it), chromium (the browser verifier's page is tested in
+# headless Chromium). Installed when missing and run as root; elsewhere
+# the tests that need them skip, except under CI, where they fail.
 apt_updated=
 need_deb() { # need_deb COMMAND PACKAGE
   command -v "$1" >/dev/null 2>&1 && return 0
@@ -45,6 +46,7 @@ need_deb() { # need_deb COMMAND PACKAGE
 }
 step "Debian packages the tests use"
 need_deb prometheus prometheus
+need_deb chromium chromium
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '\.pb\.go$') 2>/dev/null || true)
@@ -60,6 +62,11 @@ go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 
 step "client packages build without cgo"
 CGO_ENABLED=0 go build ./client/... ./proof/... ./tensor/... ./identity/... ./api/... ./cmd/blindfold/... ./attest/... ./policy/...
+
+step "browser verifier builds for js/wasm (shipped and test builds)"
+GOOS=js GOARCH=wasm go build ./proof/... ./policy/... ./attest/...
+GOOS=js GOARCH=wasm go vet ./cmd/blindfold-verify-wasm/ ./internal/webverify/
+GOOS=js GOARCH=wasm go vet -tags blindfold_testroot ./cmd/blindfold-verify-wasm/
 
 [ "${1:-}" = lint ] && exit 0
 

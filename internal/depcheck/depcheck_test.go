@@ -87,6 +87,7 @@ var clientSide = []string{
 	"github.com/blindfold-ai/blindfold/proof",
 	"github.com/blindfold-ai/blindfold/policy",
 	"github.com/blindfold-ai/blindfold/attest/...",
+	"github.com/blindfold-ai/blindfold/internal/webverify",
 }
 
 // globalFlag matches a call that defines a flag in the global flag set.

@@ -1,0 +1,47 @@
+package webverify
+
+import (
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// signedDates returns the issueDate and nextUpdate of a PCS response
+// {"<key>": {...}, "signature": "..."}, without checking its signature.
+func signedDates(key, text string) (issued, next time.Time, err error) {
+	var resp map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(text), &resp); err != nil {
+		return issued, next, fmt.Errorf("the collateral's %s does not decode: %w", key, err)
+	}
+	var body struct {
+		IssueDate  time.Time `json:"issueDate"`
+		NextUpdate time.Time `json:"nextUpdate"`
+	}
+	if err := json.Unmarshal(resp[key], &body); err != nil {
+		return issued, next, fmt.Errorf("the collateral's %s has no dates: %w", key, err)
+	}
+	if body.IssueDate.IsZero() || body.NextUpdate.IsZero() {
+		return issued, next, fmt.Errorf("the collateral's %s has no issueDate or nextUpdate", key)
+	}
+	return body.IssueDate, body.NextUpdate, nil
+}
+
+// parseCRL decodes a CRL as the collateral carries it: PEM, DER, or hex of
+// DER.
+func parseCRL(s string) (*x509.RevocationList, error) {
+	der := []byte(s)
+	if b, _ := pem.Decode(der); b != nil {
+		der = b.Bytes
+	} else if h, err := hex.DecodeString(strings.TrimSpace(s)); err == nil {
+		der = h
+	}
+	l, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, fmt.Errorf("a CRL of the collateral does not decode: %w", err)
+	}
+	return l, nil
+}
