@@ -155,6 +155,9 @@ const (
 	StepPayload          = "payload"
 	StepExpected         = "expected"
 	StepIssuedAt         = "issued-at"
+	// StepReceipt lists what a Blindfold server's receipt binds and which
+	// of its bindings the verification checked.
+	StepReceipt = "receipt"
 	// StepVerdict is listed only when proof.Verify refuses a proof whose
 	// steps all passed: it shows proof.Verify's reason.
 	StepVerdict = "verdict"
@@ -181,6 +184,7 @@ var titles = map[string]string{
 	StepPayload:          "Signed payload",
 	StepExpected:         "Payload matches what was expected (model id, model hash, input hash)",
 	StepIssuedAt:         "issued_at (server host clock)",
+	StepReceipt:          "Receipt bindings (model, inputs, outputs, request nonce, replica)",
 	StepVerdict:          "The verifier's verdict (proof.Verify)",
 }
 
@@ -361,8 +365,29 @@ func (u *run) simulation(p *prooffiles.ResponseProof, pol *policy.Policy, opts O
 	u.signed(key, p, opts)
 	vo := opts.expectations()
 	vo.AllowSimulation, vo.Policy = true, pol
-	_, err := proof.Verify(p, vo)
+	res, err := proof.Verify(p, vo)
+	if err == nil {
+		u.receipt(res)
+	}
 	return err
+}
+
+// receipt lists the bindings of a verified proof: what its receipt (a
+// Blindfold server's) binds, and which bindings were compared.
+func (u *run) receipt(res *proof.Result) {
+	if res.Receipt == nil {
+		u.add(StepReceipt, Info, "no receipt (a BlindAI 0.5 server's reply, or an older Blindfold's): the payload binds the model id and the input hash only")
+		return
+	}
+	var parts []string
+	for _, b := range res.Bindings {
+		state := "not checked"
+		if b.Checked {
+			state = "checked"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s: %s", b.Name, state, b.Note))
+	}
+	u.add(StepReceipt, Info, "%s", strings.Join(parts, "; "))
 }
 
 // signingKey parses the attested certificate and its reply-signing key.
@@ -484,7 +509,10 @@ func (u *run) hardware(p *prooffiles.ResponseProof, pol *policy.Policy, now time
 	}
 	vo := opts.expectations()
 	vo.Policy, vo.Verifiers, vo.Now = pol, reg, at
-	_, err = proof.Verify(p, vo)
+	res, err := proof.Verify(p, vo)
+	if err == nil {
+		u.receipt(res)
+	}
 	return err
 }
 

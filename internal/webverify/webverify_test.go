@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/internal/webverify"
 	"github.com/blindfold-ai/blindfold/policy"
 	"github.com/blindfold-ai/blindfold/proof"
@@ -366,5 +369,45 @@ func TestVerifierLinksNoTestCode(t *testing.T) {
 				t.Errorf("the verifier built with tags %q links %s", tags, bad)
 			}
 		}
+	}
+}
+
+// TestReceiptStep: a proof whose reply carries a receipt lists its
+// bindings, which were checked and which not; one without says so.
+func TestReceiptStep(t *testing.T) {
+	id, err := identity.NewAttested()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := []*securedexchange.TensorData{{Info: &securedexchange.TensorInfo{Dims: []int32{1}, IndexName: "y"}, BytesData: []byte{1, 2, 3, 4}}}
+	modelHash := proof.ModelHash([]byte("model"))
+	mk := func(rc *securedexchange.Receipt) []byte {
+		pay, err := proto.Marshal(&securedexchange.Payload{Header: &securedexchange.PayloadHeader{},
+			Payload: &securedexchange.Payload_RunModelPayload{RunModelPayload: &securedexchange.RunModelPayload{ModelId: "m", OutputTensors: outs, Receipt: rc}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := proof.Marshal(proof.NewSimulation(id.DER, pay, id.Sign(pay)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	step := func(r *webverify.Report) string {
+		for _, c := range r.Checks {
+			if c.ID == webverify.StepReceipt {
+				return c.Detail
+			}
+		}
+		return ""
+	}
+	r := webverify.Verify(mk(&securedexchange.Receipt{ModelHash: modelHash, OutputHash: proof.OutputHash(outs), ReplicaId: []byte("0123456789abcdef"), ReplicaSource: "simulation"}), nil,
+		webverify.Options{AllowSimulation: true, ModelHash: modelHash})
+	if d := step(r); !strings.Contains(d, "model_hash checked") || !strings.Contains(d, "output_hash") || !strings.Contains(d, "replica_id not checked") {
+		t.Fatalf("receipt step %q (verdict %s)", d, r.Verdict)
+	}
+	r = webverify.Verify(mk(nil), nil, webverify.Options{AllowSimulation: true})
+	if d := step(r); !strings.Contains(d, "no receipt") {
+		t.Fatalf("receipt step without a receipt: %q (verdict %s)", d, r.Verdict)
 	}
 }
