@@ -21,14 +21,10 @@ var cvmNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // cvmCase is one platform's way of making replicas: same, another
 // measurement, and a policy accepting both measurements.
 type cvmCase struct {
-	name                 string
-	same, other          func(t *testing.T) attest.Issuer
-	policy, policyBoth   string
-	verify               verifier.Options
-	otherPlatformIssuer  func(t *testing.T) attest.Issuer
-	otherPlatformPolicy  string
-	otherPlatformVerify  verifier.Options
-	measurementMentioned string
+	name               string
+	same, other        func(t *testing.T) attest.Issuer
+	policy, policyBoth string
+	verify             verifier.Options
 }
 
 func tdxCase(t *testing.T) cvmCase {
