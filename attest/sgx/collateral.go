@@ -3,6 +3,7 @@ package sgx
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -101,6 +102,9 @@ func parseCertChain(item Item, data []byte) ([]*x509.Certificate, error) {
 		if block.Type != "CERTIFICATE" {
 			return nil, newErr(item, ErrMalformed, "PEM block %q, want CERTIFICATE", block.Type)
 		}
+		if !canonicalPEM(trimmed[:len(trimmed)-len(r)], block) {
+			return nil, newErr(item, ErrMalformed, "certificate %d is not in canonical PEM (headers, or base64 that is not the one encoding of its bytes)", len(certs))
+		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
 			return nil, newErr(item, ErrMalformed, "certificate %d: %v", len(certs), err)
@@ -112,6 +116,27 @@ func parseCertChain(item Item, data []byte) ([]*x509.Certificate, error) {
 		return nil, newErr(item, ErrMissing, "no certificate")
 	}
 	return certs, nil
+}
+
+// canonicalPEM reports whether text, one PEM block as pem.Decode consumed
+// it, is the BEGIN line, the base64 of the block's bytes as the one
+// encoding of them (lines broken anywhere), and the END line, with nothing
+// else but PEM whitespace. pem.Decode also accepts headers and base64 whose
+// unused trailing bits are set: text that differs from what was signed and
+// checked while decoding to the same bytes, which a proof must not carry.
+func canonicalPEM(text []byte, block *pem.Block) bool {
+	begin, end := "-----BEGIN "+block.Type+"-----", "-----END "+block.Type+"-----"
+	t := bytes.Trim(text, pemSpace)
+	if len(block.Headers) != 0 || !bytes.HasPrefix(t, []byte(begin)) || !bytes.HasSuffix(t, []byte(end)) || len(t) < len(begin)+len(end) {
+		return false
+	}
+	body := bytes.Map(func(r rune) rune {
+		if strings.ContainsRune(pemSpace, r) {
+			return -1
+		}
+		return r
+	}, t[len(begin):len(t)-len(end)])
+	return string(body) == base64.StdEncoding.EncodeToString(block.Bytes)
 }
 
 // pemSpace is the whitespace allowed around PEM blocks and hex strings.
@@ -130,6 +155,9 @@ func parseCRL(item Item, s string) (*x509.RevocationList, error) {
 		block, rest := pem.Decode([]byte(t))
 		if block == nil || block.Type != "X509 CRL" {
 			return nil, newErr(item, ErrMalformed, "PEM block is not an X509 CRL")
+		}
+		if !canonicalPEM([]byte(t)[:len(t)-len(rest)], block) {
+			return nil, newErr(item, ErrMalformed, "the CRL is not in canonical PEM (headers, or base64 that is not the one encoding of its bytes)")
 		}
 		if len(bytes.Trim(rest, pemSpace)) != 0 {
 			return nil, newErr(item, ErrMalformed, "data after the PEM block")

@@ -3,6 +3,7 @@ package sgx_test
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -561,5 +562,79 @@ func TestCollateralPCKFields(t *testing.T) {
 				t.Fatalf("error %v, want one about the %s", err, tc.item)
 			}
 		})
+	}
+}
+
+// TestNonCanonicalPEMRefused: PEM text that decodes to the signed bytes
+// but is not their one encoding (unused base64 bits set, headers) is
+// refused: a proof must not carry bytes that change without changing what
+// was checked.
+func TestNonCanonicalPEMRefused(t *testing.T) {
+	ev := build(t, nil)
+	// The TCB info issuer chain: the TCB signing certificate and the root.
+	certs := []*x509.Certificate{}
+	for rest := []byte(ev.Collateral.TCBInfoIssuerChain); ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, c)
+	}
+	encode := func(der []byte, tweak func(string) string, headers map[string]string) string {
+		b64 := tweak(base64.StdEncoding.EncodeToString(der))
+		var s strings.Builder
+		s.WriteString("-----BEGIN CERTIFICATE-----\n")
+		for k, v := range headers {
+			s.WriteString(k + ": " + v + "\n\n")
+		}
+		for len(b64) > 64 {
+			s.WriteString(b64[:64] + "\n")
+			b64 = b64[64:]
+		}
+		s.WriteString(b64 + "\n-----END CERTIFICATE-----\n")
+		return s.String()
+	}
+	same := func(s string) string { return s }
+	verify := func(chain string) error {
+		c := *ev.Collateral
+		c.TCBInfoIssuerChain = chain
+		_, err := sgx.Verify(ev.Quote, &c, opts(ev))
+		return err
+	}
+	canonical := encode(certs[0].Raw, same, nil) + encode(certs[1].Raw, same, nil)
+	if err := verify(canonical); err != nil {
+		t.Fatalf("the chain re-encoded canonically: %v", err)
+	}
+	if err := verify(encode(certs[0].Raw, same, map[string]string{"Proc-Type": "4,ENCRYPTED"}) + encode(certs[1].Raw, same, nil)); err == nil {
+		t.Error("a PEM block with headers was accepted")
+	}
+	tested := false
+	for i, c := range certs {
+		if len(c.Raw)%3 == 0 {
+			continue // no padding, no unused bits
+		}
+		// Set the lowest unused bit of the last data character.
+		setUnused := func(s string) string {
+			i := strings.IndexByte(s, '=') - 1
+			const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+			v := strings.IndexByte(alphabet, s[i])
+			return s[:i] + string(alphabet[v|1]) + s[i+1:]
+		}
+		parts := []string{encode(certs[0].Raw, same, nil), encode(certs[1].Raw, same, nil)}
+		parts[i] = encode(c.Raw, setUnused, nil)
+		if blk, _ := pem.Decode([]byte(parts[i])); blk == nil || !bytes.Equal(blk.Bytes, c.Raw) {
+			t.Fatal("the test's PEM does not decode to the certificate: the test is wrong")
+		}
+		if err := verify(parts[0] + parts[1]); err == nil {
+			t.Errorf("certificate %d with an unused base64 bit set was accepted", i)
+		}
+		tested = true
+	}
+	if !tested {
+		t.Log("neither certificate's DER length leaves unused base64 bits in this run; only the header case was checked")
 	}
 }
