@@ -50,11 +50,14 @@ const (
 	certDataPCKChain = 5
 )
 
-// quoteV5 is a parsed version 5 TDX quote. Every slice points into raw.
+// quoteV5 is the layout of a TDX quote of version 5 or, with the body of
+// type BodyTD10 and no body descriptor, of version 4. Every slice points
+// into raw.
 type quoteV5 struct {
-	raw []byte
+	raw     []byte
+	version uint16
 	// signed is what the attestation key signs: header || body type ||
-	// body size || body.
+	// body size || body (version 4: header || body).
 	signed   []byte
 	bodyType uint16
 	// body is the TD report body, tdBody10Size or tdBody15Size bytes.
@@ -119,11 +122,25 @@ func (r *reader) rest(what string) []byte {
 	return r.next(int(n), what)
 }
 
-// parseQuoteV5 parses a version 5 TDX quote: ECDSA P-256 attestation key,
-// TEE type TDX, Intel's QE vendor ID, a TD report body of type 2 or 3 of
-// its exact size, certification data of type 6 holding a PCK certificate
-// chain (type 5), and no byte after the signature data.
+// parseQuoteV5 parses a version 5 TDX quote (see parseLayout).
 func parseQuoteV5(raw []byte) (*quoteV5, error) {
+	q, err := parseLayout(raw)
+	if err != nil {
+		return nil, err
+	}
+	if q.version != 5 {
+		return nil, fmt.Errorf("%w: quote version %d, not 5", ErrUnsupported, q.version)
+	}
+	return q, nil
+}
+
+// parseLayout parses the layout of a TDX quote of version 4 or 5: ECDSA
+// P-256 attestation key, TEE type TDX, Intel's QE vendor ID; for version 5
+// a TD report body of type 2 or 3 and of that type's size, for version 4 a
+// TD report 1.0 body; certification data of type 6 holding a PCK
+// certificate chain (type 5); every size inside the quote consistent, and
+// no byte after the signature data.
+func parseLayout(raw []byte) (*quoteV5, error) {
 	if len(raw) > MaxQuoteBytes {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrMalformed, len(raw), MaxQuoteBytes)
 	}
@@ -132,8 +149,9 @@ func parseQuoteV5(raw []byte) (*quoteV5, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if v := binary.LittleEndian.Uint16(h[0:]); v != 5 {
-		return nil, fmt.Errorf("%w: quote version %d, not 5", ErrUnsupported, v)
+	version := binary.LittleEndian.Uint16(h[0:])
+	if version != 4 && version != 5 {
+		return nil, fmt.Errorf("%w: quote version %d (versions 4 and 5 are verified)", ErrUnsupported, version)
 	}
 	if k := binary.LittleEndian.Uint16(h[2:]); k != attestationKeyECDSAP256 {
 		return nil, fmt.Errorf("%w: attestation key type %d (only 2, ECDSA P-256, is verified)", ErrUnsupported, k)
@@ -144,11 +162,14 @@ func parseQuoteV5(raw []byte) (*quoteV5, error) {
 	if !bytes.Equal(h[12:28], abi.IntelQEVendorID[:]) {
 		return nil, fmt.Errorf("%w: QE vendor ID %x, want Intel's %x", ErrUnsupported, h[12:28], abi.IntelQEVendorID)
 	}
-	q := &quoteV5{raw: raw}
-	q.bodyType = r.u16("body type")
-	size := r.u32("body size")
-	if r.err != nil {
-		return nil, r.err
+	q := &quoteV5{raw: raw, version: version, bodyType: BodyTD10}
+	size := uint32(tdBody10Size)
+	if version == 5 {
+		q.bodyType = r.u16("body type")
+		size = r.u32("body size")
+		if r.err != nil {
+			return nil, r.err
+		}
 	}
 	want := 0
 	switch q.bodyType {
@@ -257,7 +278,7 @@ func PlatformOf(raw []byte) (pccs.Platform, error) {
 		}
 		return QuotePlatform(q)
 	case 5:
-		q, err := parseQuoteV5(raw)
+		q, err := parseLayout(raw)
 		if err != nil {
 			return pccs.Platform{}, err
 		}

@@ -3,6 +3,7 @@ package tdx
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -238,5 +239,38 @@ func TestRealV5EveryByte(t *testing.T) {
 	}
 	if bad := flipEveryByte(&attest.Evidence{Raw: raw}, func(e *attest.Evidence) error { return check(e.Raw) }); len(bad) > 0 {
 		t.Fatalf("bytes %v flipped: the quote still passes", bad)
+	}
+}
+
+// TestLayoutBeforeGoTDXGuest: a version 4 quote whose signature data size
+// does not add up is refused as malformed; go-tdx-guest's parser, which
+// ParseQuote calls only after the layout is checked, panics on it (here
+// caught by quoteToProto), so a hostile quote cannot crash the verifier.
+func TestLayoutBeforeGoTDXGuest(t *testing.T) {
+	good := testvectors.Read(t, "tdx/oasis/quote_v4_tdx_ecdsa_p256.bin")
+	if _, err := ParseQuote(good); err != nil {
+		t.Fatal(err)
+	}
+	for name, mutate := range map[string]func([]byte){
+		"signature data size 0":          func(q []byte) { binary.LittleEndian.PutUint32(q[632:], 0) },
+		"signature data size 64":         func(q []byte) { binary.LittleEndian.PutUint32(q[632:], 64) },
+		"a version 5 quote as version 4": nil,
+	} {
+		raw := bytes.Clone(good)
+		if mutate != nil {
+			mutate(raw)
+		} else {
+			raw = bytes.Clone(testvectors.Read(t, v5Quote))
+			raw[0] = 4
+		}
+		if _, err := ParseQuote(raw); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: ParseQuote: %v, want ErrMalformed", name, err)
+		}
+		if _, err := PlatformOf(raw); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: PlatformOf: %v, want ErrMalformed", name, err)
+		}
+		if _, err := quoteToProto(raw); err == nil {
+			t.Errorf("%s: go-tdx-guest parses it", name)
+		}
 	}
 }

@@ -163,7 +163,13 @@ func ParseQuote(raw []byte) (*pb.QuoteV4, error) {
 	if ver := uint16(raw[0]) | uint16(raw[1])<<8; ver != 4 {
 		return nil, fmt.Errorf("%w: quote version %d (ParseQuote parses version 4; PlatformOf and Verifier also take version 5)", ErrUnsupported, ver)
 	}
-	anyQ, err := tdxabi.QuoteToProto(raw)
+	// The layout is walked here first, every size checked against the
+	// bytes there are: go-tdx-guest v0.3.1's parser indexes past the end
+	// of a quote whose sizes do not add up, and panics.
+	if _, err := parseLayout(raw); err != nil {
+		return nil, err
+	}
+	anyQ, err := quoteToProto(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -184,6 +190,17 @@ func ParseQuote(raw []byte) (*pb.QuoteV4, error) {
 		return nil, fmt.Errorf("%w: %d bytes after the quote's signed data", ErrMalformed, n)
 	}
 	return q, nil
+}
+
+// quoteToProto is go-tdx-guest's parser, with a panic turned into an
+// error.
+func quoteToProto(raw []byte) (q any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			q, err = nil, fmt.Errorf("the quote's layout: %v", p)
+		}
+	}()
+	return tdxabi.QuoteToProto(raw)
 }
 
 // pckCertificate returns the PCK leaf certificate of the quote's
