@@ -14,9 +14,6 @@ import (
 // Sizes of the TDX quote layout (Intel TDX DCAP quote, versions 4 and 5).
 const (
 	quoteHeaderSize = 48
-	// bodyDescriptorSize is a version 5 quote's body type (u16) and body
-	// size (u32).
-	bodyDescriptorSize = 6
 	// tdBody10Size is a TD report 1.0 body (the body of a version 4 quote).
 	tdBody10Size = 584
 	// tdBody15Size is a TD report 1.5 body: the 1.0 body, TEE_TCB_SVN_2
@@ -108,7 +105,7 @@ func (r *reader) u32(what string) uint32 {
 	return 0
 }
 
-// sized reads a u32 size and then that many bytes, which must be exactly
+// rest reads a u32 size and then that many bytes, which must be exactly
 // what is left.
 func (r *reader) rest(what string) []byte {
 	n := r.u32(what + " size")
