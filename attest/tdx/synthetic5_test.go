@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"strings"
 	"testing"
@@ -298,5 +299,74 @@ func TestSyntheticV5FetchedCollateral(t *testing.T) {
 	}
 	if _, err := verify(t, pki, ev, tdxPolicy(t, ""), synthNow); !errors.Is(err, tdx.ErrCollateral) {
 		t.Fatalf("without a Fetcher: %v, want ErrCollateral", err)
+	}
+}
+
+// quoteCerts returns the PEM certificates of a quote's PCK chain.
+func quoteCerts(t *testing.T, raw []byte) []string {
+	t.Helper()
+	var out []string
+	rest := raw[bytes.Index(raw, []byte("-----BEGIN CERTIFICATE-----")):]
+	for {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		out = append(out, string(pem.EncodeToMemory(b)))
+	}
+	if len(out) != 3 {
+		t.Fatalf("%d certificates in the quote", len(out))
+	}
+	return out
+}
+
+// TestSyntheticCollateralPCK: collateral that carries copies of the PCK
+// certificate and its signing chain (as BlindAI's servers fill them in)
+// verifies when they are the quote's, and is refused when they are not,
+// for quotes of version 4 and 5.
+func TestSyntheticCollateralPCK(t *testing.T) {
+	pki, err := tdxtest.NewPKI(synthNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := tdxtest.NewPKI(synthNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, version := range []func(*tdxtest.Builder){func(*tdxtest.Builder) {}, v5(tdx.BodyTD15, nil)} {
+		b := tdxtest.NewBuilder(pki, synthNow)
+		version(b)
+		quote, col, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine := quoteCerts(t, quote)
+		theirs := quoteCerts(t, build(t, other, version).Raw)
+		for _, tc := range []struct {
+			name       string
+			pck, chain string
+			ok         bool
+		}{
+			{"the quote's", mine[0], mine[1] + mine[2], true},
+			{"the quote's without the root", mine[0], mine[1], true},
+			{"the quote's certificate only", mine[0], "", true},
+			{"another PCK certificate", theirs[0], mine[1], false},
+			{"another signing chain", mine[0], theirs[1], false},
+			{"signing chain in another order", mine[0], mine[2] + mine[1], false},
+			{"signing chain too long", mine[0], mine[1] + mine[2] + mine[2], false},
+			{"the whole chain as the PCK certificate", mine[0] + mine[1], "", false},
+		} {
+			c := *col
+			c.PCKCertificate, c.PCKSigningChain = tc.pck, tc.chain
+			enc, err := tdx.EncodeCollateral(&c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := &attest.Evidence{Type: attest.TypeTDX, Raw: quote, Collateral: enc}
+			_, err = verify(t, pki, ev, tdxPolicy(t, ""), synthNow)
+			if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, tdx.ErrCollateral)) {
+				t.Errorf("version %d, %s: %v", binary.LittleEndian.Uint16(ev.Raw), tc.name, err)
+			}
+		}
 	}
 }

@@ -6,8 +6,10 @@
 // root CA CRL and PCK CRL (both required), the TDX TCB info and the TD QE
 // identity with their signing chains, signatures and validity windows, the
 // QE report and the quote's signatures, the TDX module's identity (MRSIGNERSEAM
-// and SEAM attributes against the TCB info), and that the platform, the QE
-// and the TDX module are at an UpToDate TCB level. Collateral comes with the
+// and SEAM attributes against the TCB info), that the platform, the QE and
+// the TDX module are at an UpToDate TCB level, and that copies of the PCK
+// certificate and its signing chain in the collateral, when present, are
+// the quote's. Collateral comes with the
 // evidence or, when it does not, from a Fetcher (a PCCS or Intel's PCS
 // through attest/pccs). The time is injectable.
 //
@@ -444,6 +446,9 @@ func verifyQuote(q *pb.QuoteV4, c *sgx.Collateral, now time.Time, testRoot *x509
 	rootCRL, err := crlDER(c.RootCACRL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: root CA CRL is required: %v", ErrCollateral, err)
+	}
+	if err := collateralPCK(q.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain(), c); err != nil {
+		return nil, err
 	}
 	if err := checkDates(c, pckCRL, rootCRL, now); err != nil {
 		return nil, err

@@ -106,6 +106,7 @@ func verifyQuoteV5(q *quoteV5, c *sgx.Collateral, now time.Time, testRoot *x509.
 	}
 	for _, step := range []func() error{
 		v.pckChain,
+		func() error { return collateralPCK(v.q.pckChain, c) },
 		v.qeReport,
 		v.quoteSignature,
 		v.tcbInfo,
@@ -223,6 +224,46 @@ func (v *verifierV5) pckChain() error {
 	v.rootIssued = append(v.rootIssued, v.pckCA)
 	v.ext, err = sgxPCKExtensions(v.pck)
 	return err
+}
+
+// collateralPCK checks the collateral's copies of the PCK certificate and
+// its signing chain, which the verifier does not use (it takes the chain
+// from the quote) but which travel with the evidence: when present,
+// PCKCertificate must be the quote's PCK certificate, and PCKSigningChain
+// the certificates that follow it in the quote, in order (the root may be
+// left out).
+func collateralPCK(pckChain []byte, c *sgx.Collateral) error {
+	if strings.TrimSpace(c.PCKCertificate) == "" && strings.TrimSpace(c.PCKSigningChain) == "" {
+		return nil
+	}
+	quote, err := pckChainCerts(pckChain)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(c.PCKCertificate) != "" {
+		certs, err := pemCerts("collateral PCK certificate", c.PCKCertificate)
+		if err != nil {
+			return err
+		}
+		if len(certs) != 1 || !bytes.Equal(certs[0].Raw, quote[0].Raw) {
+			return fmt.Errorf("%w: the collateral's PCK certificate is not the one the quote carries", ErrCollateral)
+		}
+	}
+	if strings.TrimSpace(c.PCKSigningChain) != "" {
+		certs, err := pemCerts("collateral PCK signing chain", c.PCKSigningChain)
+		if err != nil {
+			return err
+		}
+		if len(certs) == 0 || len(certs) > len(quote)-1 {
+			return fmt.Errorf("%w: the collateral's PCK signing chain has %d certificates, the quote's chain above the PCK certificate %d", ErrCollateral, len(certs), len(quote)-1)
+		}
+		for i, cert := range certs {
+			if !bytes.Equal(cert.Raw, quote[i+1].Raw) {
+				return fmt.Errorf("%w: certificate %d of the collateral's PCK signing chain (%q) is not the quote's", ErrCollateral, i, cert.Subject.CommonName)
+			}
+		}
+	}
+	return nil
 }
 
 // verifyRaw verifies a raw ECDSA P-256 signature (r || s) over SHA-256 of
