@@ -3,6 +3,7 @@ package tdx
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/pem"
 	"fmt"
@@ -214,18 +215,25 @@ func parseLayout(raw []byte) (*quoteV5, error) {
 }
 
 // pckChainCerts parses a PEM PCK certificate chain: certificates only,
-// then nothing but NUL bytes and white space.
+// each in canonical base64 with nothing but white space before it, then
+// nothing but NUL bytes and white space. No byte of the chain can change
+// without changing a certificate: encoding/pem skips text before a block
+// and accepts base64 whose padding bits are not zero.
 func pckChainCerts(chain []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	rest := chain
 	for {
 		var b *pem.Block
+		start := rest
 		b, rest = pem.Decode(rest)
 		if b == nil {
 			break
 		}
 		if b.Type != "CERTIFICATE" || len(b.Headers) != 0 {
 			return nil, fmt.Errorf("%w: PCK certificate chain holds a PEM block of type %q", ErrMalformed, b.Type)
+		}
+		if !canonicalPEM(start[:len(start)-len(rest)], b.Bytes) {
+			return nil, fmt.Errorf("%w: PCK certificate chain, certificate %d: not in canonical PEM", ErrMalformed, len(certs))
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
@@ -240,6 +248,29 @@ func pckChainCerts(chain []byte) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%w: PCK certificate chain of %d certificates, want 3 (PCK certificate, PCK CA, root)", ErrMalformed, len(certs))
 	}
 	return certs, nil
+}
+
+// canonicalPEM reports whether text, one PEM certificate block as
+// pem.Decode consumed it, is white space, the BEGIN line, the canonical
+// base64 of der in lines, and the END line.
+func canonicalPEM(text, der []byte) bool {
+	const begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+	t := bytes.TrimLeft(text, " \t\r\n")
+	if !bytes.HasPrefix(t, []byte(begin)) {
+		return false
+	}
+	t = t[len(begin):]
+	i := bytes.Index(t, []byte(end))
+	if i < 0 {
+		return false
+	}
+	body := bytes.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, t[:i])
+	return string(body) == base64.StdEncoding.EncodeToString(der)
 }
 
 // platformOf returns the FMSPC and CA type of a PCK certificate.

@@ -99,9 +99,12 @@ func TestRealV5Parses(t *testing.T) {
 func TestRealV5Signatures(t *testing.T) {
 	q := realV5(t)
 	v := &verifierV5{q: q, now: v5At, root: sgx.IntelRootCA()}
-	for name, step := range map[string]func() error{"PCK chain": v.pckChain, "QE report": v.qeReport, "quote signature": v.quoteSignature} {
-		if err := step(); err != nil {
-			t.Fatalf("%s: %v", name, err)
+	for _, step := range []struct {
+		name string
+		f    func() error
+	}{{"PCK chain", v.pckChain}, {"QE report", v.qeReport}, {"quote signature", v.quoteSignature}} {
+		if err := step.f(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
 		}
 	}
 	key := q.raw[48+6+648+4+64 : 48+6+648+4+128]
@@ -271,6 +274,50 @@ func TestLayoutBeforeGoTDXGuest(t *testing.T) {
 		}
 		if _, err := quoteToProto(raw); err == nil {
 			t.Errorf("%s: go-tdx-guest parses it", name)
+		}
+	}
+}
+
+// TestPCKChainCanonical: the PCK chain of a quote is refused when a byte
+// changes without changing a certificate: base64 padding bits that are not
+// zero, text before a certificate, a byte that is not white space or NUL
+// after the last one.
+func TestPCKChainCanonical(t *testing.T) {
+	chain := realV5(t).pckChain
+	if _, err := pckChainCerts(chain); err != nil {
+		t.Fatal(err)
+	}
+	// The root certificate's DER is not a multiple of 3 bytes: its base64
+	// ends with padding, and the last character before it has bits that
+	// decoders may ignore.
+	root := sgx.IntelRootCA().Raw
+	if len(root)%3 == 0 {
+		t.Fatalf("root certificate of %d bytes: no padding bits", len(root))
+	}
+	i := bytes.LastIndex(chain, []byte("=\n-----END CERTIFICATE-----"))
+	for chain[i] == '=' {
+		i--
+	}
+	padBits := bytes.Clone(chain)
+	padBits[i] ^= 0x01
+	if c, err := pckChainCerts(padBits); err == nil || !errors.Is(err, ErrMalformed) {
+		t.Errorf("padding bits set (%q for %q): %v, %d certificates", padBits[i], chain[i], err, len(c))
+	}
+	for name, bad := range map[string][]byte{
+		"text before the first certificate": append([]byte("x\n"), chain...),
+		"text between certificates":         bytes.Replace(chain, []byte("-----END CERTIFICATE-----\n-----BEGIN"), []byte("-----END CERTIFICATE-----\nx\n-----BEGIN"), 1),
+		"a byte after the chain":            append(bytes.Clone(chain), 'x'),
+	} {
+		if _, err := pckChainCerts(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	for name, ok := range map[string][]byte{
+		"CRLF line ends":    bytes.ReplaceAll(chain, []byte("\n"), []byte("\r\n")),
+		"no NUL at the end": bytes.TrimRight(chain, "\x00"),
+	} {
+		if _, err := pckChainCerts(ok); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

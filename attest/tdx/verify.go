@@ -168,7 +168,11 @@ func ParseQuote(raw []byte) (*pb.QuoteV4, error) {
 	// The layout is walked here first, every size checked against the
 	// bytes there are: go-tdx-guest v0.3.1's parser indexes past the end
 	// of a quote whose sizes do not add up, and panics.
-	if _, err := parseLayout(raw); err != nil {
+	layout, err := parseLayout(raw)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pckChainCerts(layout.pckChain); err != nil {
 		return nil, err
 	}
 	anyQ, err := quoteToProto(raw)
