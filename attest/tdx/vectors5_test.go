@@ -26,7 +26,7 @@ var v5At = time.Date(2026, 2, 15, 0, 0, 0, 0, time.UTC)
 
 const v5Quote = "tdx/go-tdx-guest/quote_v5_sample.dat"
 
-func realV5(t *testing.T) *quoteV5 {
+func realV5(t *testing.T) *rawQuote {
 	t.Helper()
 	q, err := parseQuoteV5(testvectors.Read(t, v5Quote))
 	if err != nil {
@@ -112,7 +112,7 @@ func TestRealV5Signatures(t *testing.T) {
 		t.Fatal("attestation key not where the layout puts it")
 	}
 	headerAndBody := append(bytes.Clone(q.raw[:48]), q.body...)
-	alt := &verifierV5{q: &quoteV5{signed: headerAndBody, signature: q.signature, attestationKey: q.attestationKey}}
+	alt := &verifierV5{q: &rawQuote{signed: headerAndBody, signature: q.signature, attestationKey: q.attestationKey}}
 	if alt.quoteSignature() == nil {
 		t.Error("the quote's signature verifies over header || body without the body descriptor")
 	}

@@ -5,11 +5,11 @@
 // chain of the quote to the pinned Intel SGX Root CA (or a test root), the
 // root CA CRL and PCK CRL (both required), the TDX TCB info and the TD QE
 // identity with their signing chains, signatures and validity windows, the
-// QE report and the quote's signatures, the TDX module's identity (MRSIGNERSEAM
-// and SEAM attributes against the TCB info), that the platform, the QE and
-// the TDX module are at an UpToDate TCB level, and that copies of the PCK
-// certificate and its signing chain in the collateral, when present, are
-// the quote's. Collateral comes with the
+// QE report and the quote's signatures, the TDX module's identity
+// (MRSIGNERSEAM and SEAM attributes against the TCB info), that the
+// platform, the QE and the TDX module are at an UpToDate TCB level, and
+// that copies of the PCK certificate and its signing chain in the
+// collateral, when present, are the quote's. Collateral comes with the
 // evidence or, when it does not, from a Fetcher (a PCCS or Intel's PCS
 // through attest/pccs). The time is injectable.
 //
@@ -153,8 +153,9 @@ func (v *Verifier) verify(ctx context.Context, ev *attest.Evidence, now time.Tim
 	return verifyQuote(q, col, now, v.opts.TestRoot)
 }
 
-// ParseQuote parses a TDX quote: version 4, TDX TEE type, no bytes after
-// the quote.
+// ParseQuote parses a TDX quote: version 4, TDX TEE type, Intel's QE
+// vendor ID, every size inside it consistent, a PCK certificate chain of
+// three canonical PEM certificates, no bytes after the quote.
 func ParseQuote(raw []byte) (*pb.QuoteV4, error) {
 	if len(raw) < 4 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(raw))

@@ -55,7 +55,7 @@ func sgxPCKExtensions(pck *x509.Certificate) (*sgx.PCKExtensions, error) {
 
 // verifierV5 verifies one version 5 quote with its collateral.
 type verifierV5 struct {
-	q    *quoteV5
+	q    *rawQuote
 	c    *sgx.Collateral
 	now  time.Time
 	root *x509.Certificate
@@ -83,7 +83,8 @@ type validity struct {
 
 // verifyQuoteV5 verifies a version 5 quote with its collateral at now.
 // It checks, in order: the PCK certificate chain up to the pinned root (or
-// testRoot) with every certificate's dates; the QE report's signature by
+// testRoot) with every certificate's dates; the collateral's copies of the
+// PCK certificate and signing chain, if any, against it; the QE report's signature by
 // the PCK key and its report data binding to the attestation key and the
 // QE authentication data; the quote's signature over header, body
 // descriptor and body; the TCB info (signing chain, signature, id TDX
@@ -96,7 +97,7 @@ type validity struct {
 // found is UpToDate; and last the validity windows of the four collateral
 // items, so that a stale-collateral error names every stale item and means
 // that every other check passed.
-func verifyQuoteV5(q *quoteV5, c *sgx.Collateral, now time.Time, testRoot *x509.Certificate) (*Result, error) {
+func verifyQuoteV5(q *rawQuote, c *sgx.Collateral, now time.Time, testRoot *x509.Certificate) (*Result, error) {
 	v := &verifierV5{q: q, c: c, now: now, root: sgx.IntelRootCA()}
 	if testRoot != nil {
 		v.root = testRoot
@@ -651,7 +652,7 @@ func (v *verifierV5) dates() error {
 	return nil
 }
 
-func resultOfV5(q *quoteV5, p pccs.Platform, now time.Time) *Result {
+func resultOfV5(q *rawQuote, p pccs.Platform, now time.Time) *Result {
 	b := q.body
 	r := &Result{Version: 5, BodyType: q.bodyType, FMSPC: strings.ToUpper(hex.EncodeToString(p.FMSPC[:])), VerifiedAt: now}
 	copy(r.TEETCBSVN[:], b[0:16])

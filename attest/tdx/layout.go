@@ -48,10 +48,10 @@ const (
 	certDataPCKChain = 5
 )
 
-// quoteV5 is the layout of a TDX quote of version 5 or, with the body of
+// rawQuote is the layout of a TDX quote of version 5 or, with the body of
 // type BodyTD10 and no body descriptor, of version 4. Every slice points
 // into raw.
-type quoteV5 struct {
+type rawQuote struct {
 	raw     []byte
 	version uint16
 	// signed is what the attestation key signs: header || body type ||
@@ -121,7 +121,7 @@ func (r *reader) rest(what string) []byte {
 }
 
 // parseQuoteV5 parses a version 5 TDX quote (see parseLayout).
-func parseQuoteV5(raw []byte) (*quoteV5, error) {
+func parseQuoteV5(raw []byte) (*rawQuote, error) {
 	q, err := parseLayout(raw)
 	if err != nil {
 		return nil, err
@@ -138,7 +138,7 @@ func parseQuoteV5(raw []byte) (*quoteV5, error) {
 // TD report 1.0 body; certification data of type 6 holding a PCK
 // certificate chain (type 5); every size inside the quote consistent, and
 // no byte after the signature data.
-func parseLayout(raw []byte) (*quoteV5, error) {
+func parseLayout(raw []byte) (*rawQuote, error) {
 	if len(raw) > MaxQuoteBytes {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrMalformed, len(raw), MaxQuoteBytes)
 	}
@@ -160,7 +160,7 @@ func parseLayout(raw []byte) (*quoteV5, error) {
 	if !bytes.Equal(h[12:28], abi.IntelQEVendorID[:]) {
 		return nil, fmt.Errorf("%w: QE vendor ID %x, want Intel's %x", ErrUnsupported, h[12:28], abi.IntelQEVendorID)
 	}
-	q := &quoteV5{raw: raw, version: version, bodyType: BodyTD10}
+	q := &rawQuote{raw: raw, version: version, bodyType: BodyTD10}
 	size := uint32(tdBody10Size)
 	if version == 5 {
 		q.bodyType = r.u16("body type")
