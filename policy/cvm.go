@@ -27,6 +27,7 @@ const (
 	KeyTDXMRConfigID    Key = "tdx.mr_config_id"
 	KeyTDXMROwner       Key = "tdx.mr_owner"
 	KeyTDXMROwnerConfig Key = "tdx.mr_owner_config"
+	KeyTDXMRServiceTD   Key = "tdx.mr_servicetd"
 
 	KeySNPMeasurement Key = "snp.measurement"
 	KeySNPDebug       Key = "snp.debug"
@@ -68,6 +69,9 @@ type TDX struct {
 	// MRConfigID, MROwner and MROwnerConfig pin the host-set values
 	// (mr_config_id, mr_owner, mr_owner_config).
 	MRConfigID, MROwner, MROwnerConfig *[48]byte
+	// MRServiceTD pins the MRSERVICETD of a TD report 1.5 body
+	// (mr_servicetd); a quote without one (TDX 1.0 body) is then refused.
+	MRServiceTD *[48]byte
 }
 
 // SNP is the [snp] section: what an SEV-SNP guest must be. Measurement is
@@ -106,6 +110,7 @@ type tdxFile struct {
 	MRConfigID       *string  `toml:"mr_config_id"`
 	MROwner          *string  `toml:"mr_owner"`
 	MROwnerConfig    *string  `toml:"mr_owner_config"`
+	MRServiceTD      *string  `toml:"mr_servicetd"`
 }
 
 type snpFile struct {
@@ -219,6 +224,9 @@ func parseTDX(f *tdxFile) (*TDX, error) {
 		return nil, err
 	}
 	if t.MROwnerConfig, err = optHash48("tdx.mr_owner_config", f.MROwnerConfig); err != nil {
+		return nil, err
+	}
+	if t.MRServiceTD, err = optHash48("tdx.mr_servicetd", f.MRServiceTD); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -349,6 +357,14 @@ func (t *TDX) Check(r *tdx.Result) error {
 			return &MismatchError{Field: x.key, Want: hx(x.want[:]), Got: hx(x.got[:])}
 		}
 	}
+	if t.MRServiceTD != nil {
+		if r.BodyType != tdx.BodyTD15 {
+			return &MismatchError{Field: KeyTDXMRServiceTD, Want: hx(t.MRServiceTD[:]), Got: fmt.Sprintf("none: the quote's TD report body is of type %d, not a TDX 1.5 body", r.BodyType)}
+		}
+		if *t.MRServiceTD != r.MRServiceTD {
+			return &MismatchError{Field: KeyTDXMRServiceTD, Want: hx(t.MRServiceTD[:]), Got: hx(r.MRServiceTD[:])}
+		}
+	}
 	return nil
 }
 
@@ -425,7 +441,7 @@ func (p *Policy) tomlSections(b *bytes.Buffer) {
 		for _, x := range []struct {
 			k string
 			v *[48]byte
-		}{{"mr_config_id", t.MRConfigID}, {"mr_owner", t.MROwner}, {"mr_owner_config", t.MROwnerConfig}} {
+		}{{"mr_config_id", t.MRConfigID}, {"mr_owner", t.MROwner}, {"mr_owner_config", t.MROwnerConfig}, {"mr_servicetd", t.MRServiceTD}} {
 			if x.v != nil {
 				w("%s = %s\n", x.k, tomlString(hx(x.v[:])))
 			}

@@ -28,7 +28,7 @@ allow_debug = false
 `
 
 func TestSectionsParse(t *testing.T) {
-	tdxOnly := "[tdx]\nmrtd = [\"" + mrtdA + "\", \"" + mrtdB + "\"]\nrtmr1 = [\"" + rep('1', 96) + "\"]\n"
+	tdxOnly := "[tdx]\nmrtd = [\"" + mrtdA + "\", \"" + mrtdB + "\"]\nrtmr1 = [\"" + rep('1', 96) + "\"]\nmr_servicetd = \"" + rep('5', 96) + "\"\n"
 	p, err := Parse([]byte(tdxOnly))
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func TestSectionsParse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, p.TOML())
 	}
-	if len(q.TDX.MRTD) != 2 || q.TDX.RTMR[1][0] != p.TDX.RTMR[1][0] {
+	if len(q.TDX.MRTD) != 2 || q.TDX.RTMR[1][0] != p.TDX.RTMR[1][0] || p.TDX.MRServiceTD == nil || q.TDX.MRServiceTD == nil || *q.TDX.MRServiceTD != *p.TDX.MRServiceTD || p.TDX.MRServiceTD[0] != 0x55 {
 		t.Fatalf("round trip lost values:\n%s", p.TOML())
 	}
 
@@ -112,7 +112,7 @@ func TestTDXCheck(t *testing.T) {
 	attrs, mask := uint64(0x10000000), uint64(0xffffffff)
 	xfam, xmask := uint64(0xe7), uint64(0xffff)
 	min := [16]byte{3, 0, 5}
-	cfg, own, ocfg := h48(7), h48(8), h48(9)
+	cfg, own, ocfg, svc := h48(7), h48(8), h48(9), h48(0x5c)
 	pol := &TDX{
 		MRTD:         [][48]byte{h48(0xa), h48(0xb)},
 		RTMR:         [4][][48]byte{{h48(0x10)}, {h48(0x11)}, {h48(0x12)}, {h48(0x13)}},
@@ -121,12 +121,14 @@ func TestTDXCheck(t *testing.T) {
 		XFAM: &xfam, XFAMMask: &xmask,
 		MinTEETCBSVN: &min,
 		MRConfigID:   &cfg, MROwner: &own, MROwnerConfig: &ocfg,
+		MRServiceTD: &svc,
 	}
 	good := func() *tdx.Result {
 		return &tdx.Result{
 			MRTD: h48(0xb), RTMR: [4][48]byte{h48(0x10), h48(0x11), h48(0x12), h48(0x13)}, MRSEAM: h48(0x5e),
 			TDAttributes: attrs, XFAM: xfam, TEETCBSVN: [16]byte{3, 1, 5},
 			MRConfigID: cfg, MROwner: own, MROwnerConfig: ocfg,
+			BodyType: tdx.BodyTD15, MRServiceTD: svc,
 		}
 	}
 	if err := pol.Check(good()); err != nil {
@@ -149,6 +151,9 @@ func TestTDXCheck(t *testing.T) {
 		{KeyTDXMRConfigID, func(r *tdx.Result) { r.MRConfigID[0] ^= 1 }},
 		{KeyTDXMROwner, func(r *tdx.Result) { r.MROwner[0] ^= 1 }},
 		{KeyTDXMROwnerConfig, func(r *tdx.Result) { r.MROwnerConfig[0] ^= 1 }},
+		{KeyTDXMRServiceTD, func(r *tdx.Result) { r.MRServiceTD[0] ^= 1 }},
+		// A TDX 1.0 body has no MRSERVICETD to match the pinned value.
+		{KeyTDXMRServiceTD, func(r *tdx.Result) { r.BodyType, r.MRServiceTD = tdx.BodyTD10, [48]byte{} }},
 	} {
 		r := good()
 		tc.mutate(r)

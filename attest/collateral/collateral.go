@@ -433,7 +433,7 @@ func teeSuffix(p pccs.Platform) string {
 }
 
 // QuotePlatform returns the platform of a quote's PCK certificate: an SGX
-// quote (version 3) or a TDX quote (version 4, TEE type TDX).
+// quote (version 3) or a TDX quote (version 4 or 5, TEE type TDX).
 func QuotePlatform(quote []byte) (pccs.Platform, error) {
 	if len(quote) < 8 {
 		return pccs.Platform{}, fmt.Errorf("collateral bundle: quote of %d bytes", len(quote))
@@ -449,14 +449,14 @@ func QuotePlatform(quote []byte) (pccs.Platform, error) {
 			return pccs.Platform{}, fmt.Errorf("collateral bundle: %w", err)
 		}
 		return normal(p), nil
-	case 4:
-		q, err := tdx.ParseQuote(quote)
+	case 4, 5:
+		p, err := tdx.PlatformOf(quote)
 		if err != nil {
 			return pccs.Platform{}, fmt.Errorf("collateral bundle: %w", err)
 		}
-		return tdx.QuotePlatform(q)
+		return p, nil
 	default:
-		return pccs.Platform{}, fmt.Errorf("collateral bundle: quote version %d is neither an SGX quote (3) nor a TDX quote (4)", version)
+		return pccs.Platform{}, fmt.Errorf("collateral bundle: quote version %d is neither an SGX quote (3) nor a TDX quote (4 or 5)", version)
 	}
 }
 

@@ -385,3 +385,13 @@ func TestAddRefuses(t *testing.T) {
 		t.Fatal("an empty bundle was written")
 	}
 }
+
+// TestQuotePlatformTDXVersion5: the platform of a TDX quote of version 5
+// (TDX 1.5) is read from its PCK certificate, as for version 4.
+func TestQuotePlatformTDXVersion5(t *testing.T) {
+	p, err := collateral.QuotePlatform(testvectors.Read(t, "tdx/go-tdx-guest/quote_v5_sample.dat"))
+	want := pccs.Platform{FMSPC: [6]byte{0x90, 0xc0, 0x6f}, CA: pccs.CAPlatform, TEE: pccs.TEETDX}
+	if err != nil || p != want {
+		t.Fatalf("QuotePlatform = %v, %v, want %v", p, err, want)
+	}
+}

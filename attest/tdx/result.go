@@ -12,8 +12,11 @@ const (
 // Result is what a verified TDX quote says: the TD report body, and what
 // the collateral said of its TCB.
 type Result struct {
-	// Version is the quote version (4).
+	// Version is the quote version (4 or 5).
 	Version uint16
+	// BodyType is the TD report body's type: BodyTD10 (TDX 1.0, every
+	// version 4 quote) or BodyTD15 (TDX 1.5).
+	BodyType uint16
 	// TEETCBSVN is the TDX module's TEE_TCB_SVN.
 	TEETCBSVN [16]byte
 	// MRSEAM is the measurement of the TDX module.
@@ -34,6 +37,12 @@ type Result struct {
 	RTMR [4][48]byte
 	// ReportData is the report data the TD chose.
 	ReportData [64]byte
+	// TEETCBSVN2 is the TEE_TCB_SVN_2 of a TD report 1.5 body (BodyTD15);
+	// zero otherwise.
+	TEETCBSVN2 [16]byte
+	// MRServiceTD is the MRSERVICETD of a TD report 1.5 body (BodyTD15):
+	// the measurement of the service TDs bound to the TD; zero otherwise.
+	MRServiceTD [48]byte
 	// FMSPC is the platform's FMSPC (hex, from the PCK certificate).
 	FMSPC string
 	// VerifiedAt is the verification time.

@@ -106,7 +106,9 @@ func TestSyntheticRefused(t *testing.T) {
 }
 
 // TestSyntheticPolicy: debug is refused whatever the policy, and each
-// [tdx] key refuses a TD that breaks it.
+// [tdx] key refuses a TD that breaks it, in quotes of version 4 and of
+// version 5 with either body type. mr_servicetd refuses a TD report 1.5
+// body with another MRSERVICETD and a 1.0 body, which has none.
 func TestSyntheticPolicy(t *testing.T) {
 	pki, err := tdxtest.NewPKI(synthNow)
 	if err != nil {
@@ -132,11 +134,27 @@ func TestSyntheticPolicy(t *testing.T) {
 		{"mr_config_id", "mr_config_id = \"" + h(0x99) + "\"\n", nil, policy.KeyTDXMRConfigID},
 		{"mr_owner", "mr_owner = \"" + h(0x99) + "\"\n", nil, policy.KeyTDXMROwner},
 		{"mr_owner_config", "mr_owner_config = \"" + h(0x99) + "\"\n", nil, policy.KeyTDXMROwnerConfig},
+		{"mr_servicetd", "mr_servicetd = \"" + h(0x99) + "\"\n", nil, policy.KeyTDXMRServiceTD},
 	} {
-		_, err := verify(t, pki, build(t, pki, tc.change), tdxPolicy(t, tc.extra), synthNow)
-		var me *policy.MismatchError
-		if !errors.Is(err, attest.ErrPolicyMismatch) || !errors.As(err, &me) || me.Field != tc.key {
-			t.Errorf("%s: %v, want a policy mismatch on %s", tc.name, err, tc.key)
+		for _, q := range []struct {
+			name    string
+			version func(*tdxtest.Builder)
+		}{
+			{"version 4", func(*tdxtest.Builder) {}},
+			{"version 5, TD report 1.0", func(b *tdxtest.Builder) { b.Version, b.BodyType = 5, tdx.BodyTD10 }},
+			{"version 5, TD report 1.5", func(b *tdxtest.Builder) { b.Version, b.BodyType = 5, tdx.BodyTD15 }},
+		} {
+			change := func(b *tdxtest.Builder) {
+				q.version(b)
+				if tc.change != nil {
+					tc.change(b)
+				}
+			}
+			_, err := verify(t, pki, build(t, pki, change), tdxPolicy(t, tc.extra), synthNow)
+			var me *policy.MismatchError
+			if !errors.Is(err, attest.ErrPolicyMismatch) || !errors.As(err, &me) || me.Field != tc.key {
+				t.Errorf("%s, %s: %v, want a policy mismatch on %s", tc.name, q.name, err, tc.key)
+			}
 		}
 	}
 }

@@ -82,7 +82,8 @@ func TestRealQuoteVerifies(t *testing.T) {
 
 // TestRealQuoteRefused: outside the collateral's dates, with an outdated
 // TCB, with a test root in place of Intel's, with a policy that refuses
-// it, without CRLs, without collateral, as version 5, with trailing bytes.
+// it, without CRLs, without collateral, with trailing bytes; a version 5
+// quote with the version 4 quote's collateral (another platform).
 func TestRealQuoteRefused(t *testing.T) {
 	ctx := context.Background()
 	ev := dcapEvidence(t, "tdx_quote", "tdx_quote_collateral.json")
@@ -132,8 +133,11 @@ func TestRealQuoteRefused(t *testing.T) {
 		t.Errorf("no collateral, no fetcher: %v, want ErrCollateral", err)
 	}
 	v5 := testvectors.Read(t, "tdx/go-tdx-guest/quote_v5_sample.dat")
-	if _, err := verifierAt(t, anyTD{}, dcapAt).Verify(ctx, &attest.Evidence{Type: attest.TypeTDX, Raw: v5, Collateral: ev.Collateral}); !errors.Is(err, ErrUnsupported) || !errors.Is(err, attest.ErrBadEvidence) {
-		t.Errorf("version 5: %v, want ErrUnsupported", err)
+	if _, err := verifierAt(t, anyTD{}, v5At).Verify(ctx, &attest.Evidence{Type: attest.TypeTDX, Raw: v5, Collateral: ev.Collateral}); !errors.Is(err, ErrCollateral) || !errors.Is(err, attest.ErrBadEvidence) {
+		t.Errorf("version 5 quote with another platform's collateral: %v, want ErrCollateral", err)
+	}
+	if _, err := ParseQuote(v5); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("ParseQuote of version 5: %v, want ErrUnsupported (it parses version 4)", err)
 	}
 	for _, f := range []string{"tdx/oasis/quote_v4_tdx_ecdsa_p256_trailing.bin", "tdx/dcap-qvl/tdx_quote", "tdx/go-tdx-guest/tdx_prod_quote_SPR_E4.dat"} {
 		if _, err := ParseQuote(testvectors.Read(t, f)); !errors.Is(err, ErrMalformed) {

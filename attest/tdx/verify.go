@@ -1,24 +1,30 @@
-// Package tdx verifies Intel TDX quotes (version 4, ECDSA P-256) for
-// Blindfold with github.com/google/go-tdx-guest, and holds a TD to the
-// [tdx] section of a policy.
+// Package tdx verifies Intel TDX quotes (versions 4 and 5, ECDSA P-256)
+// for Blindfold, and holds a TD to the [tdx] section of a policy.
 //
 // Verify checks, and fails closed on any failure: the PCK certificate
 // chain of the quote to the pinned Intel SGX Root CA (or a test root), the
 // root CA CRL and PCK CRL (both required), the TDX TCB info and the TD QE
 // identity with their signing chains, signatures and validity windows, the
-// QE report and the quote's signatures, the TDX module's identity (MRSIGNERSEAM
-// and SEAM attributes against the TCB info), and that the platform, the QE
-// and the TDX module are at an UpToDate TCB level. Collateral comes with the
+// QE report and the quote's signatures, the TDX module's identity
+// (MRSIGNERSEAM and SEAM attributes against the TCB info), that the
+// platform, the QE and the TDX module are at an UpToDate TCB level, and
+// that copies of the PCK certificate and its signing chain in the
+// collateral, when present, are the quote's. Collateral comes with the
 // evidence or, when it does not, from a Fetcher (a PCCS or Intel's PCS
 // through attest/pccs). The time is injectable.
 //
-// Quote version 5 is refused as unsupported: the go-tdx-guest release this
-// package builds on verifies version 4 only.
+// Version 4 quotes are verified with github.com/google/go-tdx-guest.
+// Version 5 quotes (TDX 1.5 platforms), which that library's release does
+// not verify, are parsed and verified here to the same rules, with a TD
+// report 1.0 body (type 2) or 1.5 body (type 3, whose TEE_TCB_SVN_2 and
+// MRSERVICETD the Result carries); a version 5 quote's signature covers
+// its header, body descriptor and body.
 package tdx
 
 import (
 	"context"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -85,7 +91,7 @@ func NewVerifier(p Policy, o Options) (*Verifier, error) {
 func (v *Verifier) Type() string { return attest.TypeTDX }
 
 // ErrUnsupported means the quote's version or format is not one this
-// package verifies (version 5 among them).
+// package verifies.
 var ErrUnsupported = errors.New("tdx: unsupported quote")
 
 // ErrMalformed means the quote does not parse.
@@ -110,15 +116,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence) (*attest.Cla
 	if v.opts.Now != nil {
 		now = v.opts.Now()
 	}
-	q, err := ParseQuote(ev.Raw)
-	if err != nil {
-		return nil, attest.BadEvidence(typ, "", err)
-	}
-	col, err := v.collateral(ctx, q, ev.Collateral)
-	if err != nil {
-		return nil, attest.BadEvidence(typ, "", err)
-	}
-	res, err := verifyQuote(q, col, now, v.opts.TestRoot)
+	res, err := v.verify(ctx, ev, now)
 	if err != nil {
 		if isStale(err) {
 			return nil, attest.Stale(typ, attest.ErrBadEvidence, "", err)
@@ -131,8 +129,33 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence) (*attest.Cla
 	return Claims(res, v.opts.TestRoot != nil), nil
 }
 
-// ParseQuote parses a TDX quote: version 4, TDX TEE type, no bytes after
-// the quote.
+// verify verifies a version 4 or 5 quote and its collateral.
+func (v *Verifier) verify(ctx context.Context, ev *attest.Evidence, now time.Time) (*Result, error) {
+	if len(ev.Raw) >= 2 && binary.LittleEndian.Uint16(ev.Raw) == 5 {
+		q, err := parseQuoteV5(ev.Raw)
+		if err != nil {
+			return nil, err
+		}
+		col, err := v.collateral(ctx, ev.Raw, ev.Collateral)
+		if err != nil {
+			return nil, err
+		}
+		return verifyQuoteV5(q, col, now, v.opts.TestRoot)
+	}
+	q, err := ParseQuote(ev.Raw)
+	if err != nil {
+		return nil, err
+	}
+	col, err := v.collateral(ctx, ev.Raw, ev.Collateral)
+	if err != nil {
+		return nil, err
+	}
+	return verifyQuote(q, col, now, v.opts.TestRoot)
+}
+
+// ParseQuote parses a TDX quote: version 4, TDX TEE type, Intel's QE
+// vendor ID, every size inside it consistent, a PCK certificate chain of
+// three canonical PEM certificates, no bytes after the quote.
 func ParseQuote(raw []byte) (*pb.QuoteV4, error) {
 	if len(raw) < 4 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(raw))
@@ -141,9 +164,19 @@ func ParseQuote(raw []byte) (*pb.QuoteV4, error) {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrMalformed, len(raw), MaxQuoteBytes)
 	}
 	if ver := uint16(raw[0]) | uint16(raw[1])<<8; ver != 4 {
-		return nil, fmt.Errorf("%w: quote version %d (this verifier supports version 4)", ErrUnsupported, ver)
+		return nil, fmt.Errorf("%w: quote version %d (ParseQuote parses version 4; PlatformOf and Verifier also take version 5)", ErrUnsupported, ver)
 	}
-	anyQ, err := tdxabi.QuoteToProto(raw)
+	// The layout is walked here first, every size checked against the
+	// bytes there are: go-tdx-guest v0.3.1's parser indexes past the end
+	// of a quote whose sizes do not add up, and panics.
+	layout, err := parseLayout(raw)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pckChainCerts(layout.pckChain); err != nil {
+		return nil, err
+	}
+	anyQ, err := quoteToProto(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -164,6 +197,17 @@ func ParseQuote(raw []byte) (*pb.QuoteV4, error) {
 		return nil, fmt.Errorf("%w: %d bytes after the quote's signed data", ErrMalformed, n)
 	}
 	return q, nil
+}
+
+// quoteToProto is go-tdx-guest's parser, with a panic turned into an
+// error.
+func quoteToProto(raw []byte) (q any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			q, err = nil, fmt.Errorf("the quote's layout: %v", p)
+		}
+	}()
+	return tdxabi.QuoteToProto(raw)
 }
 
 // pckCertificate returns the PCK leaf certificate of the quote's
@@ -208,7 +252,7 @@ func QuotePlatform(q *pb.QuoteV4) (pccs.Platform, error) {
 	return p, nil
 }
 
-func (v *Verifier) collateral(ctx context.Context, q *pb.QuoteV4, enc []byte) (*sgx.Collateral, error) {
+func (v *Verifier) collateral(ctx context.Context, raw, enc []byte) (*sgx.Collateral, error) {
 	if len(enc) > 0 {
 		c, err := sgx.DecodeCollateral(enc)
 		if err != nil {
@@ -219,7 +263,7 @@ func (v *Verifier) collateral(ctx context.Context, q *pb.QuoteV4, enc []byte) (*
 	if v.opts.Fetcher == nil {
 		return nil, fmt.Errorf("%w: none came with the quote and no PCCS is configured to fetch it", ErrCollateral)
 	}
-	p, err := QuotePlatform(q)
+	p, err := PlatformOf(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -408,6 +452,9 @@ func verifyQuote(q *pb.QuoteV4, c *sgx.Collateral, now time.Time, testRoot *x509
 	if err != nil {
 		return nil, fmt.Errorf("%w: root CA CRL is required: %v", ErrCollateral, err)
 	}
+	if err := collateralPCK(q.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain(), c); err != nil {
+		return nil, err
+	}
 	if err := checkDates(c, pckCRL, rootCRL, now); err != nil {
 		return nil, err
 	}
@@ -441,7 +488,7 @@ func isStale(err error) bool {
 
 func resultOf(q *pb.QuoteV4, p pccs.Platform, now time.Time) *Result {
 	b := q.GetTdQuoteBody()
-	r := &Result{Version: uint16(q.GetHeader().GetVersion()), FMSPC: strings.ToUpper(hex.EncodeToString(p.FMSPC[:])), VerifiedAt: now}
+	r := &Result{Version: uint16(q.GetHeader().GetVersion()), BodyType: BodyTD10, FMSPC: strings.ToUpper(hex.EncodeToString(p.FMSPC[:])), VerifiedAt: now}
 	copy(r.TEETCBSVN[:], b.GetTeeTcbSvn())
 	copy(r.MRSEAM[:], b.GetMrSeam())
 	copy(r.MRSignerSEAM[:], b.GetMrSignerSeam())
@@ -488,6 +535,9 @@ func Claims(r *Result, testRoot bool) *attest.Claims {
 		{Name: "fmspc", Value: r.FMSPC},
 		{Name: "tcb_status", Value: "UpToDate"},
 		{Name: "verified_at", Value: r.VerifiedAt.UTC().Format(time.RFC3339)},
+	}
+	if r.BodyType == BodyTD15 {
+		list = append(list, attest.Claim{Name: "tee_tcb_svn2", Value: h(r.TEETCBSVN2[:])}, attest.Claim{Name: "mr_servicetd", Value: h(r.MRServiceTD[:])})
 	}
 	return &attest.Claims{Type: attest.TypeTDX, ReportData: r.ReportData, List: list, TestRoot: testRoot, Details: r}
 }

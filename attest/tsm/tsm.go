@@ -120,13 +120,11 @@ func (i *Issuer) Evidence(ctx context.Context, reportData [64]byte) (*attest.Evi
 	case attest.TypeSNP:
 		ev.Collateral = resp.AuxBlob
 	case attest.TypeTDX:
-		q, err := tdx.ParseQuote(resp.OutBlob)
+		// A TDX 1.0 platform gives version 4 quotes, a TDX 1.5 platform
+		// version 5.
+		p, err := tdx.PlatformOf(resp.OutBlob)
 		if err != nil {
 			return nil, fmt.Errorf("%w: the quote: %v", ErrDevice, err)
-		}
-		p, err := tdx.QuotePlatform(q)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrCollateral, err)
 		}
 		c, err := i.source.ForPlatform(ctx, p)
 		if err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/snp"
 	"github.com/blindfold-ai/blindfold/attest/snp/snptest"
+	"github.com/blindfold-ai/blindfold/attest/tdx"
+	"github.com/blindfold-ai/blindfold/attest/tdx/tdxtest"
 	"github.com/blindfold-ai/blindfold/attest/tsm"
 )
 
@@ -51,6 +53,48 @@ func TestSNPEvidenceVerifies(t *testing.T) {
 		t.Fatalf("report data %x, want %x", c.ReportData, rd)
 	}
 }
+
+// TestTDXEvidenceVerifies: evidence from a fake TDX configfs-tsm tree, of
+// a TDX 1.0 platform (quote version 4) and of a TDX 1.5 platform (version
+// 5, TD report 1.5 body), carries the report data asked for and the
+// collateral of the quote's platform, and verifies with the synthetic
+// root.
+func TestTDXEvidenceVerifies(t *testing.T) {
+	pki, err := tdxtest.NewPKI(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, version := range []uint16{4, 5} {
+		iss, err := tsm.New(pki.TSM(now, func(b *tdxtest.Builder) { b.Version, b.BodyType = version, tdx.BodyTD15 }), tdxtest.Source{PKI: pki, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rd [64]byte
+		copy(rd[:], "report data for this test")
+		ev, err := iss.Evidence(context.Background(), rd)
+		if err != nil {
+			t.Fatalf("version %d: %v", version, err)
+		}
+		if len(ev.Collateral) == 0 {
+			t.Fatalf("version %d: no collateral", version)
+		}
+		v, err := tdx.NewVerifier(anyTD{}, tdx.Options{Now: func() time.Time { return now }, TestRoot: pki.Root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := v.Verify(context.Background(), ev)
+		if err != nil {
+			t.Fatalf("version %d: %v", version, err)
+		}
+		if r := tdx.ResultOf(c); c.ReportData != rd || r.Version != version {
+			t.Fatalf("version %d: report data %x, result version %d", version, c.ReportData, r.Version)
+		}
+	}
+}
+
+type anyTD struct{}
+
+func (anyTD) Check(*tdx.Result) error { return nil }
 
 type anyGuest struct{}
 

@@ -1,6 +1,7 @@
 // Package tdxtest builds synthetic Intel TDX evidence for tests: a root CA
 // of its own standing in for Intel's, a PCK chain, TCB signing, TDX TCB
-// info, TD QE identity, CRLs, and version 4 quotes over a TD report body.
+// info, TD QE identity, CRLs, and quotes of version 4 or 5 (TD report body
+// 1.0 or 1.5) over a TD report body.
 // Evidence made here verifies only with tdx.Options.TestRoot = PKI.Root and
 // proves nothing.
 package tdxtest
@@ -16,6 +17,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"strings"
 	"time"
@@ -94,6 +96,10 @@ type Body struct {
 	MRTD, MRConfigID, MROwner, MROwnerC [48]byte
 	RTMR                                [4][48]byte
 	ReportData                          [64]byte
+	// TEETCBSVN2 and MRServiceTD are the fields that a TD report 1.5 body
+	// (version 5 quotes of body type 3) adds.
+	TEETCBSVN2  [16]byte
+	MRServiceTD [48]byte
 }
 
 // Builder makes one piece of evidence; change its fields before Build.
@@ -115,6 +121,16 @@ type Builder struct {
 	RevokePCK bool
 	// RevokePCKCA lists the PCK CA in the root CA CRL.
 	RevokePCKCA bool
+	// Version is the quote version: 4 (the default) or 5.
+	Version uint16
+	// BodyType is the body type of a version 5 quote: 2 (TD report 1.0
+	// body, the default) or 3 (TD report 1.5 body); any other value is
+	// written as it is, with the body of type 2, to build quotes that must
+	// be refused.
+	BodyType uint16
+	// EditTCBInfo and EditQEIdentity, when set, change the TCB info and QE
+	// identity bodies before they are signed.
+	EditTCBInfo, EditQEIdentity func(map[string]any)
 }
 
 // MRTD is the MRTD of the builder's default body.
@@ -135,6 +151,7 @@ func NewBuilder(pki *PKI, now time.Time) *Builder {
 		Status: "UpToDate", ModuleStatus: "UpToDate", QEStatus: "UpToDate",
 		IssueDate: now.Add(-24 * time.Hour), NextUpdate: now.Add(29 * 24 * time.Hour),
 		PCKNotAfter: now.AddDate(5, 0, 0),
+		Version:     4, BodyType: 2,
 	}
 	b.Body.TEETCBSVN = [16]byte{3, 1, 2}
 	b.Body.MRTD = MRTD()
@@ -173,8 +190,9 @@ func le64(v uint64) []byte {
 	return b
 }
 
-// marshalBody returns the 584 bytes of a TD report body.
-func marshalBody(b Body) []byte {
+// marshalBody returns the 584 bytes of a TD report 1.0 body, or the 648
+// bytes of a 1.5 body when v15 is set.
+func marshalBody(b Body, v15 bool) []byte {
 	var out []byte
 	out = append(out, b.TEETCBSVN[:]...)
 	out = append(out, b.MRSEAM[:]...)
@@ -189,7 +207,12 @@ func marshalBody(b Body) []byte {
 	for _, r := range b.RTMR {
 		out = append(out, r[:]...)
 	}
-	return append(out, b.ReportData[:]...)
+	out = append(out, b.ReportData[:]...)
+	if v15 {
+		out = append(out, b.TEETCBSVN2[:]...)
+		out = append(out, b.MRServiceTD[:]...)
+	}
+	return out
 }
 
 // intelQEVendorID is the QE vendor ID of Intel's quoting enclaves.
@@ -235,13 +258,20 @@ func (b *Builder) Build() ([]byte, *sgx.Collateral, error) {
 		return nil, nil, err
 	}
 
-	// Header and body, signed by the attestation key.
+	// Header and body (for version 5, body type and size, then the body),
+	// signed by the attestation key.
 	header := make([]byte, 48)
-	binary.LittleEndian.PutUint16(header[0:], 4)
+	binary.LittleEndian.PutUint16(header[0:], b.Version)
 	binary.LittleEndian.PutUint16(header[2:], 2)
 	binary.LittleEndian.PutUint32(header[4:], 0x81)
 	copy(header[12:28], intelQEVendorID)
-	signed := append(header, marshalBody(b.Body)...)
+	signed := header
+	body := marshalBody(b.Body, b.Version == 5 && b.BodyType == 3)
+	if b.Version == 5 {
+		signed = binary.LittleEndian.AppendUint16(signed, b.BodyType)
+		signed = binary.LittleEndian.AppendUint32(signed, uint32(len(body)))
+	}
+	signed = append(signed, body...)
 	attPub, err := attKey.PublicKey.Bytes()
 	if err != nil {
 		return nil, nil, err
@@ -287,7 +317,7 @@ func (b *Builder) Build() ([]byte, *sgx.Collateral, error) {
 		"fmspc": hexU(b.FMSPC[:]), "pceId": "0000", "tcbType": 0, "tcbEvaluationDataNumber": 17,
 		"tdxModule": map[string]any{"mrsigner": hexU(b.Body.MRSignerSEAM[:]), "attributes": "0000000000000000", "attributesMask": "FFFFFFFFFFFFFFFF"},
 		"tdxModuleIdentities": []any{map[string]any{
-			"id": "TDX_01", "mrsigner": hexU(b.Body.MRSignerSEAM[:]), "attributes": "0000000000000000", "attributesMask": "FFFFFFFFFFFFFFFF",
+			"id": fmt.Sprintf("TDX_%02X", b.Body.TEETCBSVN[1]), "mrsigner": hexU(b.Body.MRSignerSEAM[:]), "attributes": "0000000000000000", "attributesMask": "FFFFFFFFFFFFFFFF",
 			"tcbLevels": []any{map[string]any{"tcb": map[string]any{"isvsvn": b.Body.TEETCBSVN[0]}, "tcbDate": "2024-03-13T00:00:00Z", "tcbStatus": b.ModuleStatus}},
 		}},
 		"tcbLevels": []any{map[string]any{
@@ -301,6 +331,12 @@ func (b *Builder) Build() ([]byte, *sgx.Collateral, error) {
 		"attributes": hexU(qeBytes[48:64]), "attributesMask": "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
 		"mrsigner": hexU(qe.MRSIGNER[:]), "isvprodid": 2,
 		"tcbLevels": []any{map[string]any{"tcb": map[string]any{"isvsvn": 4}, "tcbDate": "2024-03-13T00:00:00Z", "tcbStatus": b.QEStatus}},
+	}
+	if b.EditTCBInfo != nil {
+		b.EditTCBInfo(tcbInfo)
+	}
+	if b.EditQEIdentity != nil {
+		b.EditQEIdentity(qeID)
 	}
 	tcbBody, err := json.Marshal(tcbInfo)
 	if err != nil {
