@@ -413,7 +413,7 @@ func refuse(platform, workload *Appraisal, err error) {
 				workload.TrustVector.Executables = unrecognizedRuntime
 			}
 		case policy.KeyMiscSelect, policy.KeyAttributesFlags, policy.KeyAttributesXFRM,
-			policy.KeyTDXAttributes, policy.KeyTDXXFAM, policy.KeyTDXMRConfigID, policy.KeyTDXMROwner, policy.KeyTDXMROwnerConfig, policy.KeySNPVMPL:
+			policy.KeyTDXAttributes, policy.KeyTDXXFAM, policy.KeyTDXMRConfigID, policy.KeyTDXMROwner, policy.KeyTDXMROwnerConfig, policy.KeyTDXMRServiceTD, policy.KeySNPVMPL:
 			if workload != nil {
 				workload.TrustVector.Configuration = unsupportableConfig
 			}
