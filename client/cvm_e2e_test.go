@@ -276,3 +276,92 @@ func TestTDXWithoutSealingKey(t *testing.T) {
 		t.Fatalf("the state folder holds %d sealed files", len(entries))
 	}
 }
+
+// TestTDXCluster: two TDX replicas (fake configfs-tsm trees under one
+// synthetic Intel PKI, the same measurement) form one cluster: the second
+// joins the first with evidence bound to the join connection, both serve
+// the same attested certificate, and a model uploaded through one runs
+// through the other, its signed proof verifying with the replica that ran
+// it. A replica with another MRTD is refused.
+func TestTDXCluster(t *testing.T) {
+	pki, err := tdxtest.NewPKI(hwNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := func(change func(*tdxtest.Builder)) attest.Issuer {
+		iss, err := tsm.New(pki.TSM(hwNow, change), tdxtest.Source{PKI: pki, Now: hwNow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return iss
+	}
+	dir := t.TempDir()
+	polFile := filepath.Join(dir, "cluster-policy.toml")
+	mrtd := tdxtest.MRTD()
+	other := mrtd
+	other[0] ^= 0xff
+	// The cluster policy accepts both measurements: the same-measurement
+	// rule is what must refuse the other one.
+	polText := "[tdx]\nmrtd = [\"" + hex.EncodeToString(mrtd[:]) + "\", \"" + hex.EncodeToString(other[:]) + "\"]\nmin_tee_tcb_svn = \"03010200000000000000000000000000\"\n"
+	if err := os.WriteFile(polFile, []byte(polText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shared := t.TempDir()
+	cfg := func(role string, peers ...string) func(*server.Config) {
+		return func(c *server.Config) {
+			c.Cluster, c.ClusterPeers, c.ClusterAddr = role, peers, "127.0.0.1:0"
+			c.ClusterPolicy, c.ClusterModelsDir = polFile, shared
+			c.ClusterJoinTimeout = server.Duration(5 * time.Second)
+		}
+	}
+	setup := func(o *server.Options) {
+		o.ClusterTestRoot = pki.Root
+		o.ClusterNow = func() time.Time { return hwNow }
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r0 := testserver.StartHardwareWith(t, quiet, issuer(nil), setup, cfg(server.ClusterBootstrap))
+	r1 := testserver.StartHardwareWith(t, quiet, issuer(nil), setup, cfg(server.ClusterJoin, r0.ClusterAddr()))
+	if string(r1.AttestedCertificateDER()) != string(r0.AttestedCertificateDER()) {
+		t.Fatal("the joined TDX replica serves another attested certificate")
+	}
+	reg, err := verifier.ForPolicy(tdxPolicy(t, mrtd), verifier.Options{Now: func() time.Time { return hwNow }, TDXTestRoot: pki.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	connect := func(srv *testserver.Server) *client.Client {
+		c, err := client.Connect(ctx, srv.UntrustedAddr, client.WithHostCertificateFile(srv.HostCertPEM), client.WithAttestedPort(attestedPort(t, srv)),
+			client.WithLogger(quiet), client.WithVerifiers(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	c0, c1 := connect(r0), connect(r1)
+	if _, err := c0.UploadModel(ctx, testserver.Model(t, "mlp.onnx"), client.WithModelID("shared")); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := tensor.New("x", []int64{2, 4}, []float32{1, 2, 3, 4, 5, 6, 7, 8})
+	res, err := c1.Run(ctx, "shared", []tensor.Tensor{x}, client.Sign())
+	if err != nil {
+		t.Fatalf("run through the other replica: %v", err)
+	}
+	if _, err := proof.Verify(res.Proof(), proof.VerifyOptions{Verifiers: reg, RequireReplica: true, ModelID: "shared"}); err != nil {
+		t.Fatalf("the run's proof: %v", err)
+	}
+	// Another MRTD, under the same cluster policy (which accepts it):
+	// refused by the peer, for its measurement.
+	c, rt := testserver.Prepare(t, true, cfg(server.ClusterJoin, r0.ClusterAddr()), func(c *server.Config) {
+		c.ClusterJoinTimeout = server.Duration(2 * time.Second)
+	})
+	so := server.Options{Config: c, Runtime: rt, Attester: issuer(func(b *tdxtest.Builder) { b.Body.MRTD = other }), Logger: quiet}
+	setup(&so)
+	if srv, err := server.New(so); err == nil {
+		srv.Shutdown(ctx)
+		t.Fatal("a TDX replica with another MRTD joined")
+	} else if !strings.Contains(err.Error(), "does not satisfy the cluster policy") || !strings.Contains(err.Error(), "measurement") {
+		t.Fatalf("a TDX replica with another MRTD: %v, want a refusal naming the measurement", err)
+	}
+}
