@@ -80,7 +80,7 @@ go test -race -count=1 -timeout 12m ./...
 # flipped in turn): too slow under the race detector, so they skip there
 # and run here.
 step "every-byte flip tests (without -race)"
-go test -count=1 -run 'EveryByteFlipped' -v ./attest/sgx/ ./proof/
+go test -count=1 -run 'EveryByteFlipped' -v ./attest/sgx/ ./proof/ ./internal/webverify/
 
 # Every fuzz target in the tree, for a bounded time each. Their seed corpora
 # are in each package's testdata/fuzz; a crash found here is written there

@@ -298,7 +298,7 @@ func TestBrowserPage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tests := []struct {
+	type pageCase struct {
 		name          string
 		server        string
 		rootPEM       []byte // blindfoldTestRootPEM
@@ -313,7 +313,8 @@ func TestBrowserPage(t *testing.T) {
 		wantAt        string // the verify-at field after the steps
 		summary       string // in the page's summary
 		screenshot    string
-	}{
+	}
+	tests := []pageCase{
 		{
 			name: "real SGX quote at its collateral date", server: prod.URL, proof: realProof, policy: realPolicy,
 			steps: []step{atCollateral}, verdict: "REFUSED", failed: []string{"binding"},
@@ -373,6 +374,26 @@ func TestBrowserPage(t *testing.T) {
 			verdict: "SIMULATION", passed: []string{"signing-key", "signature", "payload"}, warning: "SIMULATION MODE",
 			screenshot: "simulation.png",
 		},
+	}
+	// BlindAI's own 2022 hardware proofs, when given (blindAIProofsEnv):
+	// each verifies at its date, and a copy with the last byte of its
+	// signed payload changed is refused at the signature.
+	if b := loadBlindAIProofs(t); b != nil {
+		for _, p := range b.proofs {
+			raw, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tampered := tamperPayload(t, raw)
+			tests = append(tests,
+				pageCase{name: "BlindAI's proof " + filepath.Base(p), server: prod.URL, proof: p, policy: b.policy,
+					steps: []step{at(b.at.Format(time.RFC3339))}, verdict: "VERIFIED", passed: []string{"quote", "pck-chain", "quote-signature", "binding", "signature", "payload"}},
+				pageCase{name: "BlindAI's proof " + filepath.Base(p) + ", a payload byte changed", server: prod.URL, proof: write("tampered-"+filepath.Base(p), tampered), policy: b.policy,
+					steps: []step{at(b.at.Format(time.RFC3339))}, verdict: "REFUSED", failed: []string{"signature"}},
+			)
+		}
+	} else {
+		t.Logf("BlindAI's own hardware proofs are not part of this project's test vectors: set %s to a folder with them, their policy.toml and at.txt to run them too", blindAIProofsEnv)
 	}
 	// Opened from disk, the page cannot load the verifier, and says so.
 	t.Run("opened from file://", func(t *testing.T) {

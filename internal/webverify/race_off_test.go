@@ -1,0 +1,5 @@
+//go:build !race
+
+package webverify_test
+
+const raceEnabled = false
