@@ -441,87 +441,19 @@ func TestClusterHardwareBehindLoadBalancer(t *testing.T) {
 
 	// Phase 2: load through the balancer; r1 is killed with SIGKILL in
 	// the middle. Clients reconnect; no acknowledged model is lost.
-	var acked sync.Map
-	var failures atomic.Int64
-	stop := make(chan struct{})
-	var lw sync.WaitGroup
-	for i := range 8 {
-		lw.Add(1)
-		go func() {
-			defer lw.Done()
-			var c *client.Client
-			defer func() {
-				if c != nil {
-					c.Close()
-				}
-			}()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if c == nil {
-					var err error
-					if c, err = connect(); err != nil {
-						failures.Add(1)
-						time.Sleep(100 * time.Millisecond)
-						continue
-					}
-				}
-				id := fmt.Sprintf("load-%d-%d", i, n)
-				if _, err := c.UploadModel(ctx, mlp, client.WithModelID(id)); err != nil {
-					failures.Add(1)
-					c.Close()
-					c = nil
-					continue
-				}
-				acked.Store(id, i+n)
-				if err := check(c, id, i+n); err != nil {
-					if status.Code(err) == codes.Unknown {
-						t.Errorf("%s: %v", id, err)
-					}
-					failures.Add(1)
-					c.Close()
-					c = nil
-				}
+	count, failures := testserver.KillMidLoad(t, 8, connect,
+		func(c *client.Client, id string) error {
+			_, err := c.UploadModel(ctx, mlp, client.WithModelID(id))
+			return err
+		},
+		check,
+		func() {
+			if err := r1.cmd.Process.Kill(); err != nil {
+				t.Error(err)
 			}
-		}()
-	}
-	time.Sleep(3 * time.Second)
-	if err := r1.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-r1.exited
-	time.Sleep(3 * time.Second)
-	close(stop)
-	lw.Wait()
-	var checkers []*client.Client
-	for range 4 { // four connections, spread over the two replicas left
-		c, err := connect()
-		if err != nil {
-			t.Fatalf("connect after the kill: %v", err)
-		}
-		defer c.Close()
-		checkers = append(checkers, c)
-	}
-	count := 0
-	var missing []string
-	acked.Range(func(k, v any) bool {
-		c := checkers[count%len(checkers)]
-		count++
-		if err := check(c, k.(string), v.(int)); err != nil {
-			missing = append(missing, fmt.Sprintf("%s: %v", k, err))
-		}
-		return true
-	})
-	if count < 8 {
-		t.Fatalf("only %d uploads were acknowledged under load", count)
-	}
-	if len(missing) > 0 {
-		t.Fatalf("%d of %d acknowledged models are lost or wrong after the SIGKILL: %v", len(missing), count, missing[:min(5, len(missing))])
-	}
-	t.Logf("phase 2: %d models acknowledged, %d failed calls around the SIGKILL (reconnected)", count, failures.Load())
+			<-r1.exited
+		})
+	t.Logf("phase 2: %d models acknowledged, %d failed calls around the SIGKILL (reconnected)", count, failures)
 
 	// Phase 3: a replica with another MRENCLAVE is refused by its peers
 	// and never serves, whether its own policy accepts that measurement

@@ -24,6 +24,7 @@ import (
 	"github.com/blindfold-ai/blindfold/client"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/internal/onnxgen"
+	"github.com/blindfold-ai/blindfold/internal/testserver"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 
@@ -287,96 +288,24 @@ func TestClusterBehindLoadBalancer(t *testing.T) {
 
 	// Phase 2: load through the balancer; r1 is killed with SIGKILL in
 	// the middle. Clients reconnect; no acknowledged model is lost.
-	var acked sync.Map
-	var failures atomic.Int64
-	stop := make(chan struct{})
-	var lw sync.WaitGroup
-	for i := range clients {
-		lw.Add(1)
-		go func() {
-			defer lw.Done()
-			var c *client.Client
-			defer func() {
-				if c != nil {
-					c.Close()
-				}
-			}()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if c == nil {
-					var err error
-					if c, err = connect(); err != nil {
-						failures.Add(1)
-						time.Sleep(100 * time.Millisecond)
-						continue
-					}
-				}
-				id := fmt.Sprintf("load-%d-%d", i, n)
-				if _, err := c.UploadModel(ctx, mlp, client.WithModelID(id)); err != nil {
-					failures.Add(1)
-					c.Close()
-					c = nil
-					continue
-				}
-				acked.Store(id, i+n)
-				x, want := mlpInput(i + n)
-				out, err := c.Run(ctx, id, []tensor.Tensor{x})
-				if err == nil {
-					err = checkMLP(out, want)
-					if err != nil {
-						t.Errorf("%s: wrong result: %v", id, err)
-					}
-				}
-				if err != nil {
-					failures.Add(1)
-					c.Close()
-					c = nil
-				}
+	count, failures := testserver.KillMidLoad(t, clients, connect,
+		func(c *client.Client, id string) error {
+			_, err := c.UploadModel(ctx, mlp, client.WithModelID(id))
+			return err
+		},
+		func(c *client.Client, id string, n int) error {
+			x, want := mlpInput(n)
+			out, err := c.Run(ctx, id, []tensor.Tensor{x})
+			if err != nil {
+				return err
 			}
-		}()
-	}
-	time.Sleep(3 * time.Second)
-	r1.cmd.Process.Kill()
-	<-r1.exited
-	time.Sleep(3 * time.Second)
-	close(stop)
-	lw.Wait()
-	count := 0
-	var missing []string
-	var checkers []*client.Client
-	for range 4 { // four connections, spread over the two replicas left
-		c, err := connect()
-		if err != nil {
-			t.Fatalf("connect after the load: %v", err)
-		}
-		defer c.Close()
-		checkers = append(checkers, c)
-	}
-	acked.Range(func(k, v any) bool {
-		c := checkers[count%len(checkers)]
-		count++
-		id := k.(string)
-		x, want := mlpInput(v.(int))
-		out, err := c.Run(ctx, id, []tensor.Tensor{x})
-		if err == nil {
-			err = checkMLP(out, want)
-		}
-		if err != nil {
-			missing = append(missing, fmt.Sprintf("%s: %v", id, err))
-		}
-		return true
-	})
-	if count < clients {
-		t.Fatalf("only %d uploads were acknowledged under load", count)
-	}
-	if len(missing) > 0 {
-		t.Fatalf("%d of %d acknowledged models are lost or wrong after the kill: %v", len(missing), count, missing[:min(5, len(missing))])
-	}
-	t.Logf("phase 2: %d models acknowledged, %d failed calls around the kill (reconnected)", count, failures.Load())
+			return checkMLP(out, want)
+		},
+		func() {
+			r1.cmd.Process.Kill()
+			<-r1.exited
+		})
+	t.Logf("phase 2: %d models acknowledged, %d failed calls around the kill (reconnected)", count, failures)
 
 	// Phase 3: a replica with another join secret is refused by its peers
 	// and never serves.
