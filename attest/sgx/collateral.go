@@ -84,10 +84,15 @@ func CollateralFromDCAPQVLJSON(data []byte) (*Collateral, error) {
 	}, nil
 }
 
-// parseCertChain parses a PEM chain of certificates. Only CERTIFICATE blocks
-// are allowed; whitespace and NUL bytes (the quoting enclave ends its chain
-// with one) may follow the last block, nothing else.
-func parseCertChain(item Item, data []byte) ([]*x509.Certificate, error) {
+// ParseCertChain parses certificates in PEM, as a quote's certification
+// data and the collateral's issuer chains hold them: certificate blocks
+// only, each in canonical PEM (no headers; base64 that is the one encoding
+// of its bytes), with nothing but space, tab, CR and LF before and between
+// them and nothing but those and NUL bytes after the last. No byte of such
+// a chain can change without changing a certificate, which encoding/pem
+// alone does not ensure (it skips text before a block and ignores unused
+// base64 bits). Its errors are *Error about item.
+func ParseCertChain(item Item, data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	rest := data
 	for {

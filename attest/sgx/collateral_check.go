@@ -92,7 +92,7 @@ func VerifyCollateral(c *Collateral, opts Options) (*CollateralCheck, error) {
 		}
 		return nil, newErr(item, ErrMissing, "empty")
 	}
-	certs, err := parseCertChain(ItemPCKCRLIssuerChain, []byte(c.PCKCRLIssuerChain))
+	certs, err := ParseCertChain(ItemPCKCRLIssuerChain, []byte(c.PCKCRLIssuerChain))
 	if err != nil {
 		return nil, err
 	}

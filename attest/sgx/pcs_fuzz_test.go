@@ -19,7 +19,7 @@ func FuzzPCSBodies(f *testing.F) {
 		}
 		_, _, _ = splitSignedJSON(ItemTCBInfo, string(b), "tcbInfo")
 		_, _ = parseCRL(ItemPCKCRL, string(b))
-		_, _ = parseCertChain(ItemCertificationData, b)
+		_, _ = ParseCertChain(ItemCertificationData, b)
 	})
 }
 

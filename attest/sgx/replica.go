@@ -23,7 +23,7 @@ func PCKCertificateDER(quote []byte) ([]byte, error) {
 	if cd.Type != abi.CertDataPCKCertChain {
 		return nil, newErr(ItemCertificationData, ErrUnsupported, "certification data type %d (%v) does not carry the PCK certificate chain (type 5)", uint16(cd.Type), cd.Type)
 	}
-	certs, err := parseCertChain(ItemCertificationData, cd.Data)
+	certs, err := ParseCertChain(ItemCertificationData, cd.Data)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ var intelRootPEM []byte
 const IntelRootCAFingerprint = "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"
 
 var intelRoot = sync.OnceValues(func() (*x509.Certificate, error) {
-	certs, err := parseCertChain(ItemRootCertificate, intelRootPEM)
+	certs, err := ParseCertChain(ItemRootCertificate, intelRootPEM)
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +252,7 @@ type verifier struct {
 	res  *Result
 
 	pck, pckCA   *x509.Certificate
+	quoteCerts   []*x509.Certificate // the quote's PCK chain, PCK certificate first
 	ext          *PCKExtensions
 	rootIssued   []*x509.Certificate // certificates issued by the root, for the root CA CRL
 	qeLevel      qeLevel
@@ -317,14 +318,14 @@ func (v *verifier) pckChain() error {
 	if cd.Type != abi.CertDataPCKCertChain {
 		return newErr(ItemCertificationData, ErrUnsupported, "certification data type %d (%v) cannot be verified without the PCK certificate: the quote must carry the PCK certificate chain (type 5)", uint16(cd.Type), cd.Type)
 	}
-	certs, err := parseCertChain(ItemCertificationData, cd.Data)
+	certs, err := ParseCertChain(ItemCertificationData, cd.Data)
 	if err != nil {
 		return err
 	}
 	if err := v.verifyChain(ItemCertificationData, []Item{ItemPCKCertificate, ItemPCKCACertificate}, [][]string{{cnPCKLeaf}, {cnProcessorCA, cnPlatformCA}}, certs); err != nil {
 		return err
 	}
-	v.pck, v.pckCA = certs[0], certs[1]
+	v.pck, v.pckCA, v.quoteCerts = certs[0], certs[1], certs
 	v.rootIssued = append(v.rootIssued, v.pckCA)
 	ext, err := ParsePCKExtensions(v.pck)
 	if err != nil {
@@ -337,41 +338,38 @@ func (v *verifier) pckChain() error {
 }
 
 // collateralPCK checks the collateral's PCK certificate and PCK signing
-// chain fields against the chain the quote carries. The verifier takes the
-// PCK chain from the quote; these fields (which BlindAI's servers fill in)
-// would otherwise be bytes that travel inside evidence and proofs without
-// being checked. When present, pck_certificate must be exactly the quote's
-// PCK certificate, and pck_signing_chain the certificates that follow it
-// in the quote, in order (it may leave out the root).
-func (v *verifier) collateralPCK() error {
-	if strings.Trim(v.c.PCKCertificate, pemSpace) == "" && strings.Trim(v.c.PCKSigningChain, pemSpace) == "" {
-		return nil
-	}
-	quoteCerts, err := parseCertChain(ItemCertificationData, v.q.SignatureData.CertificationData.Data)
-	if err != nil {
-		return err
-	}
-	if strings.Trim(v.c.PCKCertificate, pemSpace) != "" {
-		certs, err := parseCertChain(ItemCollateralPCKCertificate, []byte(v.c.PCKCertificate))
+// chain fields against the chain the quote carries (CheckCollateralPCK).
+func (v *verifier) collateralPCK() error { return CheckCollateralPCK(v.quoteCerts, v.c) }
+
+// CheckCollateralPCK checks the collateral's copies of the PCK certificate
+// and its signing chain against chain, the certificates a quote carries
+// (the PCK certificate first). A verifier takes the PCK chain from the
+// quote; these fields (which BlindAI's servers fill in) would otherwise be
+// bytes that travel inside evidence and proofs without being checked. When
+// present, PCKCertificate must be exactly the quote's PCK certificate, and
+// PCKSigningChain the certificates that follow it in the quote, in order
+// (it may leave out the root). Its errors are *Error.
+func CheckCollateralPCK(chain []*x509.Certificate, c *Collateral) error {
+	if strings.Trim(c.PCKCertificate, pemSpace) != "" {
+		certs, err := ParseCertChain(ItemCollateralPCKCertificate, []byte(c.PCKCertificate))
 		if err != nil {
 			return err
 		}
-		if len(certs) != 1 || !bytes.Equal(certs[0].Raw, quoteCerts[0].Raw) {
+		if len(chain) == 0 || len(certs) != 1 || !bytes.Equal(certs[0].Raw, chain[0].Raw) {
 			return newErr(ItemCollateralPCKCertificate, ErrMismatch, "the collateral's PCK certificate is not the one the quote carries")
 		}
 	}
-	if strings.Trim(v.c.PCKSigningChain, pemSpace) != "" {
-		certs, err := parseCertChain(ItemCollateralPCKSigningChain, []byte(v.c.PCKSigningChain))
+	if strings.Trim(c.PCKSigningChain, pemSpace) != "" {
+		certs, err := ParseCertChain(ItemCollateralPCKSigningChain, []byte(c.PCKSigningChain))
 		if err != nil {
 			return err
 		}
-		rest := quoteCerts[1:]
-		if len(certs) > len(rest) {
-			return newErr(ItemCollateralPCKSigningChain, ErrMismatch, "the collateral's PCK signing chain has %d certificates, the quote's chain above the PCK certificate %d", len(certs), len(rest))
+		if len(chain) == 0 || len(certs) > len(chain)-1 {
+			return newErr(ItemCollateralPCKSigningChain, ErrMismatch, "the collateral's PCK signing chain has %d certificates, the quote's chain above the PCK certificate %d", len(certs), max(0, len(chain)-1))
 		}
-		for i, c := range certs {
-			if !bytes.Equal(c.Raw, rest[i].Raw) {
-				return newErr(ItemCollateralPCKSigningChain, ErrMismatch, "certificate %d of the collateral's PCK signing chain (%q) is not the quote's", i, c.Subject.CommonName)
+		for i, cert := range certs {
+			if !bytes.Equal(cert.Raw, chain[i+1].Raw) {
+				return newErr(ItemCollateralPCKSigningChain, ErrMismatch, "certificate %d of the collateral's PCK signing chain (%q) is not the quote's", i, cert.Subject.CommonName)
 			}
 		}
 	}
@@ -443,7 +441,7 @@ func (v *verifier) signingChain(chainItem Item, pemChain string) (*x509.Certific
 	if pemChain == "" {
 		return nil, newErr(chainItem, ErrMissing, "empty")
 	}
-	certs, err := parseCertChain(chainItem, []byte(pemChain))
+	certs, err := ParseCertChain(chainItem, []byte(pemChain))
 	if err != nil {
 		return nil, err
 	}
@@ -674,7 +672,7 @@ func (v *verifier) crls() error {
 	}
 	if v.c.PCKCRL != "" {
 		if v.c.PCKCRLIssuerChain != "" {
-			certs, err := parseCertChain(ItemPCKCRLIssuerChain, []byte(v.c.PCKCRLIssuerChain))
+			certs, err := ParseCertChain(ItemPCKCRLIssuerChain, []byte(v.c.PCKCRLIssuerChain))
 			if err != nil {
 				return err
 			}

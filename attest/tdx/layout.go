@@ -3,12 +3,11 @@ package tdx
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/binary"
-	"encoding/pem"
 	"fmt"
 
 	"github.com/blindfold-ai/blindfold/attest/pccs"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
 )
 
@@ -214,63 +213,19 @@ func parseLayout(raw []byte) (*rawQuote, error) {
 	return q, nil
 }
 
-// pckChainCerts parses a PEM PCK certificate chain: certificates only,
-// each in canonical base64 with nothing but white space before it, then
-// nothing but NUL bytes and white space. No byte of the chain can change
-// without changing a certificate: encoding/pem skips text before a block
-// and accepts base64 whose padding bits are not zero.
+// pckChainCerts parses a quote's PEM PCK certificate chain with the
+// strict parser of SGX quotes (sgx.ParseCertChain: canonical PEM, nothing
+// but white space between blocks, NUL bytes after), which must hold the
+// PCK certificate, the PCK CA and the root.
 func pckChainCerts(chain []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	rest := chain
-	for {
-		var b *pem.Block
-		start := rest
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" || len(b.Headers) != 0 {
-			return nil, fmt.Errorf("%w: PCK certificate chain holds a PEM block of type %q", ErrMalformed, b.Type)
-		}
-		if !canonicalPEM(start[:len(start)-len(rest)], b.Bytes) {
-			return nil, fmt.Errorf("%w: PCK certificate chain, certificate %d: not in canonical PEM", ErrMalformed, len(certs))
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%w: PCK certificate chain, certificate %d: %v", ErrMalformed, len(certs), err)
-		}
-		certs = append(certs, c)
-	}
-	if len(bytes.Trim(rest, "\x00 \t\r\n")) != 0 {
-		return nil, fmt.Errorf("%w: PCK certificate chain: %d bytes that are not PEM after the certificates", ErrMalformed, len(rest))
+	certs, err := sgx.ParseCertChain(sgx.ItemCertificationData, chain)
+	if err != nil {
+		return nil, fmt.Errorf("%w: PCK certificate chain: %v", ErrMalformed, err)
 	}
 	if len(certs) != 3 {
 		return nil, fmt.Errorf("%w: PCK certificate chain of %d certificates, want 3 (PCK certificate, PCK CA, root)", ErrMalformed, len(certs))
 	}
 	return certs, nil
-}
-
-// canonicalPEM reports whether text, one PEM certificate block as
-// pem.Decode consumed it, is white space, the BEGIN line, the canonical
-// base64 of der in lines, and the END line.
-func canonicalPEM(text, der []byte) bool {
-	const begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
-	t := bytes.TrimLeft(text, " \t\r\n")
-	if !bytes.HasPrefix(t, []byte(begin)) {
-		return false
-	}
-	t = t[len(begin):]
-	i := bytes.Index(t, []byte(end))
-	if i < 0 {
-		return false
-	}
-	body := bytes.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
-		}
-		return r
-	}, t[:i])
-	return string(body) == base64.StdEncoding.EncodeToString(der)
 }
 
 // platformOf returns the FMSPC and CA type of a PCK certificate.
@@ -295,27 +250,13 @@ func platformOf(pck *x509.Certificate) (pccs.Platform, error) {
 // quote of version 4 or 5, read from the PCK certificate it carries: what
 // its collateral is fetched for. The quote is parsed, not verified.
 func PlatformOf(raw []byte) (pccs.Platform, error) {
-	if len(raw) < 2 {
-		return pccs.Platform{}, fmt.Errorf("%w: %d bytes", ErrMalformed, len(raw))
+	q, err := parseLayout(raw)
+	if err != nil {
+		return pccs.Platform{}, err
 	}
-	switch v := binary.LittleEndian.Uint16(raw); v {
-	case 4:
-		q, err := ParseQuote(raw)
-		if err != nil {
-			return pccs.Platform{}, err
-		}
-		return QuotePlatform(q)
-	case 5:
-		q, err := parseLayout(raw)
-		if err != nil {
-			return pccs.Platform{}, err
-		}
-		certs, err := pckChainCerts(q.pckChain)
-		if err != nil {
-			return pccs.Platform{}, err
-		}
-		return platformOf(certs[0])
-	default:
-		return pccs.Platform{}, fmt.Errorf("%w: quote version %d (this verifier supports versions 4 and 5)", ErrUnsupported, v)
+	certs, err := pckChainCerts(q.pckChain)
+	if err != nil {
+		return pccs.Platform{}, err
 	}
+	return platformOf(certs[0])
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/blindfold-ai/blindfold/attest"
+	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/tdx"
 	"github.com/blindfold-ai/blindfold/attest/tdx/tdxtest"
 	"github.com/blindfold-ai/blindfold/policy"
@@ -178,5 +179,45 @@ func TestSyntheticFetchedCollateral(t *testing.T) {
 	}
 	if _, err := verify(t, pki, ev, tdxPolicy(t, ""), synthNow); !errors.Is(err, tdx.ErrCollateral) {
 		t.Fatalf("without a Fetcher: %v, want ErrCollateral", err)
+	}
+}
+
+// TestIssuerChainsStrict: text before a PEM block of the collateral's
+// issuer chains (which encoding/pem would skip) is refused, for quotes of
+// version 4 (verified by go-tdx-guest) and 5; and the replica id of both
+// versions is their PCK certificate's.
+func TestIssuerChainsStrict(t *testing.T) {
+	pki, err := tdxtest.NewPKI(synthNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := tdxPolicy(t, "min_tee_tcb_svn = \"03010200000000000000000000000000\"\n")
+	for _, version := range []uint16{4, 5} {
+		ev := build(t, pki, func(b *tdxtest.Builder) { b.Version = version })
+		if _, err := verify(t, pki, ev, pol, synthNow); err != nil {
+			t.Fatalf("version %d: %v", version, err)
+		}
+		if der, err := tdx.PCKCertificateDER(ev.Raw); err != nil || len(der) == 0 {
+			t.Fatalf("version %d: PCKCertificateDER: %v", version, err)
+		}
+		c, err := sgx.DecodeCollateral(ev.Collateral)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, change := range map[string]func(){
+			"TCB info issuer chain":    func() { c.TCBInfoIssuerChain = "not PEM\n" + c.TCBInfoIssuerChain },
+			"QE identity issuer chain": func() { c.QEIdentityIssuerChain = "x" + c.QEIdentityIssuerChain },
+		} {
+			saved := *c
+			change()
+			enc, err := tdx.EncodeCollateral(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			*c = saved
+			if _, err := verify(t, pki, &attest.Evidence{Type: attest.TypeTDX, Raw: ev.Raw, Collateral: enc}, pol, synthNow); err == nil {
+				t.Errorf("version %d: text before the %s was accepted", version, name)
+			}
+		}
 	}
 }

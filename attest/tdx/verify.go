@@ -455,6 +455,17 @@ func verifyQuote(q *pb.QuoteV4, c *sgx.Collateral, now time.Time, testRoot *x509
 	if err := collateralPCK(q.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain(), c); err != nil {
 		return nil, err
 	}
+	// go-tdx-guest reads the issuer chains with encoding/pem, which skips
+	// text before a block and ignores unused base64 bits: hold them to the
+	// strict parser first, so that no byte of the collateral goes unchecked.
+	for _, ch := range []struct{ what, text string }{{"TCB info issuer chain", c.TCBInfoIssuerChain}, {"QE identity issuer chain", c.QEIdentityIssuerChain}, {"PCK CRL issuer chain", c.PCKCRLIssuerChain}} {
+		if ch.text == "" && ch.what == "PCK CRL issuer chain" {
+			continue
+		}
+		if _, err := pemCerts(ch.what, ch.text); err != nil {
+			return nil, err
+		}
+	}
 	if err := checkDates(c, pckCRL, rootCRL, now); err != nil {
 		return nil, err
 	}

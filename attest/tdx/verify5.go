@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -188,27 +187,12 @@ func (v *verifierV5) checkChain(what string, certs []*x509.Certificate, names []
 	return nil
 }
 
-// pemCerts parses a PEM chain of certificates (collateral issuer chains).
+// pemCerts parses a PEM chain of certificates (collateral issuer chains)
+// with the strict parser of SGX collateral (sgx.ParseCertChain).
 func pemCerts(what, text string) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	rest := []byte(text)
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%w: %s holds a PEM block of type %q", ErrCollateral, what, b.Type)
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s, certificate %d: %v", ErrCollateral, what, len(certs), err)
-		}
-		certs = append(certs, c)
-	}
-	if len(bytes.Trim(rest, "\x00 \t\r\n")) != 0 {
-		return nil, fmt.Errorf("%w: %s: %d bytes that are not PEM after the certificates", ErrCollateral, what, len(rest))
+	certs, err := sgx.ParseCertChain(sgx.Item(what), []byte(text))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCollateral, err)
 	}
 	return certs, nil
 }
@@ -228,11 +212,8 @@ func (v *verifierV5) pckChain() error {
 }
 
 // collateralPCK checks the collateral's copies of the PCK certificate and
-// its signing chain, which the verifier does not use (it takes the chain
-// from the quote) but which travel with the evidence: when present,
-// PCKCertificate must be the quote's PCK certificate, and PCKSigningChain
-// the certificates that follow it in the quote, in order (the root may be
-// left out).
+// its signing chain against the quote's PCK chain, as for SGX
+// (sgx.CheckCollateralPCK).
 func collateralPCK(pckChain []byte, c *sgx.Collateral) error {
 	if strings.TrimSpace(c.PCKCertificate) == "" && strings.TrimSpace(c.PCKSigningChain) == "" {
 		return nil
@@ -241,28 +222,8 @@ func collateralPCK(pckChain []byte, c *sgx.Collateral) error {
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(c.PCKCertificate) != "" {
-		certs, err := pemCerts("collateral PCK certificate", c.PCKCertificate)
-		if err != nil {
-			return err
-		}
-		if len(certs) != 1 || !bytes.Equal(certs[0].Raw, quote[0].Raw) {
-			return fmt.Errorf("%w: the collateral's PCK certificate is not the one the quote carries", ErrCollateral)
-		}
-	}
-	if strings.TrimSpace(c.PCKSigningChain) != "" {
-		certs, err := pemCerts("collateral PCK signing chain", c.PCKSigningChain)
-		if err != nil {
-			return err
-		}
-		if len(certs) == 0 || len(certs) > len(quote)-1 {
-			return fmt.Errorf("%w: the collateral's PCK signing chain has %d certificates, the quote's chain above the PCK certificate %d", ErrCollateral, len(certs), len(quote)-1)
-		}
-		for i, cert := range certs {
-			if !bytes.Equal(cert.Raw, quote[i+1].Raw) {
-				return fmt.Errorf("%w: certificate %d of the collateral's PCK signing chain (%q) is not the quote's", ErrCollateral, i, cert.Subject.CommonName)
-			}
-		}
+	if err := sgx.CheckCollateralPCK(quote, c); err != nil {
+		return fmt.Errorf("%w: %v", ErrCollateral, err)
 	}
 	return nil
 }
