@@ -49,37 +49,59 @@ func attestStep(err error) string {
 // the nonce. SGX servers asked without a nonce answer through BlindAI's
 // GetSgxQuoteWithCollateral, unchanged; other platforms always answer
 // through GetEvidence, with a fresh random nonce when none was given.
-func attestServer(ctx context.Context, cfg *config, conn *grpc.ClientConn, att untrusted.AttestationClient, info ServerInfo) (*attest.Verified, error) {
+func attestServer(ctx context.Context, cfg *config, conn *grpc.ClientConn, att untrusted.AttestationClient, info ServerInfo) (*attest.Verified, evidenceVerifier, error) {
 	nonce := cfg.nonce
 	if len(nonce) == 0 && info.EvidenceType != "" && info.EvidenceType != attest.TypeSGXDCAP && info.EvidenceType != attest.TypeSimulation && info.EvidenceType != "none" {
 		nonce = make([]byte, 32)
 		if _, err := rand.Read(nonce); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	ev, certDER, step, err := fetchEvidence(ctx, conn, att, nonce)
 	switch {
 	case status.Code(err) == codes.FailedPrecondition:
-		return nil, ErrSimulationServer
+		return nil, nil, ErrSimulationServer
 	case err != nil:
-		return nil, &attestError{step: step, err: err}
+		return nil, nil, &attestError{step: step, err: err}
 	case ev.Type == attest.TypeSimulation:
-		return nil, ErrSimulationServer
+		return nil, nil, ErrSimulationServer
 	}
-	if cfg.bundle != nil {
-		if ev, err = cfg.bundle.Evidence(ev, sgx.Options{Now: cfg.now, TestRoot: cfg.testRoot}); err != nil {
-			return nil, err
-		}
-	}
-	reg, err := registryFor(cfg)
+	verify, err := verifierFor(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	check := attest.NonceZero
 	if len(nonce) > 0 {
 		check = attest.NonceEqual
 	}
-	return reg.Verify(ctx, ev, certDER, check, nonce)
+	v, err := verify(ctx, ev, certDER, check, nonce)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, verify, nil
+}
+
+// evidenceVerifier verifies evidence as a client configured so does.
+type evidenceVerifier func(ctx context.Context, ev *attest.Evidence, certDER []byte, check attest.NonceCheck, nonce []byte) (*attest.Verified, error)
+
+// verifierFor returns how cfg verifies evidence: with the collateral of
+// its bundle (WithCollateralBundle) for the evidence's platform when it has
+// one, then with its verifiers (registryFor).
+func verifierFor(cfg *config) (evidenceVerifier, error) {
+	reg, err := registryFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	bundle, opts := cfg.bundle, sgx.Options{Now: cfg.now, TestRoot: cfg.testRoot}
+	return func(ctx context.Context, ev *attest.Evidence, certDER []byte, check attest.NonceCheck, nonce []byte) (*attest.Verified, error) {
+		if bundle != nil {
+			var err error
+			if ev, err = bundle.Evidence(ev, opts); err != nil {
+				return nil, err
+			}
+		}
+		return reg.Verify(ctx, ev, certDER, check, nonce)
+	}, nil
 }
 
 // registryFor returns the verifiers of cfg: the ones given

@@ -58,7 +58,6 @@ import (
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/collateral"
-	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/internal/wire"
 	"github.com/blindfold-ai/blindfold/policy"
@@ -482,8 +481,9 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 	}
 
 	var verified *attest.Verified
+	var verify evidenceVerifier
 	if !cfg.simulation {
-		verified, err = attestServer(ctx, &cfg, uconn, att, info)
+		verified, verify, err = attestServer(ctx, &cfg, uconn, att, info)
 		if err != nil {
 			return nil, &ConnectError{Step: attestStep(err), Addr: untrustedAddr, Err: err}
 		}
@@ -540,20 +540,7 @@ func Connect(ctx context.Context, addr string, opts ...Option) (*Client, error) 
 		"attested_certificate", identity.Fingerprint(certDER), "protocol", info.ProtocolVersion)
 	var replicas *replicaEvidence
 	if verified != nil {
-		reg, err := registryFor(&cfg)
-		if err != nil {
-			conn.Close()
-			return nil, &ConnectError{Step: "attestation", Addr: untrustedAddr, Err: err}
-		}
-		bundle, opts := cfg.bundle, sgx.Options{Now: cfg.now, TestRoot: cfg.testRoot}
-		replicas = &replicaEvidence{m: map[string]*attest.Evidence{}, verify: func(ctx context.Context, ev *attest.Evidence, certDER, nonce []byte) (*attest.Verified, error) {
-			if bundle != nil {
-				if ev, err = bundle.Evidence(ev, opts); err != nil {
-					return nil, err
-				}
-			}
-			return reg.Verify(ctx, ev, certDER, attest.NonceEqual, nonce)
-		}}
+		replicas = newReplicaEvidence(verified.Evidence, verify)
 	}
 	return &Client{
 		replicas:   replicas,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/attesttest"
 	"github.com/blindfold-ai/blindfold/policy"
 	"github.com/blindfold-ai/blindfold/tensor"
@@ -202,5 +203,21 @@ func TestOptions(t *testing.T) {
 	}
 	if !rc.sign || rc.chunk != 9 || !rc.byName {
 		t.Errorf("run config %+v", rc)
+	}
+}
+
+// TestReplicaEvidenceBounded: the client keeps at most maxReplicaEvidence
+// replicas' evidence, and the newest one is always kept.
+func TestReplicaEvidenceBounded(t *testing.T) {
+	r := newReplicaEvidence(nil, nil)
+	for i := range 3 * maxReplicaEvidence {
+		key := replicaKey("sgx-pck-sha256", []byte{byte(i)})
+		r.put(key, &attest.Evidence{Type: "x", Raw: []byte{byte(i)}})
+		if r.get(key) == nil {
+			t.Fatalf("replica %d was not kept", i)
+		}
+		if len(r.m) > maxReplicaEvidence {
+			t.Fatalf("%d replicas kept, more than %d", len(r.m), maxReplicaEvidence)
+		}
 	}
 }

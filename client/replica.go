@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,21 +13,46 @@ import (
 )
 
 // maxReplicaEvidence bounds the evidence a client keeps, one per replica
-// its attested connection reached.
+// its attested connection reached; when full, one is dropped for the new.
 const maxReplicaEvidence = 16
 
 // replicaEvidence is the verified evidence of the replicas that served
 // this client's attested connection, by replica.
 type replicaEvidence struct {
+	connectKey string // the replica of the evidence verified at connect ("": none named)
+	verify     evidenceVerifier
+
 	mu sync.Mutex
 	m  map[string]*attest.Evidence
-	// verify checks evidence fetched over the attested connection as the
-	// connect-time evidence was checked: same verifiers, same attested
-	// certificate, bound to nonce.
-	verify func(ctx context.Context, ev *attest.Evidence, certDER, nonce []byte) (*attest.Verified, error)
+}
+
+func newReplicaEvidence(connect *attest.Evidence, verify evidenceVerifier) *replicaEvidence {
+	r := &replicaEvidence{verify: verify, m: map[string]*attest.Evidence{}}
+	if id, source, err := verifier.ReplicaID(connect); err == nil {
+		r.connectKey = replicaKey(source, id)
+	}
+	return r
 }
 
 func replicaKey(source string, id []byte) string { return source + ":" + hex.EncodeToString(id) }
+
+func (r *replicaEvidence) get(key string) *attest.Evidence {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m[key]
+}
+
+func (r *replicaEvidence) put(key string, ev *attest.Evidence) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.m[key]; !ok && len(r.m) >= maxReplicaEvidence {
+		for k := range r.m { // any one: a replica seen again is fetched again
+			delete(r.m, k)
+			break
+		}
+	}
+	r.m[key] = ev
+}
 
 // servingEvidence returns the evidence to put in the proof of a signed
 // reply whose receipt is rc: the evidence verified at connect when it is
@@ -42,19 +66,15 @@ func replicaKey(source string, id []byte) string { return source + ":" + hex.Enc
 // can be had, it returns the connect-time evidence, and the proof's
 // replica binding is reported as not checked.
 func (c *Client) servingEvidence(ctx context.Context, rc *securedexchange.Receipt) *attest.Evidence {
-	have := c.evidence()
-	if have == nil || rc == nil || len(rc.GetReplicaId()) == 0 || c.replicas == nil {
+	have, r := c.evidence(), c.replicas
+	if have == nil || r == nil || rc == nil || len(rc.GetReplicaId()) == 0 {
 		return have
 	}
 	want := replicaKey(rc.GetReplicaSource(), rc.GetReplicaId())
-	if id, source, err := verifier.ReplicaID(have); err == nil && replicaKey(source, id) == want {
+	if want == r.connectKey {
 		return have
 	}
-	r := c.replicas
-	r.mu.Lock()
-	ev := r.m[want]
-	r.mu.Unlock()
-	if ev != nil {
+	if ev := r.get(want); ev != nil {
 		return ev
 	}
 	nonce := make([]byte, 32)
@@ -66,24 +86,25 @@ func (c *Client) servingEvidence(ctx context.Context, rc *securedexchange.Receip
 		c.log.Debug("no evidence from the replica that served the request; its proof's replica is not checked", "err", err)
 		return have
 	}
-	got, certDER, err := EvidenceFromReply(reply)
-	if err != nil || !bytes.Equal(certDER, c.certDER) {
-		c.log.Warn("the attested connection's replica sent evidence that does not parse or binds another certificate; its proof's replica is not checked", "err", err)
+	got, _, err := EvidenceFromReply(reply)
+	if err != nil {
+		c.log.Warn("the attested connection's replica sent evidence that does not parse; its proof's replica is not checked", "err", err)
 		return have
 	}
-	v, err := r.verify(ctx, got, c.certDER, nonce)
+	// The evidence must bind this client's attested certificate.
+	v, err := r.verify(ctx, got, c.certDER, attest.NonceEqual, nonce)
 	if err != nil {
 		c.log.Warn("the attested connection's replica sent evidence that does not verify; its proof's replica is not checked", "err", err)
 		return have
 	}
 	id, source, err := verifier.ReplicaID(v.Evidence)
-	if err != nil || replicaKey(source, id) != want {
+	if err != nil {
+		return have
+	}
+	key := replicaKey(source, id)
+	r.put(key, v.Evidence)
+	if key != want {
 		return have // the connection moved to yet another replica
 	}
-	r.mu.Lock()
-	if len(r.m) < maxReplicaEvidence {
-		r.m[want] = v.Evidence
-	}
-	r.mu.Unlock()
 	return v.Evidence
 }
