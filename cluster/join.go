@@ -299,11 +299,11 @@ func JoinAddr(ctx context.Context, addr string, att Attestor) (*Identity, error)
 		return nil, err
 	}
 	if err := writeMsg(c, hello{Version: protocolVersion, Ephemeral: pub, Proof: proof}); err != nil {
-		return nil, &unreachableError{err}
+		return nil, err
 	}
 	var w welcome
 	if err := readMsg(c, &w); err != nil {
-		return nil, &unreachableError{err}
+		return nil, err
 	}
 	if w.Refused != "" {
 		return nil, fmt.Errorf("%w: the peer refused this replica: %s", ErrRefused, w.Refused)
@@ -333,13 +333,14 @@ func JoinAddr(ctx context.Context, addr string, att Attestor) (*Identity, error)
 }
 
 // ErrNoPeerAnswered is wrapped by Join's error when no peer answered a
-// join at all (none reachable, or none that completed the protocol's
-// first exchange): unlike a refusal, it says that no replica holding the
-// identity could be found.
+// join at all: none could be connected to, or none completed a TLS
+// handshake (a replica serves its peer port only once it holds the
+// identity). Unlike a refusal, or a peer that answered and then failed or
+// stalled, it says that no replica holding the identity could be found.
 var ErrNoPeerAnswered = errors.New("no peer answered")
 
-// unreachableError is a join that failed before the peer answered:
-// connection, TLS handshake, or the peer's reply that never came.
+// unreachableError is a join that failed before a peer answered: the
+// connection or the TLS handshake.
 type unreachableError struct{ err error }
 
 func (e *unreachableError) Error() string { return e.err.Error() }

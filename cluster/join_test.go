@@ -3,10 +3,13 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/blindfold-ai/blindfold/identity"
 )
 
 func startPeer(t *testing.T, id *Identity, att Attestor) string {
@@ -105,6 +108,36 @@ func TestJoinNoPeerAnswered(t *testing.T) {
 	_, err = Join(ctx, []string{nobody, silent.Addr().String()}, sim(t, "0123456789abcdef-secret"), nil)
 	if !errors.Is(err, ErrNoPeerAnswered) {
 		t.Fatalf("Join with no peer: %v; want ErrNoPeerAnswered", err)
+	}
+	// A peer that completes the TLS handshake and then stalls has
+	// answered: a slow peer must not make a join-or-bootstrap replica
+	// start a second cluster.
+	stallID, err := identity.NewAttested()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalling, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{stallID.Certificate}, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalling.Close()
+	go func() {
+		for {
+			c, err := stalling.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				c.(*tls.Conn).Handshake()
+				time.Sleep(3 * time.Second)
+				c.Close()
+			}()
+		}
+	}()
+	ctxStall, cancelStall := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancelStall()
+	if _, err := Join(ctxStall, []string{nobody, stalling.Addr().String()}, sim(t, "0123456789abcdef-secret"), nil); err == nil || errors.Is(err, ErrNoPeerAnswered) {
+		t.Fatalf("Join with a peer that stalls after the handshake: %v; want an error that is not ErrNoPeerAnswered", err)
 	}
 	// One answering peer among unreachable ones: no longer "no peer".
 	id, err := NewIdentity()
