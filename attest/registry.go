@@ -158,31 +158,12 @@ func (r *Registry) Accepts(typ string) bool {
 // report data binds certDER and (as check says) nonce, and that certDER
 // holds a reply-signing key. It fails closed: every error is an *Error.
 func (r *Registry) Verify(ctx context.Context, ev *Evidence, certDER []byte, check NonceCheck, nonce []byte) (*Verified, error) {
-	if ev == nil {
-		return nil, BadEvidence("", "no evidence", nil)
-	}
-	v, ok := r.m[ev.Type]
-	if !ok {
-		return nil, &Error{Type: ev.Type, Kind: ErrNotAccepted, Also: ErrPolicyMismatch,
-			Msg: fmt.Sprintf("the policy accepts %v", r.Types())}
-	}
-	if len(ev.Raw) == 0 {
-		return nil, BadEvidence(ev.Type, "the evidence is empty", nil)
+	claims, err := r.claims(ctx, ev)
+	if err != nil {
+		return nil, err
 	}
 	if len(certDER) == 0 {
 		return nil, BadEvidence(ev.Type, "no attested certificate came with the evidence", nil)
-	}
-	claims, err := v.Verify(ctx, ev)
-	if err != nil {
-		var ae *Error
-		if errors.As(err, &ae) {
-			return nil, err
-		}
-		// A verifier that returns an untyped error still fails closed.
-		return nil, BadEvidence(ev.Type, "", err)
-	}
-	if claims == nil || claims.Type != ev.Type {
-		return nil, BadEvidence(ev.Type, "the verifier returned no claims for this evidence", nil)
 	}
 	if err := CheckReportData(claims.ReportData, certDER, check, nonce); err != nil {
 		return nil, BadEvidence(ev.Type, "", err)
@@ -209,6 +190,19 @@ func (r *Registry) Verify(ctx context.Context, ev *Evidence, certDER []byte, che
 // something other than an attested certificate, such as the connection
 // of a cluster join. It fails closed: every error is an *Error.
 func (r *Registry) VerifyReportData(ctx context.Context, ev *Evidence, reportData [64]byte) (*Claims, error) {
+	claims, err := r.claims(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(claims.ReportData[:], reportData[:]) != 1 {
+		return nil, BadEvidence(ev.Type, "the report data is not the expected value", nil)
+	}
+	return claims, nil
+}
+
+// claims verifies ev with the verifier of its type. It fails closed:
+// every error is an *Error.
+func (r *Registry) claims(ctx context.Context, ev *Evidence) (*Claims, error) {
 	if ev == nil {
 		return nil, BadEvidence("", "no evidence", nil)
 	}
@@ -226,13 +220,11 @@ func (r *Registry) VerifyReportData(ctx context.Context, ev *Evidence, reportDat
 		if errors.As(err, &ae) {
 			return nil, err
 		}
+		// A verifier that returns an untyped error still fails closed.
 		return nil, BadEvidence(ev.Type, "", err)
 	}
 	if claims == nil || claims.Type != ev.Type {
 		return nil, BadEvidence(ev.Type, "the verifier returned no claims for this evidence", nil)
-	}
-	if subtle.ConstantTimeCompare(claims.ReportData[:], reportData[:]) != 1 {
-		return nil, BadEvidence(ev.Type, "the report data is not the expected value", nil)
 	}
 	return claims, nil
 }
