@@ -118,18 +118,12 @@ func (c *CVM) verify(p *Proof, rd [64]byte) (*attest.Claims, error) {
 
 // Check verifies a peer's proof (see CVM).
 func (c *CVM) Check(p *Proof, rd [64]byte) error {
-	// The cheap comparison first: evidence verification costs signature
-	// checks (and, on SEV-SNP, may fetch from AMD's KDS) for a caller that
-	// may not even hold the cluster's policy.
-	if p == nil {
-		return fmt.Errorf("%w: it sent no proof", ErrRefused)
-	}
-	if !bytes.Equal(p.PolicyHash, c.policyHash[:]) {
-		return fmt.Errorf("%w: it holds the cluster to another policy file (SHA-256 %x, this replica's is %x)", ErrRefused, p.PolicyHash, c.policyHash)
-	}
 	claims, err := c.verify(p, rd)
 	if err != nil {
 		return err
+	}
+	if !bytes.Equal(p.PolicyHash, c.policyHash[:]) {
+		return fmt.Errorf("%w: it holds the cluster to another policy file (SHA-256 %x, this replica's is %x)", ErrRefused, p.PolicyHash, c.policyHash)
 	}
 	m, err := measurement(claims)
 	if err != nil {

@@ -193,18 +193,12 @@ func (s *SGX) verify(p *Proof, rd [64]byte) (*sgx.Result, error) {
 
 // Check verifies a peer's SGX proof (see SGX).
 func (s *SGX) Check(p *Proof, rd [64]byte) error {
-	// The cheap comparison first: evidence verification costs signature
-	// checks (and, on SEV-SNP, may fetch from AMD's KDS) for a caller that
-	// may not even hold the cluster's policy.
-	if p == nil {
-		return fmt.Errorf("%w: it sent no proof", ErrRefused)
-	}
-	if !bytes.Equal(p.PolicyHash, s.policyHash[:]) {
-		return fmt.Errorf("%w: it holds the cluster to another policy file (SHA-256 %x, this replica's is %x)", ErrRefused, p.PolicyHash, s.policyHash)
-	}
 	res, err := s.verify(p, rd)
 	if err != nil {
 		return err
+	}
+	if !bytes.Equal(p.PolicyHash, s.policyHash[:]) {
+		return fmt.Errorf("%w: it holds the cluster to another policy file (SHA-256 %x, this replica's is %x)", ErrRefused, p.PolicyHash, s.policyHash)
 	}
 	if res.ReportBody.MRENCLAVE != s.self[0] {
 		return fmt.Errorf("%w: MRENCLAVE %x differs from this replica's %x", ErrRefused, res.ReportBody.MRENCLAVE, s.self[0])
