@@ -447,8 +447,6 @@ type VerifyOptions struct {
 	// of a hardware proof's report data; when nil those bytes are not
 	// checked.
 	Nonce []byte
-
-	simulation bool // set by Verify for a simulation proof
 }
 
 // Result is what a verified proof says.
@@ -592,10 +590,13 @@ func Verify(p *prooffiles.ResponseProof, opts VerifyOptions) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proof: %w", err)
 	}
-	opts.simulation = true
 	res, err := VerifySigned(pub, p.GetPayload(), p.GetSignature(), opts)
 	if err != nil {
 		return nil, err
+	}
+	res.Simulation = true
+	if rc := res.Receipt; rc != nil {
+		res.setBinding(BindReplica, false, fmt.Sprintf("simulation: replica id %x is a random value the server chose; nothing binds it", rc.GetReplicaId()))
 	}
 	res.Certificate = append([]byte(nil), certDER...)
 	return res, nil
@@ -622,7 +623,6 @@ func VerifySigned(pub ed25519.PublicKey, payloadBytes, signature []byte, opts Ve
 		r := payload.GetRunModelPayload()
 		res.Kind, res.ModelID, res.InputHash, res.Receipt = KindRunModel, r.GetModelId(), r.GetInputHash(), r.GetReceipt()
 	}
-	res.Simulation = opts.simulation
 	if err := res.checkReceipt(); err != nil {
 		return nil, err
 	}
