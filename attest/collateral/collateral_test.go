@@ -3,6 +3,7 @@ package collateral_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -383,6 +384,44 @@ func TestAddRefuses(t *testing.T) {
 	}
 	if _, err := (&collateral.Bundle{}).Marshal(); err == nil {
 		t.Fatal("an empty bundle was written")
+	}
+	// At most MaxPlatforms platforms, whether added or read from a file.
+	many := &collateral.Bundle{}
+	for i := range collateral.MaxPlatforms + 1 {
+		p := sgxPlatform
+		p.FMSPC = [6]byte{byte(i >> 8), byte(i), 1, 2, 3, 4}
+		err := many.Add(p, c)
+		if i < collateral.MaxPlatforms && err != nil {
+			t.Fatalf("platform %d: %v", i, err)
+		}
+		if i == collateral.MaxPlatforms && (err == nil || !strings.Contains(err.Error(), "more than")) {
+			t.Fatalf("platform %d of %d: err = %v", i+1, collateral.MaxPlatforms, err)
+		}
+	}
+	data, err := many.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := collateral.Parse(data); err != nil {
+		t.Fatalf("a file of %d platforms: %v", collateral.MaxPlatforms, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	platforms := doc["platforms"].([]any)
+	extra := map[string]any{}
+	for k, v := range platforms[0].(map[string]any) {
+		extra[k] = v
+	}
+	extra["fmspc"] = "FFFFFFFFFFFF"
+	doc["platforms"] = append(platforms, extra)
+	over, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := collateral.Parse(over); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("a file of %d platforms: err = %v", collateral.MaxPlatforms+1, err)
 	}
 }
 

@@ -77,7 +77,7 @@ func VerifyJWT(token string, pub *ecdsa.PublicKey) (*Result, error) {
 	if len(token) > MaxSize {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrBadJWT, len(token), MaxSize)
 	}
-	parts := strings.Split(token, ".")
+	parts := strings.SplitN(token, ".", 4)
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("%w: %d parts, want 3 (header.payload.signature)", ErrBadJWT, len(parts))
 	}

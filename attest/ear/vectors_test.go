@@ -224,6 +224,15 @@ func TestRealSGXVectors(t *testing.T) {
 			if _, err := ear.VerifyJWT(tok, &other.PublicKey); !errors.Is(err, ear.ErrBadJWT) {
 				t.Errorf("another key: %v", err)
 			}
+			// Oversized tokens are refused before they are split or decoded.
+			for name, big := range map[string]string{
+				"padded":     tok + strings.Repeat("A", ear.MaxSize),
+				"many parts": strings.Repeat(".", ear.MaxSize+1),
+			} {
+				if _, err := ear.VerifyJWT(big, &key.PublicKey); !errors.Is(err, ear.ErrBadJWT) || !strings.Contains(err.Error(), "more than") {
+					t.Errorf("%s token of %d bytes: %v", name, len(big), err)
+				}
+			}
 		})
 	}
 }

@@ -19,6 +19,10 @@ import (
 	"github.com/blindfold-ai/blindfold/attest/sgx/abi"
 )
 
+// maxQuoteFile bounds a --quote file: SGX and TDX quotes are a few KiB
+// (attest/tdx accepts at most 64 KiB).
+const maxQuoteFile = 64 << 10
+
 func collateralFetchCommand() *command {
 	return &command{
 		name:     "fetch",
@@ -81,7 +85,7 @@ Exits 2 if the collateral cannot be fetched or does not verify.`,
 				case *quotePath != "" && (len(sgxFMSPCs) > 0 || len(tdxFMSPCs) > 0 || *tdx):
 					return usageErrorf("--quote and --fmspc/--tdx-fmspc/--tdx exclude each other")
 				case *quotePath != "":
-					raw, err := os.ReadFile(*quotePath)
+					raw, err := readSmallFile(*quotePath, maxQuoteFile)
 					if err != nil {
 						return withCode(exitIO, err)
 					}
@@ -340,7 +344,7 @@ platform is behind. Exits 2 if the bundle or the quote does not verify
 				var quote []byte
 				if *quotePath != "" {
 					var err error
-					if quote, err = os.ReadFile(*quotePath); err != nil {
+					if quote, err = readSmallFile(*quotePath, maxQuoteFile); err != nil {
 						return withCode(exitIO, err)
 					}
 				}
