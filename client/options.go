@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 
@@ -73,7 +74,7 @@ func Sign() CallOption {
 // of the reply then shows that the request was served after the nonce
 // was made. It is not the nonce of the evidence (WithNonce).
 func WithRequestNonce(nonce []byte) CallOption {
-	n := append([]byte(nil), nonce...)
+	n := bytes.Clone(nonce) // an empty nonce stays empty, and is refused
 	return callOption{
 		upload: func(c *uploadConfig) { c.nonce = n },
 		run:    func(c *runConfig) { c.nonce = n },

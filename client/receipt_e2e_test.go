@@ -158,6 +158,9 @@ func TestRequestNonceChecked(t *testing.T) {
 	if _, err := c.Run(ctx, "mlp", []tensor.Tensor{x}, client.Sign(), client.WithRequestNonce(make([]byte, 65))); err == nil {
 		t.Fatal("a 65-byte request nonce was accepted")
 	}
+	if _, err := c.Run(ctx, "mlp", []tensor.Tensor{x}, client.Sign(), client.WithRequestNonce([]byte{})); err == nil {
+		t.Fatal("an empty request nonce was accepted (as none)")
+	}
 	res, err := c.Run(ctx, "mlp", []tensor.Tensor{x}, client.Sign(), client.WithRequestNonce([]byte{1}))
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
@@ -61,7 +62,7 @@ func OutputHash(outputs []*securedexchange.TensorData) []byte {
 		info := o.GetInfo()
 		name := info.GetIndexName()
 		u32(uint32(len(name)))
-		h.Write([]byte(name))
+		io.WriteString(h, name)
 		u32(uint32(int32(info.GetDatumType())))
 		u32(uint32(len(info.GetDims())))
 		for _, d := range info.GetDims() {
