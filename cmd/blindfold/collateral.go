@@ -375,7 +375,13 @@ platform is behind. Exits 2 if the bundle or the quote does not verify
 				if err != nil {
 					return usageErrorf("--quote %s: %v (an SGX quote; TDX quotes are verified by attest --collateral-bundle)", *quotePath, err)
 				}
-				c, err := b.ForQuote(quote, opts)
+				// The bundle was verified whole above: only its entry for
+				// the quote's platform is looked up.
+				p, err := collateral.QuotePlatform(quote)
+				if err != nil {
+					return usageErrorf("--quote %s: %v", *quotePath, err)
+				}
+				c, err := b.Lookup(p)
 				if err != nil {
 					return withCode(exitConnection, fmt.Errorf("--quote %s: %w", *quotePath, err))
 				}
