@@ -14,7 +14,7 @@ import (
 // verifies with any one of its bytes flipped.
 func TestSyntheticV5EveryByte(t *testing.T) {
 	if testing.Short() {
-		t.Skip("verifies a quote once per byte")
+		t.Skip("verifies a quote once per byte: skipped with -short only")
 	}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	pki, err := tdxtest.NewPKI(now)

@@ -220,7 +220,7 @@ func TestRealV5Verify(t *testing.T) {
 // but the collateral's dates, which fail for the unflipped quote too).
 func TestRealV5EveryByte(t *testing.T) {
 	if testing.Short() {
-		t.Skip("verifies a 5 kB quote once per byte")
+		t.Skip("verifies a 5 kB quote once per byte: skipped with -short only")
 	}
 	c := realV5Collateral(t)
 	check := func(raw []byte) error {
