@@ -23,10 +23,10 @@ import (
 
 // Main is cmd/blindfold-bench: it parses args, runs the benchmark and
 // writes the results, and returns the exit code. In the server process the
-// benchmark starts (see IsServerProcess) it serves instead.
+// benchmark starts (see IsChildProcess) it serves instead.
 func Main(args []string, stdout, stderr io.Writer) int {
-	if IsServerProcess() {
-		return ServeChild()
+	if IsChildProcess() {
+		return RunChild()
 	}
 	fs := flag.NewFlagSet("blindfold-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -47,6 +47,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	uploads := fs.Int("uploads", 3, "uploads per model (the median is reported; memory is read on the first)")
 	noSpin := fs.Bool("no-spinning", false, "turn ONNX Runtime's thread-pool spinning off, for the engine alone and the server alike")
 	chunk := fs.Int("upload-chunk", 0, "upload chunk size in bytes (0: the client's default, client.DefaultChunkSize)")
+	runChunk := fs.Int("run-chunk", 0, "size in bytes of the pieces a run's input tensors are sent in (0: the client's default, client.DefaultChunkSize)")
 	intra := fs.Int("intra-op-threads", 0, "ONNX Runtime intra-op threads, for the engine alone and the server alike (0: its default)")
 	inter := fs.Int("inter-op-threads", 0, "ONNX Runtime inter-op threads (0: its default)")
 	scaling := fs.String("scaling", "1,10,100,1000", "small-model counts of the scaling section, each on a fresh server (\"\" for none)")
@@ -99,7 +100,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	set := Settings{
 		Quick: *quick, Warmup: *warmup, MinRuns: *minRuns, MaxRuns: *maxRuns, LatencyBudgetS: *budget, Block: *block,
-		ThroughputS: *tput, Uploads: *uploads, UploadChunkBytes: *chunk, IntraOpThreads: *intra, InterOpThreads: *inter,
+		ThroughputS: *tput, Uploads: *uploads, UploadChunkBytes: *chunk, RunChunkBytes: *runChunk, IntraOpThreads: *intra, InterOpThreads: *inter,
 		NoSpinning: *noSpin, MediumModels: *medium, FairnessS: *fairness, TenantsOnly: *tenantsOnly,
 	}
 	if *quick {

@@ -15,8 +15,8 @@ import (
 // TestMain lets the test binary act as the benchmark's server process,
 // which Main starts by running its own executable again.
 func TestMain(m *testing.M) {
-	if IsServerProcess() {
-		os.Exit(ServeChild())
+	if IsChildProcess() {
+		os.Exit(RunChild())
 	}
 	os.Exit(m.Run())
 }
@@ -97,7 +97,8 @@ func TestQuickRun(t *testing.T) {
 	if m := res.Scaling.Medium; m.Cold.N != 12 || m.Warm.N != 12 || m.ColdOverWarm <= 0 {
 		t.Errorf("medium = %+v, want 12 cold and 12 warm runs", m)
 	}
-	if f := res.Fairness; f == nil || !f.AnswersRight || f.Alone.N == 0 || f.UnderFlood.N == 0 || f.FloodRuns == 0 || f.RatioP99 <= 0 {
+	if f := res.Fairness; f == nil || !f.AnswersRight || f.Alone.N == 0 || f.UnderFlood.N == 0 || f.FloodRuns == 0 || f.RatioP99 <= 0 ||
+		f.UnderLowFlood.N == 0 || f.LowFloodRuns == 0 || f.LowFloodNice != 19 || f.UnderFloodServerRun.N != f.UnderFlood.N || f.UnderFloodBusy <= 0 || f.UnderFloodBusy > 1 {
 		t.Errorf("fairness = %+v", f)
 	}
 	if !strings.Contains(string(mustRead(t, doc)), "## Many tenants") {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/blindfold-ai/blindfold/client"
 )
 
 // writeReport renders res as Markdown at doc (skipped when doc is "") and
@@ -61,8 +63,8 @@ func RenderMarkdown(res *Results, chart, notes string) string {
 	p("| Go | %s |\n| ONNX Runtime | %s (CPU) |\n| commit | %s |\n", m.GoVersion, m.ORTVersion, orDash(m.GitCommit))
 	p("| date | %s |\n| run time | %.0f s |\n| command | `%s` |\n\n", res.StartedAt.Format("2006-01-02 15:04 UTC"), res.DurationS, res.Command)
 	s := res.Settings
-	p("Settings: %d warm-up runs per path; latency samples of %d to %d runs per path (sized to about %.0f s of engine time), the three paths alternating in blocks of %d runs with one uncounted settling run at each switch; throughput for %.1f s (or three engine latencies per client, at most 3×) after a quarter as much warm-up; %d upload(s) per model in %d-byte chunks; ONNX Runtime threads: intra-op %s, inter-op %s, the same for the engine alone and the server.\n\n",
-		s.Warmup, s.MinRuns, s.MaxRuns, s.LatencyBudgetS, s.Block, s.ThroughputS, s.Uploads, uploadChunk(res), threads(s.IntraOpThreads), threads(s.InterOpThreads))
+	p("Settings: %d warm-up runs per path; latency samples of %d to %d runs per path (sized to about %.0f s of engine time), the three paths alternating in blocks of %d runs with one uncounted settling run at each switch; throughput for %.1f s (or three engine latencies per client, at most 3×) after a quarter as much warm-up; %d upload(s) per model in %d-byte chunks; run inputs in %d-byte chunks; ONNX Runtime threads: intra-op %s, inter-op %s, the same for the engine alone and the server.\n\n",
+		s.Warmup, s.MinRuns, s.MaxRuns, s.LatencyBudgetS, s.Block, s.ThroughputS, s.Uploads, uploadChunk(res), runChunk(s), threads(s.IntraOpThreads), threads(s.InterOpThreads))
 
 	p("## Targets\n\n")
 	p("| target | goal | measured | result |\n|---|---|---|---|\n")
@@ -147,7 +149,7 @@ func RenderMarkdown(res *Results, chart, notes string) string {
 
 	p("## Method\n\n")
 	p("- **Engine alone**: the benchmark process loads the model with `engine.Runtime.Load` and times `Session.Run` on the same input tensors (context without deadline).\n")
-	p("- **Full path**: the benchmark starts itself again as a server process (`server.New` and `Start`, simulation mode, loopback, the same ONNX Runtime thread settings). Clients connect with `client.Connect` (simulation opt-in, host certificate pinned), upload with `UploadModel` and time `Client.Run`: chunking into messages of client.DefaultChunkSize (256 KiB), TLS 1.3, gRPC streaming, the server's input assembly and checks, `Session.Run`, reply encoding, and, when signed, Ed25519 signing on the server and verification on the client.\n")
+	p("- **Full path**: the benchmark starts itself again as a server process (`server.New` and `Start`, simulation mode, loopback, the same ONNX Runtime thread settings). Clients connect with `client.Connect` (simulation opt-in, host certificate pinned), upload with `UploadModel` and time `Client.Run`: chunking into messages of client.DefaultChunkSize (256 KiB) unless `--run-chunk` says otherwise, TLS 1.3, gRPC streaming, the server's input assembly and checks, `Session.Run`, reply encoding, and, when signed, Ed25519 signing on the server and verification on the client.\n")
 	p("- Both paths share the machine's cores, as a client and server on one host do. The server runs in its own process so that its memory can be read alone from `/proc/PID/status`: the peak-RSS mark (VmHWM) is reset through `/proc/PID/clear_refs` just before the first upload and read after the reply, and RSS is also sampled every 2 ms as a check.\n")
 	p("- Percentiles interpolate between the closest ranks. p99 of a sample of a few dozen runs is close to its maximum: read it as a tail indicator, not a precise figure.\n\n")
 
@@ -190,6 +192,14 @@ func threads(n int) string {
 		return "ONNX Runtime's default"
 	}
 	return fmt.Sprint(n)
+}
+
+// runChunk is the size of the pieces runs sent their inputs in.
+func runChunk(s Settings) int {
+	if s.RunChunkBytes > 0 {
+		return s.RunChunkBytes
+	}
+	return client.DefaultChunkSize
 }
 
 func uploadChunk(res *Results) int {

@@ -58,9 +58,12 @@ type Settings struct {
 	ThroughputS      float64 `json:"throughput_s"`
 	Uploads          int     `json:"uploads"`
 	UploadChunkBytes int     `json:"upload_chunk_bytes"`
-	IntraOpThreads   int     `json:"intra_op_threads"`
-	InterOpThreads   int     `json:"inter_op_threads"`
-	NoSpinning       bool    `json:"no_spinning"`
+	// RunChunkBytes is the size of the pieces the client sends a run's
+	// input tensors in (0: the client's default).
+	RunChunkBytes  int  `json:"run_chunk_bytes"`
+	IntraOpThreads int  `json:"intra_op_threads"`
+	InterOpThreads int  `json:"inter_op_threads"`
+	NoSpinning     bool `json:"no_spinning"`
 	// ScalingCounts are the small-model counts of the scaling section,
 	// MediumModels its medium models (0: none) and FairnessS the seconds
 	// of each fairness phase (0: none).

@@ -93,13 +93,17 @@ func (r *runner) measureModel(ctx context.Context, m Model, model []byte) (Model
 	}
 	var srvTimes []time.Duration
 	var srvMu sync.Mutex
-	fullRun := func(c *client.Client, opts ...client.RunOption) target {
+	fullRun := func(c *client.Client, signed bool) target {
+		opts := []client.RunOption{client.WithChunkSize(r.set.RunChunkBytes)}
+		if signed {
+			opts = append(opts, client.Sign())
+		}
 		return func(ctx context.Context) error {
 			out, err := c.Run(ctx, id, inputs, opts...)
 			if err != nil {
 				return err
 			}
-			if len(opts) == 0 {
+			if !signed {
 				srvMu.Lock()
 				srvTimes = append(srvTimes, out.InferenceTime)
 				srvMu.Unlock()
@@ -115,7 +119,7 @@ func (r *runner) measureModel(ctx context.Context, m Model, model []byte) (Model
 
 	// Latency: warm up, size the sample from the engine's speed, then
 	// alternate blocks of the three paths.
-	paths := []target{engineRun, fullRun(clients[0]), fullRun(clients[0], client.Sign())}
+	paths := []target{engineRun, fullRun(clients[0], false), fullRun(clients[0], true)}
 	var warm []time.Duration
 	for _, p := range paths {
 		d, err := timeRuns(ctx, p, r.set.Warmup)
@@ -177,7 +181,7 @@ func (r *runner) measureModel(ctx context.Context, m Model, model []byte) (Model
 		full := make([]target, c)
 		for i := range c {
 			eng[i] = engineRun
-			full[i] = fullRun(clients[i])
+			full[i] = fullRun(clients[i], false)
 		}
 		// At least three engine-alone latencies per client, within 3x the
 		// configured time.

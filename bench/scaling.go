@@ -11,7 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -61,7 +62,11 @@ type MediumScale struct {
 }
 
 // FairnessResult is the many-tenants section: tenant B's latency alone
-// and while tenant A floods the server, in one run.
+// and while tenant A floods the server, in one run. A's flood runs in its
+// own process twice: at the server's priority (nice 0), where its clients
+// take cores from the server as the benchmark's own load, and at nice
+// LowFloodNice, where they take only what the server and B leave idle,
+// standing in for clients on other machines.
 type FairnessResult struct {
 	FloodClients   int     `json:"flood_clients"`
 	Slots          int     `json:"slots"`
@@ -73,8 +78,22 @@ type FairnessResult struct {
 	FloodRuns      int     `json:"flood_runs"`
 	RatioP50       float64 `json:"ratio_p50"`
 	RatioP99       float64 `json:"ratio_p99"`
-	AnswersRight   bool    `json:"answers_right"`
-	IntraOpThreads int     `json:"intra_op_threads"`
+	// The flood at low priority.
+	LowFloodNice  int     `json:"low_flood_nice"`
+	UnderLowFlood Summary `json:"under_low_flood"`
+	LowFloodRuns  int     `json:"low_flood_runs"`
+	LowRatioP50   float64 `json:"low_ratio_p50"`
+	LowRatioP99   float64 `json:"low_ratio_p99"`
+	// B's runs as the server timed them (its Session.Run only), and the
+	// machine's busy share of CPU time (0 to 1), in each phase.
+	AloneServerRun         Summary `json:"alone_server_run"`
+	UnderFloodServerRun    Summary `json:"under_flood_server_run"`
+	UnderLowFloodServerRun Summary `json:"under_low_flood_server_run"`
+	AloneBusy              float64 `json:"alone_busy"`
+	UnderFloodBusy         float64 `json:"under_flood_busy"`
+	UnderLowFloodBusy      float64 `json:"under_low_flood_busy"`
+	AnswersRight           bool    `json:"answers_right"`
+	IntraOpThreads         int     `json:"intra_op_threads"`
 }
 
 // scaledInput is the input of onnxgen.Scaled(n, c) models: [batch,n] of
@@ -326,98 +345,144 @@ func runFairness(ctx context.Context, set Settings, d time.Duration, floodClient
 		return nil, err
 	}
 	defer b.Close()
-	flood := make([]*client.Client, floodClients)
-	for i := range flood {
-		if flood[i], err = connectAs("tenant-a"); err != nil {
-			return nil, err
-		}
-		defer flood[i].Close()
+	a, err := connectAs("tenant-a")
+	if err != nil {
+		return nil, err
 	}
+	defer a.Close()
 	if _, err := b.UploadModel(ctx, model, client.WithModelID("m")); err != nil {
 		return nil, err
 	}
-	if _, err := flood[0].UploadModel(ctx, model, client.WithModelID("m")); err != nil {
+	if _, err := a.UploadModel(ctx, model, client.WithModelID("m")); err != nil {
 		return nil, err
 	}
 	in := scaledInput(fairnessBatch, fairnessWidth)
-	var mu sync.Mutex
-	run := func(c *client.Client) (time.Duration, error) {
-		t0 := time.Now()
-		out, err := c.Run(ctx, "m", []tensor.Tensor{in})
-		if err != nil {
-			return 0, err
-		}
-		el := time.Since(t0)
-		if !checkScaled(in, out.Outputs, 3) {
-			mu.Lock()
-			res.AnswersRight = false
-			mu.Unlock()
-		}
-		return el, nil
-	}
-	measureB := func() ([]time.Duration, error) {
-		var ds []time.Duration
+	// measureB runs B for d and returns its latencies and its runs as the
+	// server timed them.
+	measureB := func() (lat, srvRun []time.Duration, err error) {
 		for end := time.Now().Add(d); time.Now().Before(end); {
-			el, err := run(b)
+			t0 := time.Now()
+			out, err := b.Run(ctx, "m", []tensor.Tensor{in})
 			if err != nil {
-				return nil, fmt.Errorf("bench: fairness: tenant B: %w", err)
+				return nil, nil, fmt.Errorf("bench: fairness: tenant B: %w", err)
 			}
-			ds = append(ds, el)
+			lat = append(lat, time.Since(t0))
+			srvRun = append(srvRun, out.InferenceTime)
+			res.AnswersRight = res.AnswersRight && checkScaled(in, out.Outputs, 3)
 		}
-		return ds, nil
+		return lat, srvRun, nil
+	}
+	// phase measures B for d while A floods at nice (none when nice < 0).
+	phase := func(nice int) (lat, srvRun Summary, busy float64, floodRuns int, err error) {
+		var f *floodProc
+		if nice >= 0 {
+			tok, err := token("tenant-a")
+			if err != nil {
+				return lat, srvRun, 0, 0, err
+			}
+			_, port, err := client.SplitAddr(srv.ready.Attested)
+			if err != nil {
+				return lat, srvRun, 0, 0, err
+			}
+			f, err = startFlood(ctx, floodConfig{Untrusted: srv.ready.Untrusted, AttestedPort: port, HostCertPEM: srv.ready.HostCertPEM,
+				Token: tok, ModelID: "m", Clients: floodClients, Batch: fairnessBatch, Width: fairnessWidth, Factor: 3, Nice: nice})
+			if err != nil {
+				return lat, srvRun, 0, 0, err
+			}
+			defer f.stop()
+			time.Sleep(200 * time.Millisecond) // the flood fills every slot A may hold
+		}
+		cpu0, err := readCPUTimes()
+		if err != nil {
+			return lat, srvRun, 0, 0, err
+		}
+		ls, rs, err := measureB()
+		if err != nil {
+			return lat, srvRun, 0, 0, err
+		}
+		cpu1, err := readCPUTimes()
+		if err != nil {
+			return lat, srvRun, 0, 0, err
+		}
+		if f != nil {
+			rep, err := f.finish()
+			if err != nil {
+				return lat, srvRun, 0, 0, err
+			}
+			if rep.MinNice < nice {
+				return lat, srvRun, 0, 0, fmt.Errorf("bench: fairness: a thread of the flood ran at nice %d, not %d", rep.MinNice, nice)
+			}
+			res.AnswersRight = res.AnswersRight && rep.AnswersRight
+			floodRuns = rep.Runs
+		}
+		return Summarize(ls), Summarize(rs), cpu1.busySince(cpu0), floodRuns, nil
 	}
 	for range 10 { // warm-up
-		if _, err := run(b); err != nil {
+		if _, err := b.Run(ctx, "m", []tensor.Tensor{in}); err != nil {
 			return nil, err
 		}
 	}
 	fmt.Fprintf(log, "fairness: tenant B alone for %s ...\n", d)
-	alone, err := measureB()
-	if err != nil {
+	if res.Alone, res.AloneServerRun, res.AloneBusy, _, err = phase(-1); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(log, "fairness: tenant B while tenant A floods from %d clients ...\n", floodClients)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var floodRuns int
-	var floodErr error
-	for _, c := range flood {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := run(c); err != nil {
-					mu.Lock()
-					floodErr = err
-					mu.Unlock()
-					return
-				}
-				mu.Lock()
-				floodRuns++
-				mu.Unlock()
-			}
-		}()
-	}
-	time.Sleep(200 * time.Millisecond) // the flood fills every slot A may hold
-	under, err := measureB()
-	close(stop)
-	wg.Wait()
-	if err != nil {
+	fmt.Fprintf(log, "fairness: tenant B while tenant A floods from %d clients at the server's priority ...\n", floodClients)
+	if res.UnderFlood, res.UnderFloodServerRun, res.UnderFloodBusy, res.FloodRuns, err = phase(0); err != nil {
 		return nil, err
 	}
-	if floodErr != nil {
-		return nil, fmt.Errorf("bench: fairness: tenant A: %w", floodErr)
+	res.LowFloodNice = 19
+	fmt.Fprintf(log, "fairness: tenant B while tenant A floods from %d clients at nice %d ...\n", floodClients, res.LowFloodNice)
+	if res.UnderLowFlood, res.UnderLowFloodServerRun, res.UnderLowFloodBusy, res.LowFloodRuns, err = phase(res.LowFloodNice); err != nil {
+		return nil, err
 	}
-	res.Alone, res.UnderFlood, res.FloodRuns = Summarize(alone), Summarize(under), floodRuns
 	res.RatioP50 = ratio(res.UnderFlood.P50US, res.Alone.P50US)
 	res.RatioP99 = ratio(res.UnderFlood.P99US, res.Alone.P99US)
-	fmt.Fprintf(log, "  B p99 %.1f ms alone, %.1f ms under the flood: %.2fx (p50 %.2fx); A ran %d\n", res.Alone.P99US/1000, res.UnderFlood.P99US/1000, res.RatioP99, res.RatioP50, floodRuns)
+	res.LowRatioP50 = ratio(res.UnderLowFlood.P50US, res.Alone.P50US)
+	res.LowRatioP99 = ratio(res.UnderLowFlood.P99US, res.Alone.P99US)
+	fmt.Fprintf(log, "  B p99 %.1f ms alone, %.1f ms under the flood: %.2fx (p50 %.2fx); A ran %d; CPU busy %.0f%% → %.0f%%\n",
+		res.Alone.P99US/1000, res.UnderFlood.P99US/1000, res.RatioP99, res.RatioP50, res.FloodRuns, 100*res.AloneBusy, 100*res.UnderFloodBusy)
+	fmt.Fprintf(log, "  under the flood at nice %d: %.1f ms: %.2fx (p50 %.2fx); A ran %d; CPU busy %.0f%%\n",
+		res.LowFloodNice, res.UnderLowFlood.P99US/1000, res.LowRatioP99, res.LowRatioP50, res.LowFloodRuns, 100*res.UnderLowFloodBusy)
+	fmt.Fprintf(log, "  B's server-side run p99: %.1f ms alone, %.1f ms and %.1f ms under the floods\n",
+		res.AloneServerRun.P99US/1000, res.UnderFloodServerRun.P99US/1000, res.UnderLowFloodServerRun.P99US/1000)
 	return res, nil
+}
+
+// cpuTimes are the machine's CPU times from /proc/stat, in clock ticks.
+type cpuTimes struct{ busy, total uint64 }
+
+// readCPUTimes reads the first line of /proc/stat: user, nice, system,
+// idle, iowait, irq, softirq, steal (guest time is inside user).
+func readCPUTimes() (cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, fmt.Errorf("bench: reading CPU times: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}, fmt.Errorf("bench: unexpected /proc/stat line %q", line)
+	}
+	var t cpuTimes
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return cpuTimes{}, fmt.Errorf("bench: /proc/stat: %w", err)
+		}
+		t.total += n
+		if i != 3 && i != 4 { // idle, iowait
+			t.busy += n
+		}
+	}
+	return t, nil
+}
+
+// busySince is the busy share of the CPU time since t0.
+func (t cpuTimes) busySince(t0 cpuTimes) float64 {
+	if t.total <= t0.total {
+		return 0
+	}
+	return float64(t.busy-t0.busy) / float64(t.total-t0.total)
 }
 
 // renderTenants writes the scaling and fairness sections of the report.
@@ -442,10 +507,18 @@ func renderTenants(p func(string, ...any), res *Results) {
 	}
 	if f := res.Fairness; f != nil {
 		p("## Many tenants\n\n")
-		p("One server with authentication, %d inference slots (`max_concurrent_runs`, one per core), at most %d per tenant (the default of `max_runs_per_subject`), ONNX Runtime on one thread a run. Tenant B runs a model (%d products of %d rows by a 512×512 matrix) from one client for %.0f s alone, then for %.0f s while tenant A runs the same model from %d clients as fast as they can. All clients run in the benchmark process, on the same cores as the server.\n\n", f.Slots, f.SlotsPerTenant, fairnessDepth, fairnessBatch, f.DurationS, f.DurationS, f.FloodClients)
-		p("| tenant B | p50 | p99 | runs |\n|---|---|---|---|\n")
-		p("| alone | %s | %s | %d |\n| under A's flood | %s | %s | %d |\n\n", us(f.Alone.P50US), us(f.Alone.P99US), f.Alone.N, us(f.UnderFlood.P50US), us(f.UnderFlood.P99US), f.UnderFlood.N)
-		p("Under the flood B's p99 is **%.2fx** its p99 alone (p50 %.2fx; target: within 1.5x); tenant A ran %d times meanwhile. Answers right: %s.\n\n", f.RatioP99, f.RatioP50, f.FloodRuns, yesNo(f.AnswersRight))
+		p("One server with authentication, %d inference slots (`max_concurrent_runs`, one per core), at most %d per tenant (the default of `max_runs_per_subject`), ONNX Runtime on one thread a run. Tenant B runs a model (%d products of %d rows by a 512×512 matrix) from one client in the benchmark process for %.0f s alone, then for %.0f s while tenant A runs the same model from %d clients as fast as they can, and again for %.0f s with A's clients at nice %d. A's clients run in a process of their own on the same machine: at the server's priority they take cores from it as much as its own work does; at nice %d they take only what the server and B leave idle, as clients on other machines would. *Server run* is B's `Session.Run` as the server timed it; *CPU busy* the machine's busy share of CPU time during the phase.\n\n", f.Slots, f.SlotsPerTenant, fairnessDepth, fairnessBatch, f.DurationS, f.DurationS, f.FloodClients, f.DurationS, f.LowFloodNice, f.LowFloodNice)
+		p("| tenant B | p50 | p99 | p99 / alone | server run p50 | server run p99 | A's runs | CPU busy | runs |\n|---|---|---|---|---|---|---|---|---|\n")
+		p("| alone | %s | %s | | %s | %s | | %.0f%% | %d |\n", us(f.Alone.P50US), us(f.Alone.P99US), us(f.AloneServerRun.P50US), us(f.AloneServerRun.P99US), 100*f.AloneBusy, f.Alone.N)
+		p("| under A's flood | %s | %s | %.2fx | %s | %s | %d | %.0f%% | %d |\n", us(f.UnderFlood.P50US), us(f.UnderFlood.P99US), f.RatioP99, us(f.UnderFloodServerRun.P50US), us(f.UnderFloodServerRun.P99US), f.FloodRuns, 100*f.UnderFloodBusy, f.UnderFlood.N)
+		if f.UnderLowFlood.N > 0 {
+			p("| under A's flood at nice %d | %s | %s | %.2fx | %s | %s | %d | %.0f%% | %d |\n", f.LowFloodNice, us(f.UnderLowFlood.P50US), us(f.UnderLowFlood.P99US), f.LowRatioP99, us(f.UnderLowFloodServerRun.P50US), us(f.UnderLowFloodServerRun.P99US), f.LowFloodRuns, 100*f.UnderLowFloodBusy, f.UnderLowFlood.N)
+		}
+		p("\nUnder the flood B's p99 is **%.2fx** its p99 alone (p50 %.2fx; target: within 1.5x)", f.RatioP99, f.RatioP50)
+		if f.UnderLowFlood.N > 0 {
+			p(", and %.2fx (p50 %.2fx) with A's clients at nice %d", f.LowRatioP99, f.LowRatioP50, f.LowFloodNice)
+		}
+		p(". Answers right: %s.\n\n", yesNo(f.AnswersRight))
 	}
 }
 

@@ -24,7 +24,8 @@ import (
 
 // childEnv, when set in the environment, makes Main (and the package's
 // TestMain) run the benchmark server instead of the benchmark: its value
-// is the JSON of childConfig.
+// is the JSON of childConfig. floodEnv (flood.go) does the same for
+// tenant A's flood.
 const childEnv = "BLINDFOLD_BENCH_SERVER"
 
 // childConfig is what the benchmark tells its server process.
@@ -51,16 +52,25 @@ type childReady struct {
 	ORTVersion  string `json:"ort_version"`
 }
 
-// IsServerProcess reports whether this process was started by the
-// benchmark as its server.
-func IsServerProcess() bool { return os.Getenv(childEnv) != "" }
+// IsChildProcess reports whether this process was started by the
+// benchmark as its server or as tenant A's flood.
+func IsChildProcess() bool { return os.Getenv(childEnv) != "" || os.Getenv(floodEnv) != "" }
 
-// ServeChild runs the benchmark's server process: the real server
+// RunChild runs this child process of the benchmark (see IsChildProcess)
+// and returns its exit code.
+func RunChild() int {
+	if os.Getenv(floodEnv) != "" {
+		return floodChild()
+	}
+	return serveChild()
+}
+
+// serveChild runs the benchmark's server process: the real server
 // (server.New and Start, simulation mode, loopback, ports chosen by the
 // system) with the engine settings it was given. It prints a childReady
 // line on stdout, serves until its standard input closes (the benchmark
 // ended or stopped it), shuts down and returns the exit code.
-func ServeChild() int {
+func serveChild() int {
 	var cc childConfig
 	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &cc); err != nil {
 		fmt.Fprintf(os.Stderr, "blindfold-bench server: bad %s: %v\n", childEnv, err)
@@ -136,13 +146,23 @@ func ServeChild() int {
 	return 0
 }
 
-// serverProc is a running benchmark server process.
-type serverProc struct {
+// childProc is a running child process of the benchmark: this executable
+// started again as its server or as tenant A's flood (see RunChild).
+type childProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stderr *lockedBuffer
-	ready  childReady
+	lines  chan string // its standard output, line by line; closed at the end
 	done   chan error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// serverProc is a running benchmark server process.
+type serverProc struct {
+	*childProc
+	ready childReady
 }
 
 type lockedBuffer struct {
@@ -162,79 +182,92 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startServer starts this executable again as the benchmark's server and
-// waits until it serves.
-func startServer(ctx context.Context, cc childConfig) (*serverProc, error) {
+// startChild starts this executable again with env set to the JSON of
+// conf, and returns once the child printed its first line (what names
+// the child in errors).
+func startChild(ctx context.Context, env string, conf any, what string) (*childProc, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("bench: finding this executable to start the server: %w", err)
+		return nil, "", fmt.Errorf("bench: finding this executable to start the %s: %w", what, err)
 	}
-	conf, err := json.Marshal(cc)
+	js, err := json.Marshal(conf)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"="+string(conf))
-	p := &serverProc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Env = append(os.Environ(), env+"="+string(js))
+	p := &childProc{cmd: cmd, stderr: &lockedBuffer{}, lines: make(chan string, 4), done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
-		return nil, fmt.Errorf("bench: server stdin: %w", err)
+		return nil, "", fmt.Errorf("bench: %s stdin: %w", what, err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("bench: server stdout: %w", err)
+		return nil, "", fmt.Errorf("bench: %s stdout: %w", what, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: starting the server process %s: %w", exe, err)
+		return nil, "", fmt.Errorf("bench: starting the %s process %s: %w", what, exe, err)
 	}
-	lines := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			lines <- sc.Text()
+		for sc.Scan() {
+			p.lines <- sc.Text()
 		}
-		close(lines)
-		_, _ = io.Copy(io.Discard, stdout)
+		close(p.lines)
 	}()
 	go func() { p.done <- cmd.Wait() }()
 	select {
-	case line, ok := <-lines:
+	case line, ok := <-p.lines:
 		if !ok {
 			err := <-p.done
-			return nil, fmt.Errorf("bench: the server process exited before serving (%v): %s", err, strings.TrimSpace(p.stderr.String()))
+			return nil, "", fmt.Errorf("bench: the %s process exited before it was ready (%v): %s", what, err, strings.TrimSpace(p.stderr.String()))
 		}
-		if err := json.Unmarshal([]byte(line), &p.ready); err != nil {
-			p.stop()
-			return nil, fmt.Errorf("bench: the server process printed %q, not its addresses: %w", line, err)
-		}
+		return p, line, nil
 	case <-time.After(60 * time.Second):
 		p.stop()
-		return nil, errors.New("bench: the server process did not start serving within 60s: " + p.stderr.String())
+		return nil, "", fmt.Errorf("bench: the %s process was not ready within 60s: %s", what, p.stderr.String())
 	case <-ctx.Done():
 		p.stop()
-		return nil, ctx.Err()
+		return nil, "", ctx.Err()
+	}
+}
+
+// startServer starts this executable again as the benchmark's server and
+// waits until it serves.
+func startServer(ctx context.Context, cc childConfig) (*serverProc, error) {
+	c, line, err := startChild(ctx, childEnv, cc, "server")
+	if err != nil {
+		return nil, err
+	}
+	p := &serverProc{childProc: c}
+	if err := json.Unmarshal([]byte(line), &p.ready); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("bench: the server process printed %q, not its addresses: %w", line, err)
 	}
 	return p, nil
 }
 
-// pid returns the server's process id.
-func (p *serverProc) pid() int { return p.cmd.Process.Pid }
+// pid returns the child's process id.
+func (p *childProc) pid() int { return p.cmd.Process.Pid }
 
-// stop closes the server's standard input, which makes it shut down, and
-// waits for it (killing it after 15 seconds).
-func (p *serverProc) stop() error {
-	p.stdin.Close()
-	select {
-	case err := <-p.done:
-		if err != nil {
-			return fmt.Errorf("bench: server process: %w: %s", err, strings.TrimSpace(p.stderr.String()))
+// stop closes the child's standard input, which makes it finish, and
+// waits for it (killing it after 15 seconds). Only the first call stops;
+// later ones return its result.
+func (p *childProc) stop() error {
+	p.stopOnce.Do(func() {
+		p.stdin.Close()
+		select {
+		case err := <-p.done:
+			if err != nil {
+				p.stopErr = fmt.Errorf("bench: child process: %w: %s", err, strings.TrimSpace(p.stderr.String()))
+			}
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			p.stopErr = errors.New("bench: a child process did not stop within 15s and was killed")
 		}
-		return nil
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		return errors.New("bench: the server process did not stop within 15s and was killed")
-	}
+	})
+	return p.stopErr
 }
 
 // procMemory reads VmRSS and VmHWM (bytes) of process pid.

@@ -82,7 +82,7 @@ func WithRequestNonce(nonce []byte) CallOption {
 }
 
 // WithChunkSize sets the size of the pieces a model or an input tensor is
-// sent in (default 32 KiB; values below 1 keep the default).
+// sent in (default DefaultChunkSize; values below 1 keep the default).
 func WithChunkSize(n int) CallOption {
 	return callOption{
 		upload: func(c *uploadConfig) {

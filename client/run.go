@@ -81,8 +81,8 @@ func (r *RunResult) SaveProof(path string) error {
 
 // Run runs model modelID on inputs. Inputs are matched by position (index =
 // position in the slice), and also by name with ByName. Each tensor is sent
-// in pieces of at most 32 KiB (WithChunkSize). With Sign, the signature,
-// the signed input hash (against the client's own hash of what it sent) and
+// in pieces of at most DefaultChunkSize (WithChunkSize). With Sign, the
+// signature, the signed input hash (against the client's own hash of what it sent) and
 // the model id are verified before return.
 func (c *Client) Run(ctx context.Context, modelID string, inputs []tensor.Tensor, opts ...RunOption) (*RunResult, error) {
 	cfg := runConfig{chunk: DefaultChunkSize}

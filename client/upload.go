@@ -61,7 +61,8 @@ func (r *UploadResult) SaveProof(path string) error {
 	return proof.WriteFile(path, p)
 }
 
-// UploadModel sends an ONNX model in chunks (32 KiB unless WithChunkSize)
+// UploadModel sends an ONNX model in chunks (DefaultChunkSize unless
+// WithChunkSize)
 // and returns the id it is stored under. Each chunk carries the request's
 // fields, as the protocol's reference client sends them. With Sign, the
 // reply's signature, model hash and model id are verified before return.
