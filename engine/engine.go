@@ -36,6 +36,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/blindfold-ai/blindfold/internal/bufpool"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 
@@ -172,6 +173,18 @@ type RunOption func(*runConfig)
 
 type runConfig struct {
 	maxOut int64
+	pooled bool
+}
+
+// WithPooledOutputs makes Run write the outputs whose shape is known
+// before the run into buffers of Blindfold's internal buffer pool
+// (internal/bufpool), which needs no zeroing when they come from earlier
+// runs. The pool keeps a reference to each such buffer until it is given
+// back, so the caller must give every output's Data back with bufpool.Put,
+// once, when nothing reads it any more: the server does, once the reply
+// is written.
+func WithPooledOutputs() RunOption {
+	return func(c *runConfig) { c.pooled = true }
 }
 
 // WithMaxOutputBytes caps the bytes of the run's outputs, all outputs
@@ -675,7 +688,7 @@ func checkInput(i int, spec TensorSpec, in tensor.Tensor) error {
 // over WithMaxOutputBytes, or output buffers the engine would allocate past
 // the memory limit (else the machine's memory), fail with
 // ErrOutputTooLarge; empty tensors (a zero dimension) are valid both ways.
-func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor, opts ...RunOption) ([]tensor.Tensor, error) {
+func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor, opts ...RunOption) (result []tensor.Tensor, err error) {
 	var cfg runConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -751,11 +764,22 @@ func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor, opts ...RunOp
 		}
 	}
 	buffers := make([][]byte, len(s.outputs))
+	defer func() {
+		if err != nil { // nobody gets these outputs: zeroed (and reused if pooled)
+			for _, b := range buffers {
+				bufpool.Put(b)
+			}
+		}
+	}()
 	for i, out := range s.outputs {
 		var err error
 		switch s.outKinds[i] {
 		case outBuffer:
-			buffers[i] = alignedBuffer(int(sizes[i]))
+			if cfg.pooled {
+				buffers[i] = bufpool.Get(int(sizes[i]))
+			} else {
+				buffers[i] = alignedBuffer(int(sizes[i]))
+			}
 			outs[i], err = ort.NewCustomDataTensor(ort.Shape(shapes[i]), backing(buffers[i]), dtypes[out.DType].ort)
 		case outScalar:
 			outs[i], err = dtypes[out.DType].emptyScalar()
@@ -786,7 +810,7 @@ func (s *Session) Run(ctx context.Context, inputs []tensor.Tensor, opts ...RunOp
 		return nil, fmt.Errorf("%w: the outputs took %d bytes for these inputs, over the limit of %d bytes", ErrOutputTooLarge, total, cfg.maxOut)
 	}
 
-	result := make([]tensor.Tensor, len(s.outputs))
+	result = make([]tensor.Tensor, len(s.outputs))
 	for i, spec := range s.outputs {
 		v := outs[i]
 		t := tensor.Tensor{Name: spec.Name, DType: spec.DType}

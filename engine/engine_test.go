@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/blindfold-ai/blindfold/internal/bufpool"
 	"github.com/blindfold-ai/blindfold/internal/onnxgen"
 	"github.com/blindfold-ai/blindfold/internal/onnxpb"
 	"github.com/blindfold-ai/blindfold/tensor"
@@ -713,5 +714,55 @@ func TestUnsupportedElementType(t *testing.T) {
 	_, err = runtimeOrSkip(t).Load(model)
 	if !errors.Is(err, ErrUnsupportedType) || !strings.Contains(err.Error(), `"words"`) || !strings.Contains(err.Error(), "string") {
 		t.Fatalf("Load of a string-tensor model: %v", err)
+	}
+}
+
+// TestPooledOutputs: with WithPooledOutputs a static output comes from
+// bufpool and stays counted until given back; a run that fails gives its
+// output buffers back itself; without the option the pool is not used.
+func TestPooledOutputs(t *testing.T) {
+	const n = 512 // a 1 MiB output
+	model, err := onnxgen.Slow(n, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := runtimeOrSkip(t).Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	x := mustTensor(t, "x", []int64{n, n}, make([]float32, n*n))
+	base := bufpool.Outstanding()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := s.Run(ctx, []tensor.Tensor{x}, WithPooledOutputs()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run: %v, want the deadline", err)
+	}
+	if got := bufpool.Outstanding(); got != base {
+		t.Fatalf("a failed run left %d output buffers out", got-base)
+	}
+
+	quick, err := onnxgen.Slow(n, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := runtimeOrSkip(t).Load(quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	out, err := q.Run(context.Background(), []tensor.Tensor{x}, WithPooledOutputs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bufpool.Outstanding(); got != base+1 || len(out[0].Data) != 4*n*n {
+		t.Fatalf("outstanding %d (want %d), output %d bytes", got, base+1, len(out[0].Data))
+	}
+	bufpool.Put(out[0].Data)
+	if _, err := q.Run(context.Background(), []tensor.Tensor{x}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bufpool.Outstanding(); got != base {
+		t.Fatalf("outstanding %d after giving back and a run without the pool, want %d", got, base)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/engine"
+	"github.com/blindfold-ai/blindfold/internal/bufpool"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
 
@@ -132,6 +133,7 @@ func (a *assembler) add(td *securedexchange.TensorData) error {
 	if a.hash != nil {
 		a.hash.Write(data)
 	}
+	clear(data) // copied: the received message's buffer keeps no plaintext
 	return nil
 }
 
@@ -161,10 +163,13 @@ func (a *assembler) addPart(pos int, dtype tensor.DType, shape []int64, data []b
 	if want > a.limit-a.declared() {
 		return errorf(codes.ResourceExhausted, "input %q: %s%v is %d bytes; with the other inputs that is over the server's limit of %d bytes per request (max_input_bytes)", spec.Name, dtype, shape, want, a.limit)
 	}
-	if !a.budget.take(want) {
+	// The buffer is taken from bufpool, rounded up to its size class:
+	// the budget counts what is really held.
+	held := int64(bufpool.Size(int(want)))
+	if !a.budget.take(held) {
 		return errorf(codes.ResourceExhausted, "the server holds as many input bytes as it allows at once (max_inflight_input_bytes); retry later")
 	}
-	a.taken += want
+	a.taken += held
 	p := &part{dtype: dtype, shape: shape, want: want}
 	a.parts[pos] = p
 	if int64(len(data)) == want {
@@ -177,11 +182,12 @@ func (a *assembler) addPart(pos int, dtype tensor.DType, shape []int64, data []b
 	if int64(len(data)) > want {
 		return errorf(codes.InvalidArgument, "input %q: more bytes than %s%v holds (%d)", spec.Name, p.dtype, p.shape, p.want)
 	}
-	p.data = make([]byte, 0, want)
+	p.data = bufpool.Get(int(want))[:0]
 	p.data = append(p.data, data...)
 	if a.hash != nil {
 		a.hash.Write(data)
 	}
+	clear(data) // copied: the received message's buffer keeps no plaintext
 	return nil
 }
 
@@ -231,7 +237,11 @@ func (a *assembler) declared() int64 {
 func (a *assembler) release() {
 	for i, p := range a.parts {
 		if p != nil {
-			clear(p.data)
+			if p.whole {
+				clear(p.data) // the received message's buffer
+			} else {
+				bufpool.Put(p.data)
+			}
 			a.parts[i] = nil
 		}
 	}

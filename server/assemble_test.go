@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"strings"
 	"testing"
@@ -45,17 +46,22 @@ func TestAssemblerJoinsChunks(t *testing.T) {
 		td(1, "", 0, nil, ids[5:]),                   // a bare later chunk
 	}
 	var sent []byte
+	wantX, wantIDs := string(x), string(ids)
 	for _, c := range chunks {
+		sent = append(sent, c.BytesData...)
 		if err := a.add(c); err != nil {
 			t.Fatal(err)
 		}
-		sent = append(sent, c.BytesData...)
+		// Once copied, a chunk's bytes are zeroed in the received message.
+		if !bytes.Equal(c.BytesData, make([]byte, len(c.BytesData))) {
+			t.Fatalf("chunk left as received after being copied: %x", c.BytesData)
+		}
 	}
 	got, err := a.finish()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got[0].Data) != string(x) || string(got[1].Data) != string(ids) {
+	if string(got[0].Data) != wantX || string(got[1].Data) != wantIDs {
 		t.Fatal("joined bytes differ from the bytes sent")
 	}
 	if got[0].Name != "x" || got[1].Name != "ids" || got[0].Shape[0] != 2 {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/blindfold-ai/blindfold/api/untrusted"
 	"github.com/blindfold-ai/blindfold/engine"
+	"github.com/blindfold-ai/blindfold/internal/bufpool"
 	"github.com/blindfold-ai/blindfold/store"
 	"github.com/blindfold-ai/blindfold/tensor"
 )
@@ -313,10 +314,11 @@ type RunResult struct {
 	Elapsed time.Duration
 }
 
-// Wipe zeroes the outputs once they are sent.
+// Wipe zeroes the outputs once they are sent and gives their buffers back
+// for later runs. Call it once; nothing may read the outputs after it.
 func (r *RunResult) Wipe() {
 	for _, t := range r.Outputs {
-		clear(t.Data)
+		bufpool.Put(t.Data)
 	}
 }
 
@@ -392,7 +394,7 @@ func (s *Server) run(ctx context.Context, subject string, ref ModelRef, h hash.H
 		runCtx, cancel = context.WithTimeout(ctx, time.Duration(s.cfg.MaxRunTime))
 	}
 	start := time.Now()
-	outputs, err := m.Session.Run(runCtx, inputs, engine.WithMaxOutputBytes(int64(s.cfg.MaxReplyBytes)))
+	outputs, err := m.Session.Run(runCtx, inputs, engine.WithMaxOutputBytes(int64(s.cfg.MaxReplyBytes)), engine.WithPooledOutputs())
 	elapsed := time.Since(start)
 	freeSlot()
 	timedOut := runCtx.Err() != nil && ctx.Err() == nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/engine"
+	"github.com/blindfold-ai/blindfold/internal/bufpool"
 	"github.com/blindfold-ai/blindfold/internal/wire"
 	"github.com/blindfold-ai/blindfold/proof"
 	"github.com/blindfold-ai/blindfold/tensor"
@@ -354,7 +355,7 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 	defer func() {
 		if !sent { // once sent, gRPC zeroes them when it has written them
 			for _, t := range outputs {
-				clear(t.Data)
+				bufpool.Put(t.Data)
 			}
 		}
 	}()
@@ -378,8 +379,8 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 		rc.OutputHash = proof.OutputHash(out)
 		f.Receipt = rc
 	}
-	// The reply references the outputs' buffers; gRPC zeroes them once it
-	// has written them.
+	// Unsigned, the reply references the outputs' buffers; gRPC zeroes them
+	// once it has written them.
 	reply, size, err := wire.RunReply(f, out, signer)
 	if err != nil {
 		return errorf(codes.Internal, "encoding the reply: %v", err)
@@ -388,6 +389,11 @@ func (e *exchangeService) RunModel(stream securedexchange.Exchange_RunModelServe
 		return errorf(codes.ResourceExhausted, "the reply is %d bytes, over the server's limit of %d bytes (max_reply_bytes)", size, s.cfg.MaxReplyBytes)
 	}
 	sent = true
+	if sign { // the payload holds the one copy of the outputs gRPC sends
+		for _, t := range outputs {
+			bufpool.Put(t.Data)
+		}
+	}
 	return stream.SendMsg(reply)
 }
 

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
+	"github.com/blindfold-ai/blindfold/internal/bufpool"
 )
 
 // InlineBelow is the size below which a bytes field is copied into the
@@ -78,11 +79,12 @@ func (e *Encoded) bytesField(num protowire.Number, b []byte, ref bool) {
 }
 
 // zeroingPool is the mem.BufferPool of buffers that hold plaintext nobody
-// needs once gRPC has written it: Put zeroes the buffer.
+// needs once gRPC has written it: Put zeroes the buffer and gives it to
+// bufpool for reuse.
 type zeroingPool struct{}
 
 func (zeroingPool) Get(int) *[]byte { panic("wire: zeroingPool only frees") }
-func (zeroingPool) Put(b *[]byte)   { clear(*b) }
+func (zeroingPool) Put(b *[]byte)   { bufpool.Put(*b) }
 
 // Buffers returns the encoding as gRPC buffers. gRPC frees them once it has
 // written them (SendMsg returns before that); with zeroing asked for at
@@ -208,8 +210,10 @@ var deterministic = proto.MarshalOptions{Deterministic: true}
 // marshalling of the two nested messages would. Unsigned (sign nil), the
 // outputs' bytes are referenced, not copied; signed, the payload is put
 // together once and sign's signature of those exact bytes goes in the
-// reply. Every buffer is zeroed once gRPC has written it. PayloadSize is
-// the size of the payload.
+// reply, and the outputs' own buffers are the caller's again. Every buffer
+// the reply references is zeroed once gRPC has written it (and given to
+// bufpool, which keeps those it handed out). PayloadSize is the size of
+// the payload.
 func RunReply(f RunPayload, outputs []*securedexchange.TensorData, sign func([]byte) []byte) (e *Encoded, payloadSize int, err error) {
 	pt := &parts{}
 	if f.Header != nil {

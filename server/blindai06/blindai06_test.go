@@ -18,6 +18,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/blindfold-ai/blindfold/identity"
+	"github.com/blindfold-ai/blindfold/internal/bufpool"
 	"github.com/blindfold-ai/blindfold/internal/onnxgen"
 	"github.com/blindfold-ai/blindfold/internal/testserver"
 	"github.com/blindfold-ai/blindfold/server/blindai06"
@@ -336,5 +337,36 @@ func TestOffByDefault(t *testing.T) {
 		if a := srv.BlindAI06.Addr(p); a != "" {
 			t.Fatalf("port %d listens on %s with blindai06 off", p, a)
 		}
+	}
+}
+
+// TestOutputBuffersGivenBack: a 0.6 run's static output comes from the
+// server's buffer pool and goes back to it once the reply is written.
+func TestOutputBuffersGivenBack(t *testing.T) {
+	srv := testserver.Start(t, testserver.BlindAI06On)
+	c := connect06(t, srv)
+	model, err := onnxgen.Slow(128, 1) // y = x·x, float32 [128,128]: 64 KiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := c.upload(model)
+	base := bufpool.Outstanding()
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 4 {
+		in := randomTensor(r, "x", tensor.F32, []int64{128, 128})
+		want := engineOutputs(t, srv, model, []tensor.Tensor{in})
+		code, out, msg := c.run(up.ModelID, "", []tensor06{to06(in, false)})
+		if code != http.StatusOK {
+			t.Fatalf("run: %d %s", code, msg)
+		}
+		sameOutputs(t, "slow", out, want)
+	}
+	// The handler gives the buffers back just after writing the reply.
+	deadline := time.Now().Add(5 * time.Second)
+	for bufpool.Outstanding() != base && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := bufpool.Outstanding(); got != base {
+		t.Fatalf("%d output buffers not given back", got-base)
 	}
 }
