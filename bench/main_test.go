@@ -73,6 +73,11 @@ func TestQuickRun(t *testing.T) {
 		if p.EngineRPS <= 0 || p.FullRPS <= 0 || p.Ratio <= 0 {
 			t.Errorf("throughput point %+v has a zero", p)
 		}
+		// Every request costs CPU on both sides; the full path's, over a
+		// TLS gRPC call, more than the engine alone's (a few µs of MLP).
+		if p.EngineCPUUS <= 0 || p.ClientCPUUS <= p.EngineCPUUS || p.ServerCPUUS <= p.EngineCPUUS {
+			t.Errorf("CPU per request implausible: %+v", p)
+		}
 	}
 	u := m.Upload
 	if u.ReadyS <= 0 || u.MBps <= 0 || u.RSSBeforeBytes <= 0 || u.PeakBytes < u.RSSBeforeBytes || u.RSSAfterBytes <= 0 || u.PeakMethod == "" {

@@ -108,6 +108,7 @@ func RenderMarkdown(res *Results, chart, notes string) string {
 		p("\n")
 	}
 	p("\n")
+	renderCPU(p, res)
 
 	p("## Upload and server memory\n\n")
 	p("Each model is uploaded to a fresh server process. *Upload* is the model size over the time until the client had handed the last chunk to the connection; *ready* is the time until the server's reply, after it has hashed and loaded the model. Memory is the server process's: RSS before the first upload, its peak during upload and load (%s), and RSS once loaded; the ratios are to the model's file size. MB = 10⁶ bytes.\n\n", peakMethod(res))
@@ -225,4 +226,35 @@ func perMB(r ModelResult) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.2f ms/MB", r.AddedMsPerMB)
+}
+
+// renderCPU writes the CPU time per request of the throughput runs, at
+// the lowest and highest concurrency: the engine alone's, and on each side
+// of the full path.
+func renderCPU(p func(string, ...any), res *Results) {
+	conc := res.Settings.Concurrency
+	if len(conc) == 0 {
+		return
+	}
+	lo, hi := conc[0], conc[len(conc)-1]
+	p("**CPU time per request** in the throughput runs (user and system, over the measured window; µs), at %d and %d concurrent: the engine alone's process, and the full path's client (the benchmark process) and server (its own process). The full path's two sides together against the engine alone is what the confidential path costs in CPU.\n\n", lo, hi)
+	p("| model | engine alone | full: client | full: server | full: both / engine alone |\n|---|---:|---:|---:|---:|\n")
+	for _, r := range res.Models {
+		var a, b *ThroughputPoint
+		for i := range r.Throughput {
+			switch r.Throughput[i].Concurrency {
+			case lo:
+				a = &r.Throughput[i]
+			case hi:
+				b = &r.Throughput[i]
+			}
+		}
+		if a == nil || b == nil || a.EngineCPUUS <= 0 {
+			continue
+		}
+		both := func(t *ThroughputPoint) float64 { return ratio(t.ClientCPUUS+t.ServerCPUUS, t.EngineCPUUS) }
+		p("| %s | %s / %s | %s / %s | %s / %s | %.2f× / %.2f× |\n", r.Name, us(a.EngineCPUUS), us(b.EngineCPUUS), us(a.ClientCPUUS), us(b.ClientCPUUS),
+			us(a.ServerCPUUS), us(b.ServerCPUUS), both(a), both(b))
+	}
+	p("\n")
 }

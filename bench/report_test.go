@@ -18,7 +18,7 @@ func fakeResults() *Results {
 			OutputsMatch: true,
 			RatioP50:     full / eng, RatioP99: full / eng, SignedRatioP50: signed / eng,
 			AddedP50US: full - eng, SignedAddedUS: signed - eng,
-			Throughput: []ThroughputPoint{{1, 100, 95, 0.95}, {2, 180, 150, 150.0 / 180}},
+			Throughput: []ThroughputPoint{{1, 100, 95, 0.95, 9000, 900, 9500}, {2, 180, 150, 150.0 / 180, 9100, 950, 9600}},
 			Upload: UploadResult{Runs: 1, ChunkBytes: 32 << 10, TransferS: 1, MBps: float64(bytes) / 1e6, ReadyS: 2, ReadyMBps: 1,
 				RSSBeforeBytes: 50e6, PeakBytes: 50e6 + 2*bytes, RSSAfterBytes: 50e6 + bytes, PeakAddedBytes: 2 * bytes,
 				PeakAddedRatio: 2, PeakTotalRatio: float64(50e6+2*bytes) / float64(bytes), PeakMethod: "test"},
@@ -78,7 +78,7 @@ func TestRenderMarkdown(t *testing.T) {
 	for _, want := range []string{
 		"# Benchmarks", "Test CPU", "1.30.0", "`make bench`", "## Targets", "**missed**", "**met**",
 		"| encoder | 265 MB |", "1.020×", "BlindAI", "Wav2vec2", "4.2×", "![", "benchmarks.svg",
-		"Some analysis.", "benchstat old.txt new.txt", "## Throughput",
+		"Some analysis.", "benchstat old.txt new.txt", "## Throughput", "**CPU time per request**", "| mlp | 9000 µs / 9100 µs | 900 µs / 950 µs | 9500 µs / 9600 µs | 1.16× / 1.16× |",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("report lacks %q", want)

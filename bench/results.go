@@ -118,6 +118,12 @@ type ThroughputPoint struct {
 	EngineRPS   float64 `json:"engine_rps"`
 	FullRPS     float64 `json:"full_rps"`
 	Ratio       float64 `json:"ratio"`
+	// CPU time per request, in µs: the engine alone's (in this process),
+	// and the full path's on each side, the client's (this process) and
+	// the server's (its process), over the measured window.
+	EngineCPUUS float64 `json:"engine_cpu_us"`
+	ClientCPUUS float64 `json:"client_cpu_us"`
+	ServerCPUUS float64 `json:"server_cpu_us"`
 }
 
 // UploadResult measures sending a model to a fresh server and loading it.

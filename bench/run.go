@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/blindfold-ai/blindfold/client"
@@ -188,15 +191,16 @@ func (r *runner) measureModel(ctx context.Context, m Model, model []byte) (Model
 		d := time.Duration(r.set.ThroughputS * float64(time.Second))
 		need := time.Duration(3 * float64(c) * res.Engine.P50US * float64(time.Microsecond))
 		d = min(max(d, need), 3*d)
-		e, err := throughput(ctx, eng, d)
+		e, err := throughput(ctx, eng, d, 0)
 		if err != nil {
 			return res, fmt.Errorf("bench: %s: engine throughput: %w", m.Name, err)
 		}
-		f, err := throughput(ctx, full, d)
+		f, err := throughput(ctx, full, d, srv.pid())
 		if err != nil {
 			return res, fmt.Errorf("bench: %s: full-path throughput: %w", m.Name, err)
 		}
-		res.Throughput = append(res.Throughput, ThroughputPoint{Concurrency: c, EngineRPS: e, FullRPS: f, Ratio: ratio(f, e)})
+		res.Throughput = append(res.Throughput, ThroughputPoint{Concurrency: c, EngineRPS: e.RPS, FullRPS: f.RPS, Ratio: ratio(f.RPS, e.RPS),
+			EngineCPUUS: e.SelfCPUUS, ClientCPUUS: f.SelfCPUUS, ServerCPUUS: f.ServerCPUUS})
 	}
 	if err := clients[0].DeleteModel(ctx, id); err != nil {
 		return res, fmt.Errorf("bench: %s: deleting the model: %w", m.Name, err)
@@ -314,7 +318,7 @@ func timeRuns(ctx context.Context, p target, n int) ([]time.Duration, error) {
 // the warm-up to the last completion. Requests still running at the
 // deadline are waited for and counted, so that long requests at high
 // concurrency are not cut off.
-func throughput(ctx context.Context, targets []target, d time.Duration) (float64, error) {
+func throughput(ctx context.Context, targets []target, d time.Duration, serverPID int) (tputResult, error) {
 	start := time.Now()
 	measureFrom, end := start.Add(d/4), start.Add(d/4+d)
 	var mu sync.Mutex
@@ -322,6 +326,11 @@ func throughput(ctx context.Context, targets []target, d time.Duration) (float64
 	var last time.Time
 	var first error
 	var wg sync.WaitGroup
+	// CPU from the start of the measured window to the end of the last
+	// request; requests are counted over the same span.
+	cpu0 := make(chan cpuSample, 1)
+	timer := time.AfterFunc(time.Until(measureFrom), func() { cpu0 <- sampleCPU(serverPID) })
+	defer timer.Stop()
 	for _, t := range targets {
 		wg.Add(1)
 		go func() {
@@ -348,12 +357,57 @@ func throughput(ctx context.Context, targets []target, d time.Duration) (float64
 	}
 	wg.Wait()
 	if first != nil {
-		return 0, first
+		return tputResult{}, first
 	}
 	if done == 0 {
-		return 0, fmt.Errorf("no request completed in %v", d)
+		return tputResult{}, fmt.Errorf("no request completed in %v", d)
 	}
-	return float64(done) / last.Sub(measureFrom).Seconds(), nil
+	res := tputResult{RPS: float64(done) / last.Sub(measureFrom).Seconds()}
+	select {
+	case c0 := <-cpu0:
+		c1 := sampleCPU(serverPID)
+		res.SelfCPUUS = float64((c1.self - c0.self).Microseconds()) / float64(done)
+		res.ServerCPUUS = float64((c1.server - c0.server).Microseconds()) / float64(done)
+	default: // the window ended before the sample: no CPU figures
+	}
+	return res, nil
+}
+
+// tputResult is one throughput measurement: requests per second, and the
+// CPU time each request took in this process and in the server's.
+type tputResult struct {
+	RPS                    float64
+	SelfCPUUS, ServerCPUUS float64
+}
+
+// cpuSample is the CPU time (user and system) used so far by this process
+// and by the server process.
+type cpuSample struct{ self, server time.Duration }
+
+// clockTick is the unit of /proc/PID/stat's CPU times: USER_HZ, 100 on
+// every Linux architecture Go runs on.
+const clockTick = 10 * time.Millisecond
+
+func sampleCPU(serverPID int) cpuSample {
+	var s cpuSample
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if serverPID > 0 {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", serverPID)); err == nil {
+			// Fields after the command name (which may hold spaces):
+			// utime and stime are the 12th and 13th.
+			if i := strings.LastIndexByte(string(b), ')'); i >= 0 {
+				if f := strings.Fields(string(b[i+1:])); len(f) > 12 {
+					u, _ := strconv.ParseInt(f[11], 10, 64)
+					k, _ := strconv.ParseInt(f[12], 10, 64)
+					s.server = time.Duration(u+k) * clockTick
+				}
+			}
+		}
+	}
+	return s
 }
 
 // sameOutputs reports whether a and b hold the same tensors, bit for bit.
