@@ -7,9 +7,11 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/blindfold-ai/blindfold/api/securedexchange"
 	"github.com/blindfold-ai/blindfold/attest"
@@ -25,7 +27,20 @@ type replicaState struct {
 	known  bool // id and source hold the answer (id may be empty: none)
 	id     []byte
 	source string
+	// failed is when evidence last failed to give an id (zero: never, or
+	// it gave one since), failErr why.
+	failed  time.Time
+	failErr error
+	// issuing lets one signed request at a time issue evidence to learn
+	// the id; the others wait for its answer.
+	issuing sync.Mutex
 }
+
+// replicaRetry is how long a replica whose evidence could not give its id
+// answers signed requests with that failure before it issues evidence
+// again: a quote costs the platform, and its answer would not change
+// sooner. Evidence issued for a client meanwhile is still learned from.
+const replicaRetry = 30 * time.Second
 
 // initSimulation makes the random id of a simulation-mode replica.
 func (r *replicaState) initSimulation() {
@@ -43,10 +58,12 @@ func (r *replicaState) learn(ev *attest.Evidence, log *slog.Logger) {
 	id, source, err := verifier.ReplicaID(ev)
 	if err != nil && !errors.Is(err, verifier.ErrNoReplicaID) {
 		log.Warn("cannot derive the replica id from this replica's evidence", "err", err)
+		r.fail(err)
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.failed, r.failErr = time.Time{}, nil
 	if err != nil {
 		// The evidence names no platform: receipts carry no replica id,
 		// which is what a verifier derives from such evidence too.
@@ -56,6 +73,15 @@ func (r *replicaState) learn(ev *attest.Evidence, log *slog.Logger) {
 	r.known, r.id, r.source = true, id, source
 }
 
+// fail records that evidence could not give the id, unless an id is known.
+func (r *replicaState) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.known {
+		r.failed, r.failErr = time.Now(), err
+	}
+}
+
 // get returns the replica id and how it was derived, if known.
 func (r *replicaState) get() (id []byte, source string, known bool) {
 	r.mu.Lock()
@@ -63,19 +89,43 @@ func (r *replicaState) get() (id []byte, source string, known bool) {
 	return r.id, r.source, r.known
 }
 
+// recentFailure returns why evidence could not give the id, if that was
+// less than replicaRetry ago.
+func (r *replicaState) recentFailure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failErr != nil && time.Since(r.failed) < replicaRetry {
+		return r.failErr
+	}
+	return nil
+}
+
 // replicaID returns this replica's id for a receipt, issuing evidence to
-// learn it if no evidence was issued yet.
+// learn it if no evidence was issued yet. A failure is answered again for
+// replicaRetry without issuing evidence, and concurrent requests issue it
+// once.
 func (s *Server) replicaID(ctx context.Context) ([]byte, string, error) {
 	if id, source, ok := s.replica.get(); ok {
 		return id, source, nil
 	}
+	s.replica.issuing.Lock()
+	defer s.replica.issuing.Unlock()
+	if id, source, ok := s.replica.get(); ok { // learned while waiting
+		return id, source, nil
+	}
+	if err := s.replica.recentFailure(); err != nil {
+		return nil, "", errorf(codes.Unavailable, "this replica cannot name itself in a receipt: its evidence failed less than %s ago (%v)", replicaRetry, err)
+	}
 	if _, err := s.issue(ctx, nil); err != nil {
+		if ctx.Err() == nil {
+			s.replica.fail(errors.New(status.Convert(err).Message()))
+		}
 		return nil, "", err
 	}
 	if id, source, ok := s.replica.get(); ok {
 		return id, source, nil
 	}
-	return nil, "", errorf(codes.Unavailable, "this replica's evidence does not say which platform it runs on, so no signed receipt can name the replica")
+	return nil, "", errorf(codes.Unavailable, "this replica cannot derive its id from its own evidence, so no signed receipt can name the replica: %v", s.replica.recentFailure())
 }
 
 // requestNonce returns the client's nonce for the request's receipt, from

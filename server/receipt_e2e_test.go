@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/blindfold-ai/blindfold/api/untrusted"
+	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/attesttest"
 	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
 	"github.com/blindfold-ai/blindfold/attest/verifier"
@@ -249,4 +251,65 @@ func firstCertificate(t *testing.T, quote []byte) []byte {
 		t.Fatal("the quote's PEM certificate does not decode")
 	}
 	return block.Bytes
+}
+
+// truncatedQuote issues evidence whose quote stops after its body, so that
+// no PCK certificate, and no replica id, can be read from it.
+type truncatedQuote struct{ *attesttest.Attester }
+
+func (a truncatedQuote) Evidence(ctx context.Context, reportData [64]byte) (*attest.Evidence, error) {
+	ev, err := a.Attester.Evidence(ctx, reportData)
+	if err != nil {
+		return nil, err
+	}
+	ev.Raw = ev.Raw[:48+384]
+	return ev, nil
+}
+
+// A replica whose own evidence cannot give its id refuses signed requests
+// with UNAVAILABLE, and does not issue a quote for each of them: concurrent
+// requests share one issuance, and later ones within replicaRetry get the
+// remembered failure.
+func TestReceiptReplicaFailureRemembered(t *testing.T) {
+	now := time.Now()
+	pki, err := sgxtest.NewPKI(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := attesttest.NewAttester(pki, now)
+	ts := testserver.StartHardware(t, truncatedQuote{att})
+	b := connectLikeBlindAI(t, ts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	model := testserver.Model(t, "mlp.onnx")
+	if _, _, _, err := b.upload(ctx, model, "mlp", false); err != nil {
+		t.Fatal(err)
+	}
+	inputs := randomInputs(t, rand.New(rand.NewPCG(9, 10)), modelSpecs(t, ts.Runtime, model), 1)
+	before, _ := att.Calls()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			_, _, _, err := b.run(ctx, "mlp", inputs, true)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "cannot") {
+			t.Fatalf("signed run by a replica that cannot name itself: %v, want Unavailable", err)
+		}
+	}
+	if _, _, _, err := b.run(ctx, "mlp", inputs, true); status.Code(err) != codes.Unavailable {
+		t.Fatalf("later signed run: %v, want Unavailable", err)
+	}
+	if after, _ := att.Calls(); after-before != 1 {
+		t.Fatalf("9 signed runs issued %d quotes, want 1", after-before)
+	}
+	// Unsigned runs need no receipt.
+	if _, _, _, err := b.run(ctx, "mlp", inputs, false); err != nil {
+		t.Fatalf("unsigned run: %v", err)
+	}
 }
