@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,15 +26,13 @@ const floodEnv = "BLINDFOLD_BENCH_FLOOD"
 
 // floodConfig is what the benchmark tells its flood process.
 type floodConfig struct {
-	Untrusted    string  `json:"untrusted"`
-	AttestedPort int     `json:"attested_port"`
-	HostCertPEM  string  `json:"host_cert_pem"`
-	Token        string  `json:"token"`
-	ModelID      string  `json:"model_id"`
-	Clients      int     `json:"clients"`
-	Batch        int     `json:"batch"`
-	Width        int     `json:"width"`
-	Factor       float32 `json:"factor"`
+	Server  childReady `json:"server"`
+	Token   string     `json:"token"`
+	ModelID string     `json:"model_id"`
+	Clients int        `json:"clients"`
+	Batch   int        `json:"batch"`
+	Width   int        `json:"width"`
+	Factor  float32    `json:"factor"`
 	// Nice is the nice value every thread of the flood process runs at.
 	Nice int `json:"nice"`
 }
@@ -68,10 +68,9 @@ func floodChild() int {
 	defer cancel()
 	clients := make([]*client.Client, fc.Clients)
 	for i := range clients {
-		c, err := client.Connect(ctx, fc.Untrusted, client.WithSimulation(), client.WithHostCertificateFile(fc.HostCertPEM),
-			client.WithAttestedPort(fc.AttestedPort), client.WithToken(fc.Token), client.WithLogger(quietLog))
+		c, err := connect(ctx, fc.Server, client.WithToken(fc.Token))
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "blindfold-bench flood: connecting: %v\n", err)
+			fmt.Fprintf(os.Stderr, "blindfold-bench flood: %v\n", err)
 			return 1
 		}
 		defer c.Close()
@@ -145,18 +144,14 @@ func minThreadNice() (int, error) {
 	}
 	low := 20
 	for _, f := range stats {
-		b, err := os.ReadFile(f)
-		if err != nil {
+		fields, err := procStat(f)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue // the thread ended
 		}
-		// The command name (field 2) may hold spaces; fields count from
-		// after its closing parenthesis, which is field 3 (state).
-		i := strings.LastIndexByte(string(b), ')')
-		fields := strings.Fields(string(b[i+1:]))
-		if i < 0 || len(fields) < 17 {
-			return 0, fmt.Errorf("%s: unexpected format", f)
+		if err != nil {
+			return 0, err
 		}
-		n, err := strconv.Atoi(fields[16])
+		n, err := strconv.Atoi(fields[statNice])
 		if err != nil {
 			return 0, fmt.Errorf("%s: nice: %w", f, err)
 		}

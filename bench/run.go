@@ -213,14 +213,14 @@ func (r *runner) measureModel(ctx context.Context, m Model, model []byte) (Model
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // connect opens a simulation-mode client to the benchmark server.
-func connect(ctx context.Context, ready childReady) (*client.Client, error) {
+func connect(ctx context.Context, ready childReady, opts ...client.Option) (*client.Client, error) {
 	_, port, err := client.SplitAddr(ready.Attested)
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.Connect(ctx, ready.Untrusted, client.WithSimulation(),
+	c, err := client.Connect(ctx, ready.Untrusted, append([]client.Option{client.WithSimulation(),
 		client.WithHostCertificateFile(ready.HostCertPEM), client.WithAttestedPort(port),
-		client.WithMaxReceiveBytes(64<<20), client.WithLogger(quietLog))
+		client.WithMaxReceiveBytes(64 << 20), client.WithLogger(quietLog)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("bench: connecting to the benchmark server: %w", err)
 	}
@@ -395,16 +395,10 @@ func sampleCPU(serverPID int) cpuSample {
 		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if serverPID > 0 {
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", serverPID)); err == nil {
-			// Fields after the command name (which may hold spaces):
-			// utime and stime are the 12th and 13th.
-			if i := strings.LastIndexByte(string(b), ')'); i >= 0 {
-				if f := strings.Fields(string(b[i+1:])); len(f) > 12 {
-					u, _ := strconv.ParseInt(f[11], 10, 64)
-					k, _ := strconv.ParseInt(f[12], 10, 64)
-					s.server = time.Duration(u+k) * clockTick
-				}
-			}
+		if f, err := procStat(fmt.Sprintf("/proc/%d/stat", serverPID)); err == nil {
+			u, _ := strconv.ParseInt(f[statUTime], 10, 64)
+			k, _ := strconv.ParseInt(f[statSTime], 10, 64)
+			s.server = time.Duration(u+k) * clockTick
 		}
 	}
 	return s
@@ -430,4 +424,30 @@ func readFileOr(path, def string) string {
 		return def
 	}
 	return string(bytes.TrimSpace(b))
+}
+
+// Fields of /proc/PID/stat (and /proc/PID/task/TID/stat) as procStat
+// returns them, counted from the state (field 3 in proc(5)).
+const (
+	statUTime = 11 // utime, clock ticks
+	statSTime = 12 // stime, clock ticks
+	statNice  = 16 // nice
+)
+
+// procStat reads a stat file of /proc and returns its fields after the
+// command name (which may hold spaces and parentheses), from the state on.
+func procStat(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return nil, fmt.Errorf("%s: no command name", path)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) <= statNice {
+		return nil, fmt.Errorf("%s: %d fields", path, len(f))
+	}
+	return f, nil
 }

@@ -328,12 +328,7 @@ func runFairness(ctx context.Context, set Settings, d time.Duration, floodClient
 		if err != nil {
 			return nil, err
 		}
-		_, port, err := client.SplitAddr(srv.ready.Attested)
-		if err != nil {
-			return nil, err
-		}
-		return client.Connect(ctx, srv.ready.Untrusted, client.WithSimulation(), client.WithHostCertificateFile(srv.ready.HostCertPEM),
-			client.WithAttestedPort(port), client.WithToken(tok), client.WithLogger(quietLog))
+		return connect(ctx, srv.ready, client.WithToken(tok))
 	}
 	model, err := onnxgen.ScaledDeep(fairnessWidth, fairnessDepth, 3)
 	if err != nil {
@@ -380,12 +375,8 @@ func runFairness(ctx context.Context, set Settings, d time.Duration, floodClient
 			if err != nil {
 				return lat, srvRun, 0, 0, err
 			}
-			_, port, err := client.SplitAddr(srv.ready.Attested)
-			if err != nil {
-				return lat, srvRun, 0, 0, err
-			}
-			f, err = startFlood(ctx, floodConfig{Untrusted: srv.ready.Untrusted, AttestedPort: port, HostCertPEM: srv.ready.HostCertPEM,
-				Token: tok, ModelID: "m", Clients: floodClients, Batch: fairnessBatch, Width: fairnessWidth, Factor: 3, Nice: nice})
+			f, err = startFlood(ctx, floodConfig{Server: srv.ready, Token: tok, ModelID: "m", Clients: floodClients,
+				Batch: fairnessBatch, Width: fairnessWidth, Factor: 3, Nice: nice})
 			if err != nil {
 				return lat, srvRun, 0, 0, err
 			}
