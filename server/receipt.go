@@ -31,9 +31,10 @@ type replicaState struct {
 	// it gave one since), failErr why.
 	failed  time.Time
 	failErr error
-	// issuing lets one signed request at a time issue evidence to learn
-	// the id; the others wait for its answer.
-	issuing sync.Mutex
+	// issuing, a one-slot semaphore, lets one signed request at a time
+	// issue evidence to learn the id; the others wait for its answer, or
+	// for their own context to end.
+	issuing chan struct{}
 }
 
 // replicaRetry is how long a replica whose evidence could not give its id
@@ -108,8 +109,12 @@ func (s *Server) replicaID(ctx context.Context) ([]byte, string, error) {
 	if id, source, ok := s.replica.get(); ok {
 		return id, source, nil
 	}
-	s.replica.issuing.Lock()
-	defer s.replica.issuing.Unlock()
+	select {
+	case s.replica.issuing <- struct{}{}:
+		defer func() { <-s.replica.issuing }()
+	case <-ctx.Done():
+		return nil, "", status.FromContextError(ctx.Err()).Err()
+	}
 	if id, source, ok := s.replica.get(); ok { // learned while waiting
 		return id, source, nil
 	}

@@ -11,8 +11,10 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,5 +313,88 @@ func TestReceiptReplicaFailureRemembered(t *testing.T) {
 	// Unsigned runs need no receipt.
 	if _, _, _, err := b.run(ctx, "mlp", inputs, false); err != nil {
 		t.Fatalf("unsigned run: %v", err)
+	}
+}
+
+// blockingAttester, once armed, holds every Evidence call until release
+// is closed (or the call's context ends).
+type blockingAttester struct {
+	*attesttest.Attester
+	armed   *atomic.Bool
+	release chan struct{}
+}
+
+func (a blockingAttester) Evidence(ctx context.Context, reportData [64]byte) (*attest.Evidence, error) {
+	if !a.armed.Load() {
+		return a.Attester.Evidence(ctx, reportData)
+	}
+	select {
+	case <-a.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return a.Attester.Evidence(ctx, reportData)
+}
+
+// waitingForReplicaID counts the server's goroutines inside replicaID.
+func waitingForReplicaID() int {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "server.(*Server).replicaID(")
+}
+
+// A signed request waiting for another to learn the replica id gives up at
+// its own deadline instead of staying until the other's evidence comes.
+func TestReceiptReplicaWaitBoundedByDeadline(t *testing.T) {
+	now := time.Now()
+	pki, err := sgxtest.NewPKI(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := blockingAttester{attesttest.NewAttester(pki, now), new(atomic.Bool), make(chan struct{})}
+	defer func() {
+		select {
+		case <-att.release:
+		default:
+			close(att.release)
+		}
+	}()
+	ts := testserver.StartHardware(t, att) // ready: its first evidence passed
+	att.armed.Store(true)
+	b := connectLikeBlindAI(t, ts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	model := testserver.Model(t, "mlp.onnx")
+	if _, _, _, err := b.upload(ctx, model, "mlp", false); err != nil {
+		t.Fatal(err)
+	}
+	inputs := randomInputs(t, rand.New(rand.NewPCG(11, 12)), modelSpecs(t, ts.Runtime, model), 1)
+	first := make(chan error, 1)
+	go func() {
+		_, _, _, err := b.run(ctx, "mlp", inputs, true)
+		first <- err
+	}()
+	for waitingForReplicaID() == 0 { // the first request is issuing
+		if ctx.Err() != nil {
+			t.Fatal("the first signed request never asked for evidence")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancelShort()
+	if _, _, _, err := b.run(short, "mlp", inputs, true); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("signed run waiting for another's evidence: %v, want DeadlineExceeded", err)
+	}
+	// Its handler has given up too: only the first request is left inside.
+	deadline := time.Now().Add(5 * time.Second)
+	for waitingForReplicaID() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := waitingForReplicaID(); n != 1 {
+		t.Fatalf("%d requests inside replicaID once the second gave up, want 1 (the one issuing)", n)
+	}
+	close(att.release)
+	if err := <-first; err != nil {
+		t.Fatalf("the request that issued evidence: %v", err)
 	}
 }

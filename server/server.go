@@ -158,6 +158,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, rt: rt, att: att, frontends: opts.Frontends}
 	s.core = &Core{s: s}
+	s.replica.issuing = make(chan struct{}, 1)
 	if cfg.Simulation {
 		s.replica.initSimulation()
 	}
