@@ -283,7 +283,7 @@ func JoinAddr(ctx context.Context, addr string, att Attestor) (*Identity, error)
 	// bound to this connection's exporter, is.
 	c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, ServerName: identity.ServerName})
 	if err := c.HandshakeContext(ctx); err != nil {
-		return nil, &unreachableError{err}
+		return nil, err // something listens there: it answered
 	}
 	exp, err := exporter(c)
 	if err != nil {
@@ -333,14 +333,15 @@ func JoinAddr(ctx context.Context, addr string, att Attestor) (*Identity, error)
 }
 
 // ErrNoPeerAnswered is wrapped by Join's error when no peer answered a
-// join at all: none could be connected to, or none completed a TLS
-// handshake (a replica serves its peer port only once it holds the
-// identity). Unlike a refusal, or a peer that answered and then failed or
-// stalled, it says that no replica holding the identity could be found.
+// join at all: no peer address accepted a connection (a replica serves
+// its peer port only once it holds the identity). A connection accepted
+// and then failed, stalled or refused counts as an answer, even before
+// TLS: a replica whose peer port is busy (its connection limit reached)
+// must not make another replica start a second cluster.
 var ErrNoPeerAnswered = errors.New("no peer answered")
 
-// unreachableError is a join that failed before a peer answered: the
-// connection or the TLS handshake.
+// unreachableError is a join that failed before a peer answered: no
+// connection.
 type unreachableError struct{ err error }
 
 func (e *unreachableError) Error() string { return e.err.Error() }

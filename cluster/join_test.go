@@ -80,8 +80,9 @@ func TestJoinRefusedWithAnotherSecret(t *testing.T) {
 }
 
 // TestJoinNoPeerAnswered: Join says ErrNoPeerAnswered only when no peer
-// answered at all (nothing listening, or a listener that is not a peer),
-// which is what lets a join-or-bootstrap replica bootstrap.
+// answered at all (nothing listening), which is what lets a
+// join-or-bootstrap replica bootstrap; a listener that accepts and then
+// fails the handshake, or completes it and stalls, has answered.
 func TestJoinNoPeerAnswered(t *testing.T) {
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,7 +90,7 @@ func TestJoinNoPeerAnswered(t *testing.T) {
 	}
 	nobody := closed.Addr().String()
 	closed.Close()
-	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, then hangs up without TLS
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, then hangs up before TLS
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,9 +106,16 @@ func TestJoinNoPeerAnswered(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	_, err = Join(ctx, []string{nobody, silent.Addr().String()}, sim(t, "0123456789abcdef-secret"), nil)
+	_, err = Join(ctx, []string{nobody}, sim(t, "0123456789abcdef-secret"), nil)
 	if !errors.Is(err, ErrNoPeerAnswered) {
 		t.Fatalf("Join with no peer: %v; want ErrNoPeerAnswered", err)
+	}
+	// A peer port that accepts connections but fails the handshake (a
+	// replica at its connection limit looks like this) has answered.
+	ctxSilent, cancelSilent := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancelSilent()
+	if _, err := Join(ctxSilent, []string{nobody, silent.Addr().String()}, sim(t, "0123456789abcdef-secret"), nil); err == nil || errors.Is(err, ErrNoPeerAnswered) {
+		t.Fatalf("Join with a listener that hangs up before TLS: %v; want an error that is not ErrNoPeerAnswered", err)
 	}
 	// A peer that completes the TLS handshake and then stalls has
 	// answered: a slow peer must not make a join-or-bootstrap replica
