@@ -15,7 +15,6 @@ package collateral
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -94,7 +93,7 @@ func (b *Bundle) Add(p pccs.Platform, c *sgx.Collateral) error {
 	// CRLs are kept as PEM, whatever the encoding they came in: JSON text
 	// cannot hold DER, and the signature covers the DER only.
 	for _, s := range []*string{&cc.PCKCRL, &cc.RootCACRL} {
-		if crl, err := parseCRL(*s); err == nil {
+		if crl, err := sgx.ParseCRL(sgx.ItemPCKCRL, *s); err == nil {
 			*s = string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crl.Raw}))
 		}
 	}
@@ -401,7 +400,7 @@ func (b *Bundle) unverifiedWindow() (from, until time.Time, ok bool) {
 			}
 		}
 		for _, s := range []string{c.PCKCRL, c.RootCACRL} {
-			if crl, err := parseCRL(s); err == nil {
+			if crl, err := sgx.ParseCRL(sgx.ItemPCKCRL, s); err == nil {
 				add(crl.ThisUpdate, crl.NextUpdate)
 			}
 		}
@@ -477,19 +476,6 @@ func (b *Bundle) ForQuote(quote []byte, opts sgx.Options) (*sgx.Collateral, erro
 		return nil, err
 	}
 	return c, nil
-}
-
-// parseCRL decodes a CRL given as PEM, hex of DER, or DER, as the items
-// of sgx.Collateral may hold it.
-func parseCRL(s string) (*x509.RevocationList, error) {
-	t := strings.TrimSpace(s)
-	if block, _ := pem.Decode([]byte(t)); block != nil {
-		return x509.ParseRevocationList(block.Bytes)
-	}
-	if der, err := hex.DecodeString(t); err == nil {
-		return x509.ParseRevocationList(der)
-	}
-	return x509.ParseRevocationList([]byte(s))
 }
 
 // Evidence returns SGX or TDX evidence with its collateral replaced by the

@@ -147,12 +147,13 @@ func canonicalPEM(text []byte, block *pem.Block) bool {
 // pemSpace is the whitespace allowed around PEM blocks and hex strings.
 const pemSpace = " \t\r\n"
 
-// parseCRL decodes a CRL given as PEM (X509 CRL), DER, or hex of DER.
+// ParseCRL decodes a CRL given as PEM (X509 CRL), DER, or hex of DER, the
+// ways collateral carries it; errors are *Error naming item.
 //
 // Only the whitespace that PEM and JSON know (space, tab, CR, LF) may
 // surround it: collateral travels inside proofs, and a byte that changes
 // nothing the verifier checks should be refused, not ignored.
-func parseCRL(item Item, s string) (*x509.RevocationList, error) {
+func ParseCRL(item Item, s string) (*x509.RevocationList, error) {
 	var der []byte
 	t := strings.Trim(s, pemSpace)
 	switch {

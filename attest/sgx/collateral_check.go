@@ -102,7 +102,7 @@ func VerifyCollateral(c *Collateral, opts Options) (*CollateralCheck, error) {
 	pckCA := certs[0]
 	v.rootIssued = append(v.rootIssued, pckCA)
 
-	rootCRL, err := parseCRL(ItemRootCACRL, c.RootCACRL)
+	rootCRL, err := ParseCRL(ItemRootCACRL, c.RootCACRL)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func VerifyCollateral(c *Collateral, opts Options) (*CollateralCheck, error) {
 	if err := checkRevoked(ItemRootCACRL, rootCRL, v.rootIssued...); err != nil {
 		return nil, err
 	}
-	pckCRL, err := parseCRL(ItemPCKCRL, c.PCKCRL)
+	pckCRL, err := ParseCRL(ItemPCKCRL, c.PCKCRL)
 	if err != nil {
 		return nil, err
 	}

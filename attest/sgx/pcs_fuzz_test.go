@@ -18,7 +18,7 @@ func FuzzPCSBodies(f *testing.F) {
 			t.Fatal("QE identity without levels accepted")
 		}
 		_, _, _ = splitSignedJSON(ItemTCBInfo, string(b), "tcbInfo")
-		_, _ = parseCRL(ItemPCKCRL, string(b))
+		_, _ = ParseCRL(ItemPCKCRL, string(b))
 		_, _ = ParseCertChain(ItemCertificationData, b)
 	})
 }

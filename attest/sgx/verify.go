@@ -653,7 +653,7 @@ func (v *verifier) crls() error {
 		v.res.CRLsChecked = false
 	}
 	if v.c.RootCACRL != "" {
-		crl, err := parseCRL(ItemRootCACRL, v.c.RootCACRL)
+		crl, err := ParseCRL(ItemRootCACRL, v.c.RootCACRL)
 		if err != nil {
 			return err
 		}
@@ -683,7 +683,7 @@ func (v *verifier) crls() error {
 				return newErr(ItemPCKCRLIssuerChain, ErrMismatch, "issuer %q is not the PCK certificate's issuer in the quote", certs[0].Subject.CommonName)
 			}
 		}
-		crl, err := parseCRL(ItemPCKCRL, v.c.PCKCRL)
+		crl, err := ParseCRL(ItemPCKCRL, v.c.PCKCRL)
 		if err != nil {
 			return err
 		}

@@ -176,6 +176,18 @@ func TestSyntheticV5Refused(t *testing.T) {
 		{name: "no PCK CRL", col: func(c *sgx.Collateral) { c.PCKCRL = "" }, want: "PCK CRL is required"},
 		{name: "no root CRL", col: func(c *sgx.Collateral) { c.RootCACRL = "" }, want: "root CA CRL is required"},
 		{name: "no QE identity", col: func(c *sgx.Collateral) { c.QEIdentity = "" }, want: "QE identity is required"},
+		// Bytes no signature covers are refused, as for SGX.
+		{name: "text before the PCK CRL", col: func(c *sgx.Collateral) { c.PCKCRL = "note: " + crlPEM(t, c.PCKCRL, nil) }, want: "PCK CRL"},
+		{name: "text after the root CRL", col: func(c *sgx.Collateral) { c.RootCACRL = crlPEM(t, c.RootCACRL, nil) + "note" }, want: "data after the PEM block"},
+		{name: "PEM headers in the PCK CRL", col: func(c *sgx.Collateral) {
+			c.PCKCRL = crlPEM(t, c.PCKCRL, map[string]string{"Note": "x"})
+		}, want: "canonical PEM"},
+		{name: "TCB info response with another key", col: func(c *sgx.Collateral) {
+			c.TCBInfo = strings.Replace(c.TCBInfo, "{", `{"note":1,`, 1)
+		}, want: "3 keys"},
+		{name: "QE identity response with another key", col: func(c *sgx.Collateral) {
+			c.QEIdentity = strings.Replace(c.QEIdentity, "{", `{"note":1,`, 1)
+		}, want: "3 keys"},
 	} {
 		for _, bt := range []uint16{tdx.BodyTD10, tdx.BodyTD15} {
 			ev := buildCol(t, pki, v5(bt, tc.change), tc.col)
@@ -192,6 +204,17 @@ func TestSyntheticV5Refused(t *testing.T) {
 			}
 		}
 	}
+}
+
+// crlPEM re-encodes a CRL given as hex of DER (as tdxtest makes it) as
+// PEM with headers.
+func crlPEM(t *testing.T, hexDER string, headers map[string]string) string {
+	t.Helper()
+	der, err := hex.DecodeString(hexDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Headers: headers, Bytes: der}))
 }
 
 // otherCollateral is collateral of another PKI.

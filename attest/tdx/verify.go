@@ -278,19 +278,17 @@ func (v *Verifier) collateral(ctx context.Context, raw, enc []byte) (*sgx.Collat
 // it for TDX: the same message as for SGX.
 func EncodeCollateral(c *sgx.Collateral) ([]byte, error) { return sgx.EncodeCollateral(c) }
 
-// crlDER returns the DER of a CRL given as PEM, DER or hex of DER.
-func crlDER(s string) ([]byte, error) {
-	t := strings.TrimSpace(s)
-	if t == "" {
+// crlDER returns the DER of a CRL given as PEM, DER or hex of DER, held to
+// sgx.ParseCRL's strict reading.
+func crlDER(item sgx.Item, s string) ([]byte, error) {
+	if strings.Trim(s, " \t\r\n") == "" {
 		return nil, errors.New("empty")
 	}
-	if b, _ := pem.Decode([]byte(t)); b != nil {
-		return b.Bytes, nil
+	crl, err := sgx.ParseCRL(item, s)
+	if err != nil {
+		return nil, err
 	}
-	if b, err := hex.DecodeString(t); err == nil {
-		return b, nil
-	}
-	return []byte(s), nil
+	return crl.Raw, nil
 }
 
 // pcsResponse splits a PCS response {"<key>": body, "signature": hex} into
@@ -303,6 +301,9 @@ func pcsResponse(text, key string) (json.RawMessage, json.RawMessage, error) {
 	body, sig := m[key], m["signature"]
 	if len(body) == 0 || len(sig) == 0 {
 		return nil, nil, fmt.Errorf("%w: %s response without %s or signature", ErrCollateral, key, key)
+	}
+	if len(m) != 2 { // as for SGX: nothing unsigned beside the two
+		return nil, nil, fmt.Errorf("%w: %s response has %d keys, want exactly %q and \"signature\"", ErrCollateral, key, len(m), key)
 	}
 	return body, sig, nil
 }
@@ -444,11 +445,11 @@ func verifyQuote(q *pb.QuoteV4, c *sgx.Collateral, now time.Time, testRoot *x509
 	if c == nil || c.TCBInfo == "" || c.QEIdentity == "" || c.TCBInfoIssuerChain == "" || c.QEIdentityIssuerChain == "" {
 		return nil, fmt.Errorf("%w: TCB info, QE identity and their issuer chains are required", ErrCollateral)
 	}
-	pckCRL, err := crlDER(c.PCKCRL)
+	pckCRL, err := crlDER(sgx.ItemPCKCRL, c.PCKCRL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: PCK CRL is required: %v", ErrCollateral, err)
 	}
-	rootCRL, err := crlDER(c.RootCACRL)
+	rootCRL, err := crlDER(sgx.ItemRootCACRL, c.RootCACRL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: root CA CRL is required: %v", ErrCollateral, err)
 	}

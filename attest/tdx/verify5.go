@@ -523,7 +523,7 @@ func (v *verifierV5) qeIdentity() error {
 }
 
 func parseCRL(item, text string) (*x509.RevocationList, error) {
-	der, err := crlDER(text)
+	der, err := crlDER(sgx.Item(item), text)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCollateral, item, err)
 	}

@@ -1,12 +1,8 @@
 package webverify
 
 import (
-	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -28,20 +24,4 @@ func signedDates(key, text string) (issued, next time.Time, err error) {
 		return issued, next, fmt.Errorf("the collateral's %s has no issueDate or nextUpdate", key)
 	}
 	return body.IssueDate, body.NextUpdate, nil
-}
-
-// parseCRL decodes a CRL as the collateral carries it: PEM, DER, or hex of
-// DER.
-func parseCRL(s string) (*x509.RevocationList, error) {
-	der := []byte(s)
-	if b, _ := pem.Decode(der); b != nil {
-		der = b.Bytes
-	} else if h, err := hex.DecodeString(strings.TrimSpace(s)); err == nil {
-		der = h
-	}
-	l, err := x509.ParseRevocationList(der)
-	if err != nil {
-		return nil, fmt.Errorf("a CRL of the collateral does not decode: %w", err)
-	}
-	return l, nil
 }

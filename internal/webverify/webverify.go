@@ -805,9 +805,9 @@ func CollateralWindow(proofFile []byte) (from, until time.Time, err error) {
 		if crl == "" {
 			continue
 		}
-		l, err := parseCRL(crl)
+		l, err := sgx.ParseCRL(sgx.ItemPCKCRL, crl)
 		if err != nil {
-			return from, until, err
+			return from, until, fmt.Errorf("a CRL of the collateral does not decode: %w", err)
 		}
 		issued, next = append(issued, l.ThisUpdate), append(next, l.NextUpdate)
 	}
