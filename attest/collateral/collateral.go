@@ -24,6 +24,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/blindfold-ai/blindfold/attest"
@@ -42,6 +43,10 @@ const Version = 1
 // MaxBundleBytes bounds a bundle: each platform's collateral is a few tens
 // of KiB.
 const MaxBundleBytes = 16 << 20
+
+// MaxSourceBytes is the longest source (where the collateral came from)
+// a bundle may name.
+const MaxSourceBytes = 512
 
 // MaxPlatforms bounds the number of platforms of a bundle.
 const MaxPlatforms = 256
@@ -212,6 +217,12 @@ func Parse(data []byte) (*Bundle, error) {
 	}
 	if len(f.Platforms) > MaxPlatforms {
 		return nil, fmt.Errorf("collateral bundle: %d platforms, more than %d", len(f.Platforms), MaxPlatforms)
+	}
+	// The source is only shown to people: plain printable text of a
+	// bounded length, so that a bundle cannot write control sequences to
+	// the terminal that prints it.
+	if len(f.Source) > MaxSourceBytes || strings.IndexFunc(f.Source, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return nil, fmt.Errorf("collateral bundle: source is not printable text of at most %d bytes", MaxSourceBytes)
 	}
 	b := &Bundle{Source: f.Source}
 	for _, t := range []struct {

@@ -303,6 +303,8 @@ func TestParseRefuses(t *testing.T) {
 		{"trailing data", good + "{}", "after the JSON object"},
 		{"bad time", strings.Replace(good, `"fetched_at": "2025-07-01T00:00:00Z"`, `"fetched_at": "yesterday"`, 1), "fetched_at"},
 		{"too large", good + strings.Repeat(" ", collateral.MaxBundleBytes), "more than"},
+		{"control characters in the source", strings.Replace(good, `"source": "test vectors"`, `"source": "\u001b]0;owned\u0007"`, 1), "source is not printable"},
+		{"source too long", strings.Replace(good, `"source": "test vectors"`, `"source": "`+strings.Repeat("a", collateral.MaxSourceBytes+1)+`"`, 1), "source is not printable"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,9 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
 )
 
 // infoFlags are the flags of "blindfold info".
@@ -44,7 +47,7 @@ func runInfo(e *env, f *infoFlags, addr string) error {
 	w := e.stdout
 	fmt.Fprintf(w, "untrusted port:        %s\n", c.UntrustedAddr())
 	fmt.Fprintf(w, "attested port:         %s\n", c.AttestedAddr())
-	fmt.Fprintf(w, "protocol version:      %s\n", info.ProtocolVersion)
+	fmt.Fprintf(w, "protocol version:      %s\n", shown(info.ProtocolVersion))
 	fmt.Fprintf(w, "server version:        %s\n", orUnknown(info.ServerVersion))
 	fmt.Fprintf(w, "evidence type:         %s\n", orUnknown(info.EvidenceType))
 	fmt.Fprintf(w, "simulation:            %t\n", c.Simulation())
@@ -53,7 +56,11 @@ func runInfo(e *env, f *infoFlags, addr string) error {
 		if info.ReplicaSource == "simulation" {
 			note = " (random, made at start: proves nothing)"
 		}
-		fmt.Fprintf(w, "replica:               %s:%s%s\n", info.ReplicaSource, hex.EncodeToString(info.ReplicaID), note)
+		id := info.ReplicaID
+		if len(id) > maxShown {
+			id = id[:maxShown]
+		}
+		fmt.Fprintf(w, "replica:               %s:%s%s\n", shown(info.ReplicaSource), hex.EncodeToString(id), note)
 	}
 	fmt.Fprintf(w, "host certificate:      %s\n", c.HostCertificateFingerprint())
 	fmt.Fprintf(w, "attested certificate:  %s\n", c.AttestedCertificateFingerprint())
@@ -65,5 +72,21 @@ func orUnknown(s string) string {
 	if s == "" {
 		return "(not reported)"
 	}
-	return s
+	return shown(s)
+}
+
+// maxShown is the most bytes of a server's text that info prints as is.
+const maxShown = 128
+
+// shown returns text the untrusted port reported as it is when it is
+// short printable text, else quoted with Go escapes (and cut): a host
+// must not write control sequences to the terminal of whoever runs info.
+func shown(s string) string {
+	if len(s) <= maxShown && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	if len(s) > maxShown {
+		return strconv.Quote(s[:maxShown]) + "…"
+	}
+	return strconv.Quote(s)
 }
