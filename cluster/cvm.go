@@ -80,7 +80,7 @@ func NewCVM(ctx context.Context, o CVMOptions) (*CVM, error) {
 	if err != nil {
 		return nil, err
 	}
-	claims, err := c.verify(p, rd)
+	claims, err := c.verify(ctx, p, rd)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: this replica's own evidence does not satisfy the cluster policy: %w", err)
 	}
@@ -102,14 +102,14 @@ func (c *CVM) Prove(ctx context.Context, rd [64]byte) (*Proof, error) {
 	return &Proof{Type: ProofCVM, Evidence: ev, PolicyHash: c.policyHash[:]}, nil
 }
 
-func (c *CVM) verify(p *Proof, rd [64]byte) (*attest.Claims, error) {
+func (c *CVM) verify(ctx context.Context, p *Proof, rd [64]byte) (*attest.Claims, error) {
 	if p == nil || p.Type != ProofCVM || p.Evidence == nil {
 		return nil, fmt.Errorf("%w: it sent no confidential-VM evidence", ErrRefused)
 	}
 	if p.Evidence.Type != c.typ {
 		return nil, fmt.Errorf("%w: it runs on %s, this replica on %s: a cluster is one platform", ErrRefused, p.Evidence.Type, c.typ)
 	}
-	claims, err := c.reg.VerifyReportData(context.Background(), p.Evidence, rd)
+	claims, err := c.reg.VerifyReportData(ctx, p.Evidence, rd)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
@@ -117,8 +117,8 @@ func (c *CVM) verify(p *Proof, rd [64]byte) (*attest.Claims, error) {
 }
 
 // Check verifies a peer's proof (see CVM).
-func (c *CVM) Check(p *Proof, rd [64]byte) error {
-	claims, err := c.verify(p, rd)
+func (c *CVM) Check(ctx context.Context, p *Proof, rd [64]byte) error {
+	claims, err := c.verify(ctx, p, rd)
 	if err != nil {
 		return err
 	}

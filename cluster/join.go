@@ -225,7 +225,7 @@ func (p *Peer) handle(raw net.Conn) {
 		refuse("bad ephemeral key", err)
 		return
 	}
-	if err := p.att.Check(h.Proof, reportData("joiner", exp, h.Ephemeral)); err != nil {
+	if err := p.att.Check(ctx, h.Proof, reportData("joiner", exp, h.Ephemeral)); err != nil {
 		refuse(err.Error(), nil)
 		return
 	}
@@ -308,7 +308,7 @@ func JoinAddr(ctx context.Context, addr string, att Attestor) (*Identity, error)
 	if w.Refused != "" {
 		return nil, fmt.Errorf("%w: the peer refused this replica: %s", ErrRefused, w.Refused)
 	}
-	if err := att.Check(w.Proof, reportData("peer", exp, pub, w.Ephemeral)); err != nil {
+	if err := att.Check(ctx, w.Proof, reportData("peer", exp, pub, w.Ephemeral)); err != nil {
 		return nil, fmt.Errorf("the peer at %s: %w", addr, err)
 	}
 	peerPub, err := ecdh.X25519().NewPublicKey(w.Ephemeral)

@@ -165,7 +165,7 @@ func TestJoinNoPeerAnswered(t *testing.T) {
 // another secret: the joiner must not take its keys.
 type impostor struct{ Attestor }
 
-func (i impostor) Check(*Proof, [64]byte) error { return nil } // lets anyone join
+func (i impostor) Check(context.Context, *Proof, [64]byte) error { return nil } // lets anyone join
 
 func TestJoinerRefusesAnImpostorPeer(t *testing.T) {
 	id, err := NewIdentity()

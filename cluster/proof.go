@@ -50,8 +50,10 @@ type Attestor interface {
 	// Prove returns a proof over reportData.
 	Prove(ctx context.Context, reportData [64]byte) (*Proof, error)
 	// Check returns nil only if p proves reportData and satisfies the
-	// cluster policy; its errors wrap ErrRefused.
-	Check(p *Proof, reportData [64]byte) error
+	// cluster policy; its errors wrap ErrRefused. What it fetches to
+	// verify a peer's evidence (collateral, certificates) ends with ctx,
+	// the join's deadline.
+	Check(ctx context.Context, p *Proof, reportData [64]byte) error
 }
 
 // MinSecretBytes is the shortest join secret accepted.
@@ -86,7 +88,7 @@ func (s *Simulation) Prove(_ context.Context, rd [64]byte) (*Proof, error) {
 }
 
 // Check checks the HMAC.
-func (s *Simulation) Check(p *Proof, rd [64]byte) error {
+func (s *Simulation) Check(_ context.Context, p *Proof, rd [64]byte) error {
 	if p == nil || p.Type != ProofSimulation {
 		return fmt.Errorf("%w: it sent no simulation proof (a simulation replica joins only simulation replicas)", ErrRefused)
 	}
@@ -153,7 +155,7 @@ func NewSGX(ctx context.Context, o SGXOptions) (*SGX, error) {
 	if s.verifier, err = sgx.NewVerifier(pol, sgx.Options{Now: o.Now, TestRoot: o.TestRoot}); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	res, err := s.verify(p, rd)
+	res, err := s.verify(ctx, p, rd)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: this replica's own evidence does not satisfy the cluster policy: %w", err)
 	}
@@ -173,11 +175,11 @@ func (s *SGX) Prove(ctx context.Context, rd [64]byte) (*Proof, error) {
 	return &Proof{Type: ProofSGX, Evidence: ev, PolicyHash: s.policyHash[:]}, nil
 }
 
-func (s *SGX) verify(p *Proof, rd [64]byte) (*sgx.Result, error) {
+func (s *SGX) verify(ctx context.Context, p *Proof, rd [64]byte) (*sgx.Result, error) {
 	if p == nil || p.Type != ProofSGX || p.Evidence == nil || p.Evidence.Type != attest.TypeSGXDCAP {
 		return nil, fmt.Errorf("%w: it sent no SGX evidence", ErrRefused)
 	}
-	claims, err := s.verifier.Verify(context.Background(), p.Evidence)
+	claims, err := s.verifier.Verify(ctx, p.Evidence)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
@@ -192,8 +194,8 @@ func (s *SGX) verify(p *Proof, rd [64]byte) (*sgx.Result, error) {
 }
 
 // Check verifies a peer's SGX proof (see SGX).
-func (s *SGX) Check(p *Proof, rd [64]byte) error {
-	res, err := s.verify(p, rd)
+func (s *SGX) Check(ctx context.Context, p *Proof, rd [64]byte) error {
+	res, err := s.verify(ctx, p, rd)
 	if err != nil {
 		return err
 	}

@@ -99,20 +99,20 @@ func TestSGXAttestorJoinRules(t *testing.T) {
 	// A simulation proof never passes an SGX check, nor the reverse.
 	simA := sim(t, "0123456789abcdef-secret")
 	p, _ := simA.Prove(context.Background(), [64]byte{})
-	if err := peerAtt.Check(p, [64]byte{}); !errors.Is(err, ErrRefused) {
+	if err := peerAtt.Check(context.Background(), p, [64]byte{}); !errors.Is(err, ErrRefused) {
 		t.Fatalf("a simulation proof against SGX: %v", err)
 	}
 	sp, err := peerAtt.Prove(context.Background(), [64]byte{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := simA.Check(sp, [64]byte{}); !errors.Is(err, ErrRefused) {
+	if err := simA.Check(context.Background(), sp, [64]byte{}); !errors.Is(err, ErrRefused) {
 		t.Fatalf("an SGX proof against simulation: %v", err)
 	}
 	// Evidence made for another connection does not pass.
 	var rd [64]byte
 	rd[0] = 1
-	if err := peerAtt.Check(sp, rd); !errors.Is(err, ErrRefused) {
+	if err := peerAtt.Check(context.Background(), sp, rd); !errors.Is(err, ErrRefused) {
 		t.Fatalf("evidence over other report data: %v", err)
 	}
 }
