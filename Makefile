@@ -56,9 +56,10 @@ sgx:
 	deploy/gramine/sgx.sh
 
 ## verify-page: the browser verifier: docs/verify/blindfold-verify.wasm and Go's wasm_exec.js next to the page (serve docs/verify over HTTP; see docs/verify.md)
-WASM_EXEC := $(firstword $(wildcard $(shell $(GO) env GOROOT)/lib/wasm/wasm_exec.js $(shell $(GO) env GOROOT)/misc/wasm/wasm_exec.js))
+WASM_EXEC = $(firstword $(wildcard $(shell $(GO) env GOROOT)/lib/wasm/wasm_exec.js $(shell $(GO) env GOROOT)/misc/wasm/wasm_exec.js))
 verify-page:
 	GOOS=js GOARCH=wasm $(GO) build $(BUILDFLAGS) -ldflags "-s -w -buildid=" -o docs/verify/blindfold-verify.wasm ./cmd/blindfold-verify-wasm
+	@test -n "$(WASM_EXEC)" || { echo "wasm_exec.js not found under $$($(GO) env GOROOT)"; exit 1; }
 	cp $(WASM_EXEC) docs/verify/wasm_exec.js
 
 clean:

@@ -115,10 +115,10 @@ import (
 	"github.com/blindfold-ai/blindfold/policy"
 )
 
-// maxProofFile bounds the size of a proof file that ReadFile accepts. A
+// MaxFileBytes bounds the size of a proof file that ReadFile accepts. A
 // proof holds the outputs of one run; the protocol's replies are at most
 // 8 MiB, and evidence adds a few tens of KiB.
-const maxProofFile = 64 << 20
+const MaxFileBytes = 64 << 20
 
 // ModelHash returns the SHA-256 of the model bytes, as a send payload's
 // model_hash.
@@ -299,12 +299,12 @@ func ReadFile(path string) (*prooffiles.ResponseProof, error) {
 	}
 	defer f.Close()
 	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(f, maxProofFile+1))
+	n, err := buf.ReadFrom(io.LimitReader(f, MaxFileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("proof: reading %s: %w", path, err)
 	}
-	if n > maxProofFile {
-		return nil, fmt.Errorf("proof: %s is larger than %d bytes; not a proof file", path, maxProofFile)
+	if n > MaxFileBytes {
+		return nil, fmt.Errorf("proof: %s is larger than %d bytes; not a proof file", path, MaxFileBytes)
 	}
 	p, err := Unmarshal(buf.Bytes())
 	if err != nil {

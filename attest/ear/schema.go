@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -185,7 +186,7 @@ func checkAppraisal(a map[string]any) error {
 		}
 		worst := StatusNone
 		for k := range tv {
-			if !containsString(vectorKeys, k) {
+			if !slices.Contains(vectorKeys, k) {
 				return invalidf("%s has the unknown claim %q", keyVector, k)
 			}
 			if err := integer(tv, k, -128, 127, true); err != nil {
@@ -238,15 +239,6 @@ func checkAppraisal(a map[string]any) error {
 // to nest it in another.
 func detail(err error) string {
 	return strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")
-}
-
-func containsString(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // str returns the string member k of m ("" when absent and not required).

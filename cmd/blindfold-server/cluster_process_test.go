@@ -314,9 +314,11 @@ func TestClusterBehindLoadBalancer(t *testing.T) {
 	args := []string{"--simulation", "--state-dir", t.TempDir(), "--untrusted-addr", "127.0.0.1:0", "--attested-addr", "127.0.0.1:0",
 		"--cluster", "join", "--cluster-peers", peerAddr(t, r0) + "," + peerAddr(t, r2), "--cluster-join-timeout", "3s",
 		"--cluster-models-dir", shared, "--cluster-secret-file", bad, "--cluster-addr", "127.0.0.1:0", "--host-cert", hostCert, "--host-key", hostKey}
-	out, err := exec.Command(bin, args...).CombinedOutput()
+	refusedCtx, cancelRefused := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelRefused()
+	out, err := exec.CommandContext(refusedCtx, bin, args...).CombinedOutput()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
+	if !errors.As(err, &ee) || refusedCtx.Err() != nil {
 		t.Fatalf("the replica with another secret: %v, want a failed exit\n%s", err, out)
 	}
 	if strings.Contains(string(out), "msg=serving") || !strings.Contains(string(out), "could not join") {
@@ -488,11 +490,14 @@ func TestClusterJoinOrBootstrap(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("another-join-secret-0123456789"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"--simulation", "--state-dir", t.TempDir(), "--untrusted-addr", "127.0.0.1:0", "--attested-addr", "127.0.0.1:0"},
+	// Bounded: a regression that lets it serve would otherwise hang here.
+	refusedCtx, cancelRefused := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelRefused()
+	cmd := exec.CommandContext(refusedCtx, bin, append([]string{"--simulation", "--state-dir", t.TempDir(), "--untrusted-addr", "127.0.0.1:0", "--attested-addr", "127.0.0.1:0"},
 		args(peerAddr(t, r0), bad)...)...)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || strings.Contains(string(out), "msg=serving") || strings.Contains(string(out), "bootstrapped") {
+	if !errors.As(err, &ee) || refusedCtx.Err() != nil || strings.Contains(string(out), "msg=serving") || strings.Contains(string(out), "bootstrapped") {
 		t.Fatalf("a refused join-or-bootstrap replica: %v, want a failed exit without serving or bootstrapping:\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "a peer answered, so it does not bootstrap") {

@@ -53,7 +53,7 @@ Exits 2 if the collateral cannot be fetched or does not verify.`,
 		minArgs: 0, maxArgs: 0,
 		setup: func(fs *flag.FlagSet) func(*env, []string) error {
 			pccsURL := fs.String("pccs-url", "", "base `URL` of the PCCS (https://pccs:8081) or Intel's PCS (https://api.trustedservices.intel.com)")
-			var sgxFMSPCs, tdxFMSPCs listFlag
+			var sgxFMSPCs, tdxFMSPCs stringsFlag
 			fs.Var(&sgxFMSPCs, "fmspc", "a platform's FMSPC (`HEX`, 12 digits, or HEX:CA); repeat for several")
 			fs.Var(&tdxFMSPCs, "tdx-fmspc", "a TDX platform's FMSPC (`HEX` or HEX:CA); repeat for several")
 			ca := fs.String("ca", pccs.CAProcessor, "the PCK certificate's CA `TYPE` for --fmspc values without one: processor or platform")
@@ -170,16 +170,6 @@ Exits 2 if the collateral cannot be fetched or does not verify.`,
 			}
 		},
 	}
-}
-
-// listFlag collects the values of a repeated flag.
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-
-func (l *listFlag) Set(v string) error {
-	*l = append(*l, v)
-	return nil
 }
 
 // writeBundle verifies a bundle as a verifier will (every platform, the

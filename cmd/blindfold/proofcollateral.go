@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -29,14 +28,7 @@ const maxCollateralFile = 4 << 20
 // shape (bodies and signatures apart, recognised by "tcb_info_signature").
 // Nothing in it is trusted: the verifier checks every signature.
 func readCollateralFile(path string) (*sgx.Collateral, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, withCode(exitIO, fmt.Errorf("--collateral: %w", err))
-	}
-	if st.Size() > maxCollateralFile {
-		return nil, withCode(exitIO, fmt.Errorf("--collateral %s: %d bytes, more than collateral can be (%d)", path, st.Size(), maxCollateralFile))
-	}
-	b, err := os.ReadFile(path)
+	b, err := readSmallFile(path, maxCollateralFile)
 	if err != nil {
 		return nil, withCode(exitIO, fmt.Errorf("--collateral: %w", err))
 	}

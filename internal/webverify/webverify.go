@@ -42,8 +42,8 @@ import (
 
 // Size limits of the inputs, checked before anything is decoded.
 const (
-	// MaxProofBytes is the largest proof file accepted (as proof.ReadFile).
-	MaxProofBytes = 64 << 20
+	// MaxProofBytes is the largest proof file accepted: proof.ReadFile's.
+	MaxProofBytes = proof.MaxFileBytes
 	// MaxPolicyBytes is the largest policy file accepted.
 	MaxPolicyBytes = 1 << 20
 )
