@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/pem"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -14,16 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blindfold-ai/blindfold/api/untrusted"
-	"github.com/blindfold-ai/blindfold/attest"
-	"github.com/blindfold-ai/blindfold/attest/attesttest"
 	"github.com/blindfold-ai/blindfold/attest/collateral"
 	"github.com/blindfold-ai/blindfold/attest/pccs"
 	"github.com/blindfold-ai/blindfold/attest/pccs/pccstest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
 	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
-	"github.com/blindfold-ai/blindfold/identity"
-	"github.com/blindfold-ai/blindfold/proof"
 )
 
 // twoPlatformPCCS serves Intel's real collateral of two platforms, as one
@@ -177,41 +171,10 @@ func TestCollateralBundleCLI(t *testing.T) {
 // without the quote's platform.
 func TestProofVerifyCollateralBundle(t *testing.T) {
 	dir := t.TempDir()
-	issued := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	h := hardwareProof(t, dir)
+	issued, pki, ev, simPath, proofPath, root, pol := h.issued, h.pki, h.ev, h.simPath, h.proofPath, h.root, h.policy
+	write := func(name string, data []byte) string { return writeFile(t, dir, name, data) }
 	later := issued.AddDate(0, 0, 20)
-	pki, err := sgxtest.NewPKI(issued)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := identity.NewAttested()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := sgxtest.NewBuilder(pki, issued)
-	b.ReportBody.ReportData = attest.ReportData(id.DER, nil)
-	ev, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sim, err := proof.ReadFile(writeProof(t, dir, id, "m1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload := sim.GetPayload()
-	pf := proof.New(&untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: sgx.CollateralToProto(ev.Collateral), EnclaveHeldData: id.DER}, payload, id.Sign(payload))
-	proofPath := filepath.Join(dir, "hw.proof")
-	if err := proof.WriteFile(proofPath, pf); err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	root := write("root.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pki.Root.Raw}))
-	pol := write("policy.toml", []byte(attesttest.PolicyTOML(attesttest.MREnclave())+"accepted_tcb_statuses = [\"UpToDate\"]\n"))
 	bundleFile := func(name string, fmspc [6]byte, revoke bool) string {
 		nb := sgxtest.NewBuilder(pki, later)
 		if revoke {
@@ -231,9 +194,9 @@ func TestProofVerifyCollateralBundle(t *testing.T) {
 		}
 		return write(name, data)
 	}
-	other := b.FMSPC
+	other := h.fmspc
 	other[0] ^= 0xff
-	fresh, revoked, elsewhere := bundleFile("fresh.json", b.FMSPC, false), bundleFile("revoked.json", b.FMSPC, true), bundleFile("other.json", other, false)
+	fresh, revoked, elsewhere := bundleFile("fresh.json", h.fmspc, false), bundleFile("revoked.json", h.fmspc, true), bundleFile("other.json", other, false)
 	// The reissued collateral's earliest nextUpdate: the PCK CRL's, 29
 	// days after it is issued (sgxtest.NewBuilder).
 	expired := later.AddDate(0, 0, 29).Add(time.Second).Format(time.RFC3339)
@@ -263,7 +226,6 @@ func TestProofVerifyCollateralBundle(t *testing.T) {
 			}
 		})
 	}
-	simPath := writeProof(t, dir, id, "m1")
 	if code, _, errOut := runCLI(t, "proof", "verify", simPath, "--allow-simulation", "--collateral-bundle", fresh); code != exitUsage || !strings.Contains(errOut, "simulation proof") {
 		t.Fatalf("simulation proof with --collateral-bundle: exit %d, stderr %q", code, errOut)
 	}

@@ -13,13 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blindfold-ai/blindfold/api/untrusted"
-	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/attesttest"
 	"github.com/blindfold-ai/blindfold/attest/ear"
-	"github.com/blindfold-ai/blindfold/attest/sgx"
-	"github.com/blindfold-ai/blindfold/attest/sgx/sgxtest"
-	"github.com/blindfold-ai/blindfold/identity"
 	"github.com/blindfold-ai/blindfold/proof"
 )
 
@@ -83,41 +78,9 @@ func parseEAR(t *testing.T, out string, pub *ecdsa.PublicKey) *ear.Result {
 // command fails); signed with --ear-key it verifies with the public key.
 func TestProofVerifyEAR(t *testing.T) {
 	dir := t.TempDir()
-	issued := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	pki, err := sgxtest.NewPKI(issued)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := identity.NewAttested()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := sgxtest.NewBuilder(pki, issued)
-	b.ReportBody.ReportData = attest.ReportData(id.DER, nil)
-	ev, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	simPath := writeProof(t, dir, id, "m1", []byte("input"))
-	sim, err := proof.ReadFile(simPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload := sim.GetPayload()
-	pf := proof.New(&untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: sgx.CollateralToProto(ev.Collateral), EnclaveHeldData: id.DER}, payload, id.Sign(payload))
-	proofPath := filepath.Join(dir, "hw.proof")
-	if err := proof.WriteFile(proofPath, pf); err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	root := write("root.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pki.Root.Raw}))
-	pol := write("policy.toml", []byte(attesttest.PolicyTOML(attesttest.MREnclave())+"accepted_tcb_statuses = [\"UpToDate\"]\n"))
+	h := hardwareProof(t, dir, []byte("input"))
+	issued, ev, simPath, proofPath, root, pol := h.issued, h.ev, h.simPath, h.proofPath, h.root, h.policy
+	write := func(name string, data []byte) string { return writeFile(t, dir, name, data) }
 	otherMR := attesttest.MREnclave()
 	otherMR[3] ^= 1
 	wrong := write("wrong.toml", []byte(attesttest.PolicyTOML(otherMR)+"accepted_tcb_statuses = [\"UpToDate\"]\n"))

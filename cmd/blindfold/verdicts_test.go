@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/pem"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -12,8 +11,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/blindfold-ai/blindfold/api/prooffiles"
-	"github.com/blindfold-ai/blindfold/api/untrusted"
-	"github.com/blindfold-ai/blindfold/attest"
 	"github.com/blindfold-ai/blindfold/attest/attesttest"
 	"github.com/blindfold-ai/blindfold/attest/pccs/pccstest"
 	"github.com/blindfold-ai/blindfold/attest/sgx"
@@ -104,41 +101,10 @@ func TestPolicyShowVerdicts(t *testing.T) {
 // proof's PCK certificate refuses the proof.
 func TestProofVerifyCollateral(t *testing.T) {
 	dir := t.TempDir()
-	issued := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	h := hardwareProof(t, dir)
+	issued, pki, ev, simPath, proofPath, root, pol := h.issued, h.pki, h.ev, h.simPath, h.proofPath, h.root, h.policy
+	write := func(name string, data []byte) string { return writeFile(t, dir, name, data) }
 	later := issued.AddDate(0, 0, 20)
-	pki, err := sgxtest.NewPKI(issued)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := identity.NewAttested()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := sgxtest.NewBuilder(pki, issued)
-	b.ReportBody.ReportData = attest.ReportData(id.DER, nil)
-	ev, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sim, err := proof.ReadFile(writeProof(t, dir, id, "m1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload := sim.GetPayload()
-	pf := proof.New(&untrusted.GetSgxQuoteWithCollateralReply{Quote: ev.Quote, Collateral: sgx.CollateralToProto(ev.Collateral), EnclaveHeldData: id.DER}, payload, id.Sign(payload))
-	proofPath := filepath.Join(dir, "hw.proof")
-	if err := proof.WriteFile(proofPath, pf); err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	root := write("root.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pki.Root.Raw}))
-	pol := write("policy.toml", []byte(attesttest.PolicyTOML(attesttest.MREnclave())+"accepted_tcb_statuses = [\"UpToDate\"]\n"))
 	reissue := func(revoke bool) *sgx.Collateral {
 		nb := sgxtest.NewBuilder(pki, later)
 		if revoke {
@@ -158,7 +124,7 @@ func TestProofVerifyCollateral(t *testing.T) {
 		return write(name, b)
 	}
 	fresh, revoked := asJSON("fresh.json", reissue(false)), asJSON("revoked.json", reissue(true))
-	pccs := pccstest.New(t, reissue(true), b.FMSPC, "processor")
+	pccs := pccstest.New(t, reissue(true), h.fmspc, "processor")
 	at := later.Format(time.RFC3339)
 	base := []string{"proof", "verify", proofPath, "--policy", pol, "--insecure-test-root-ca", root, "--at", at}
 	tests := []struct {
@@ -194,7 +160,6 @@ func TestProofVerifyCollateral(t *testing.T) {
 		t.Fatalf("dcap-qvl shape: exit %d, stderr %q", code, errOut)
 	}
 	// A simulation proof has no evidence to check against collateral.
-	simPath := writeProof(t, dir, id, "m1")
 	if code, _, errOut := runCLI(t, "proof", "verify", simPath, "--allow-simulation", "--collateral", fresh); code != exitUsage || !strings.Contains(errOut, "simulation proof") {
 		t.Fatalf("simulation proof with --collateral: exit %d, stderr %q", code, errOut)
 	}
